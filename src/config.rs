@@ -1,0 +1,460 @@
+//! The launcher's own TOML configuration.
+//!
+//! Every key is optional: the embedded defaults (gunicorn from PATH, bound to
+//! `0.0.0.0:8001`) are a complete configuration. A bad file is refused
+//! whole, before anything starts, with the file, line, column and key, and a
+//! suggestion for a misspelt key, because a launcher that half-reads its
+//! config and starts anyway is the kind of silent drift it exists to end.
+
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// What to do when the post-start verification fails.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Stop gunicorn and exit 69 (the default: a service that is not
+    /// reachable should fail loudly, not look healthy).
+    #[default]
+    Fail,
+    /// Keep gunicorn running, say so in the log and in systemd's STATUS.
+    Warn,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    gunicorn: GunicornSection,
+    #[serde(default)]
+    bind: BindSection,
+    #[serde(default)]
+    supervise: SuperviseSection,
+    #[serde(default)]
+    verify: VerifySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GunicornSection {
+    command: Option<Command>,
+    app: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+/// `command = "/opt/app/venv/bin/gunicorn"` (one program, never split) or
+/// `command = ["python3", "-m", "gunicorn"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Command {
+    Program(String),
+    Argv(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BindSection {
+    host: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuperviseSection {
+    #[serde(default, with = "humantime_serde")]
+    stop_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifySection {
+    #[serde(default, with = "humantime_serde")]
+    startup_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    probe_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    recheck_interval: Option<Duration>,
+    path: Option<Spanned<String>>,
+    on_failure: Option<OnFailure>,
+}
+
+/// The configuration after defaults and validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The program and its leading tokens (`["gunicorn"]` by default).
+    pub command: Vec<String>,
+    /// Extra gunicorn arguments, before the app.
+    pub args: Vec<String>,
+    /// The WSGI app, appended last (`solvit.wsgi:application`).
+    pub app: Option<String>,
+    pub host: IpAddr,
+    pub port: u16,
+    pub stop_timeout: Duration,
+    pub startup_timeout: Duration,
+    pub probe_timeout: Duration,
+    /// Zero: verify once at start (and after reloads), then stay idle.
+    pub recheck_interval: Duration,
+    pub probe_path: String,
+    pub on_failure: OnFailure,
+    /// The file it came from, for messages.
+    pub source: Option<PathBuf>,
+}
+
+pub const DEFAULT_PORT: u16 = 8001;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            command: vec!["gunicorn".into()],
+            args: Vec::new(),
+            app: None,
+            host: IpAddr::from([0, 0, 0, 0]),
+            port: DEFAULT_PORT,
+            // Above gunicorn's default graceful_timeout (30 s), so a graceful
+            // stop is never cut short by us.
+            stop_timeout: Duration::from_secs(35),
+            startup_timeout: Duration::from_secs(60),
+            probe_timeout: Duration::from_secs(2),
+            recheck_interval: Duration::ZERO,
+            probe_path: "/".into(),
+            on_failure: OnFailure::Fail,
+            source: None,
+        }
+    }
+}
+
+/// A configuration error, already worded for the operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read(path).map_err(|e| {
+        ConfigError(format!(
+            "{}: cannot read the config file: {e}; check the path given to --config and its permissions",
+            path.display()
+        ))
+    })?;
+    let text = String::from_utf8(text).map_err(|e| {
+        ConfigError(format!(
+            "{}: not UTF-8 text (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    parse(&text, &path.display().to_string()).map(|c| Config {
+        source: Some(path.to_owned()),
+        ..c
+    })
+}
+
+/// Parses config text; `origin` names it in messages.
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let file: File =
+        toml::from_str(text).map_err(|e| ConfigError(describe_toml_error(&e, text, origin)))?;
+    let at = |span: std::ops::Range<usize>, key: &str, msg: String| {
+        let (line, col) = line_col(text, span.start);
+        ConfigError(format!("{origin}:{line}:{col}: key `{key}`: {msg}"))
+    };
+    let mut config = Config::default();
+    let g = file.gunicorn;
+    if let Some(command) = g.command {
+        config.command = match command {
+            Command::Program(p) => vec![p],
+            Command::Argv(v) => v,
+        };
+        if config.command.first().is_none_or(|p| p.is_empty()) {
+            return Err(ConfigError(format!(
+                "{origin}: key `gunicorn.command`: empty; give the gunicorn program, e.g. \"/opt/solvit/venv/bin/gunicorn\""
+            )));
+        }
+    }
+    config.args = g.args;
+    config.app = g.app;
+    if let Some(host) = file.bind.host {
+        config.host = validate_host(host.get_ref()).map_err(|m| at(host.span(), "bind.host", m))?;
+    }
+    if let Some(port) = file.bind.port {
+        config.port = u16::try_from(*port.get_ref())
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| {
+                at(
+                    port.span(),
+                    "bind.port",
+                    format!(
+                        "{} is not a TCP port; use 1 to 65535 (default 8001)",
+                        port.get_ref()
+                    ),
+                )
+            })?;
+    }
+    let s = file.supervise;
+    config.stop_timeout = s.stop_timeout.unwrap_or(config.stop_timeout);
+    let v = file.verify;
+    config.startup_timeout = v.startup_timeout.unwrap_or(config.startup_timeout);
+    config.probe_timeout = v.probe_timeout.unwrap_or(config.probe_timeout);
+    config.recheck_interval = v.recheck_interval.unwrap_or(config.recheck_interval);
+    config.on_failure = v.on_failure.unwrap_or_default();
+    if let Some(path) = v.path {
+        let p = path.get_ref();
+        if !p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(at(
+                path.span(),
+                "verify.path",
+                format!(
+                    "{p:?} is not a request path; use an absolute path such as \"/\" or \"/healthz\""
+                ),
+            ));
+        }
+        config.probe_path = p.clone();
+    }
+    Ok(config)
+}
+
+/// Only the all-interfaces addresses are allowed: binding anything else is
+/// exactly the ERR_CONNECTION_REFUSED failure this launcher prevents.
+pub fn validate_host(host: &str) -> Result<IpAddr, String> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: IpAddr = bare.parse().map_err(|_| {
+        format!("{host:?} is not an IP address; use \"0.0.0.0\" (IPv4) or \"::\" (IPv4 and IPv6)")
+    })?;
+    if ip.is_unspecified() {
+        return Ok(ip);
+    }
+    if ip.is_loopback() {
+        return Err(format!(
+            "{host} is a loopback address: gunicorn would accept connections from this machine only, \
+             and every other machine would get ERR_CONNECTION_REFUSED; use \"0.0.0.0\" or \"::\""
+        ));
+    }
+    Err(format!(
+        "{host} is a single address: gunicorn would be unreachable on every other interface; \
+         use \"0.0.0.0\" or \"::\" (restrict access with a firewall instead)"
+    ))
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Turns toml's error into `file:line:col: key `section.key`: what, hint`.
+fn describe_toml_error(e: &toml::de::Error, text: &str, origin: &str) -> String {
+    let msg = e.message().trim().to_owned();
+    let Some(span) = e.span() else {
+        return format!("{origin}: {msg}");
+    };
+    let (line, col) = line_col(text, span.start);
+    let key = key_at(text, span.start);
+    let hint = unknown_field_hint(&msg);
+    match key {
+        Some(key) => format!("{origin}:{line}:{col}: key `{key}`: {msg}{hint}"),
+        None => format!("{origin}:{line}:{col}: {msg}{hint}"),
+    }
+}
+
+/// The dotted key whose line holds `offset`: the nearest `[section]` above
+/// plus the name before `=` on that line (or the section header itself).
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or("").trim();
+    let section = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    if line.starts_with('[') {
+        return Some(
+            line.trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned(),
+        );
+    }
+    let name = line.split_once('=')?.0.trim().trim_matches('"');
+    Some(match section {
+        Some(s) => format!("{s}.{name}"),
+        None => name.to_owned(),
+    })
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`": the nearest.
+fn unknown_field_hint(msg: &str) -> String {
+    let Some(rest) = msg.strip_prefix("unknown field `") else {
+        return String::new();
+    };
+    let Some((field, expected)) = rest.split_once('`') else {
+        return String::new();
+    };
+    let best = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|cand| (strsim::jaro_winkler(field, cand), cand))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match best {
+        Some((_, cand)) => format!("; did you mean `{cand}`?"),
+        None => "; remove it (see examples/gunicorn-launcher.toml for every key)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(text, "/etc/gl.toml").unwrap_err().0
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(parse("", "x").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = parse(
+            r#"
+[gunicorn]
+command = ["python3", "-m", "gunicorn"]
+app = "solvit.wsgi:application"
+args = ["--workers", "3"]
+[bind]
+host = "::"
+port = 9000
+[supervise]
+stop_timeout = "40s"
+[verify]
+startup_timeout = "2m"
+probe_timeout = "500ms"
+recheck_interval = "30s"
+path = "/healthz"
+on_failure = "warn"
+"#,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.command, vec!["python3", "-m", "gunicorn"]);
+        assert_eq!(c.app.as_deref(), Some("solvit.wsgi:application"));
+        assert_eq!(c.args, vec!["--workers", "3"]);
+        assert_eq!(c.host, "::".parse::<IpAddr>().unwrap());
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.stop_timeout, Duration::from_secs(40));
+        assert_eq!(c.startup_timeout, Duration::from_secs(120));
+        assert_eq!(c.probe_timeout, Duration::from_millis(500));
+        assert_eq!(c.recheck_interval, Duration::from_secs(30));
+        assert_eq!(c.probe_path, "/healthz");
+        assert_eq!(c.on_failure, OnFailure::Warn);
+    }
+
+    #[test]
+    fn a_string_command_is_one_program_never_split() {
+        let c = parse("[gunicorn]\ncommand = \"/opt/my app/bin/gunicorn\"\n", "x").unwrap();
+        assert_eq!(c.command, vec!["/opt/my app/bin/gunicorn"]);
+    }
+
+    #[test]
+    fn a_typo_names_file_line_column_key_and_suggests() {
+        let e = err("[gunicorn]\napp = \"a:b\"\nwrokers = 3\n");
+        assert!(
+            e.starts_with("/etc/gl.toml:3:1: key `gunicorn.wrokers`"),
+            "{e}"
+        );
+        assert!(e.contains("unknown field `wrokers`"), "{e}");
+        let e = err("[bind]\nprot = 1\n");
+        assert!(e.contains("did you mean `port`?"), "{e}");
+        let e = err("[verfiy]\n");
+        assert!(e.contains("did you mean `verify`?"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let e = err("[bind]\nport = \"8001\"\n");
+        assert!(e.starts_with("/etc/gl.toml:2:8: key `bind.port`"), "{e}");
+        let e = err("[supervise]\nstop_timeout = \"soon\"\n");
+        assert!(e.contains("key `supervise.stop_timeout`"), "{e}");
+        let e = err("[verify]\non_failure = \"ignore\"\n");
+        assert!(e.contains("key `verify.on_failure`"), "{e}");
+    }
+
+    #[test]
+    fn loopback_and_single_hosts_are_refused_with_the_reason() {
+        let e = err("[bind]\nhost = \"127.0.0.1\"\n");
+        assert!(
+            e.starts_with("/etc/gl.toml:2:8: key `bind.host`: 127.0.0.1 is a loopback"),
+            "{e}"
+        );
+        assert!(e.contains("ERR_CONNECTION_REFUSED"), "{e}");
+        assert!(err("[bind]\nhost = \"::1\"\n").contains("loopback"));
+        assert!(err("[bind]\nhost = \"192.0.2.7\"\n").contains("single address"));
+        assert!(err("[bind]\nhost = \"localhost\"\n").contains("not an IP address"));
+        assert!(parse("[bind]\nhost = \"[::]\"\n", "x").is_ok());
+    }
+
+    #[test]
+    fn ports_out_of_range_are_refused() {
+        for p in ["0", "65536", "-1", "99999999999"] {
+            let e = err(&format!("[bind]\nport = {p}\n"));
+            assert!(
+                e.contains("key `bind.port`") && e.contains("1 to 65535"),
+                "{p}: {e}"
+            );
+        }
+        assert_eq!(parse("[bind]\nport = 65535\n", "x").unwrap().port, 65535);
+    }
+
+    #[test]
+    fn syntax_errors_give_a_line() {
+        let e = err("[bind]\nport = \n");
+        assert!(e.starts_with("/etc/gl.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn bad_probe_paths_and_empty_commands_are_refused() {
+        assert!(err("[verify]\npath = \"healthz\"\n").contains("key `verify.path`"));
+        assert!(err("[gunicorn]\ncommand = []\n").contains("gunicorn.command"));
+        assert!(err("[gunicorn]\ncommand = \"\"\n").contains("gunicorn.command"));
+    }
+
+    #[test]
+    fn unreadable_file_names_the_path() {
+        let e = load(Path::new("/nonexistent/gl.toml")).unwrap_err().0;
+        assert!(e.starts_with("/nonexistent/gl.toml: cannot read"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_gives_a_config_or_an_error_never_a_panic(s in "\\PC{0,200}") {
+            let _ = parse(&s, "x");
+        }
+
+        #[test]
+        fn structured_garbage_never_panics(
+            section in proptest::sample::select(vec!["gunicorn", "bind", "verify", "supervise", "x"]),
+            key in "[a-z_]{1,12}",
+            value in proptest::sample::select(vec!["1", "\"a\"", "[1]", "-5", "\"127.0.0.1\"", "{a=1}", "true", "\"5s\""]),
+        ) {
+            let _ = parse(&format!("[{section}]\n{key} = {value}\n"), "x");
+        }
+    }
+}

@@ -1,0 +1,651 @@
+//! A model of how gunicorn's command line parser (Python's `argparse`) reads
+//! tokens, just deep enough to find every bind and daemon option however it
+//! is spelled, and nothing else.
+//!
+//! Why a model and not a regex: argparse accepts `-b X`, `-bX`, `-b=X`,
+//! `--bind X`, `--bind=X`, any unambiguous prefix of a long option (`--bi`,
+//! `--bin`), and short flags clustered in one token (`-DbX`, `-Rb X`). It also
+//! decides per token, without context, whether a token is an option or an
+//! argument (`-b %(h)s` is a bind even after `--access-logformat`, and argparse
+//! then fails), so a faithful copy of that decision is what lets us remove
+//! exactly the bind tokens and keep every other token, in order.
+//!
+//! The rules mirror CPython 3.11's `ArgumentParser._parse_optional`,
+//! `_get_option_tuples` and `consume_optional`; the option table is gunicorn
+//! 27.0.1's (older versions have a subset, and the options we act on —
+//! `--bind` and `--daemon` — and their shortest unambiguous prefixes `--bi`
+//! and `--da` are the same in 20.1 through 27).
+
+/// How many values an option takes, as argparse's `nargs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Arity {
+    Flag,
+    Value,
+    OptionalValue,
+}
+
+use Arity::{Flag, OptionalValue, Value};
+
+/// gunicorn 27.0.1's long options (`gunicorn.config.Config().parser()`).
+const LONG: &[(&str, Arity)] = &[
+    ("help", Flag),
+    ("version", Flag),
+    ("config", Value),
+    ("bind", Value),
+    ("backlog", Value),
+    ("workers", Value),
+    ("worker-class", Value),
+    ("threads", Value),
+    ("worker-connections", Value),
+    ("max-requests", Value),
+    ("max-requests-jitter", Value),
+    ("timeout", Value),
+    ("graceful-timeout", Value),
+    ("keep-alive", Value),
+    ("limit-request-line", Value),
+    ("limit-request-fields", Value),
+    ("limit-request-field_size", Value),
+    ("reload", Flag),
+    ("reload-engine", Value),
+    ("reload-extra-file", Value),
+    ("spew", Flag),
+    ("check-config", Flag),
+    ("print-config", Flag),
+    ("preload", Flag),
+    ("no-sendfile", Flag),
+    ("reuse-port", Flag),
+    ("chdir", Value),
+    ("daemon", Flag),
+    ("env", Value),
+    ("pid", Value),
+    ("worker-tmp-dir", Value),
+    ("user", Value),
+    ("group", Value),
+    ("umask", Value),
+    ("initgroups", Flag),
+    ("forwarded-allow-ips", Value),
+    ("access-logfile", Value),
+    ("disable-redirect-access-to-syslog", Flag),
+    ("access-logformat", Value),
+    ("error-logfile", Value),
+    ("log-file", Value),
+    ("log-level", Value),
+    ("capture-output", Flag),
+    ("logger-class", Value),
+    ("log-config", Value),
+    ("log-config-json", Value),
+    ("log-syslog-to", Value),
+    ("log-syslog", Flag),
+    ("log-syslog-prefix", Value),
+    ("log-syslog-facility", Value),
+    ("enable-stdio-inheritance", Flag),
+    ("statsd-host", Value),
+    ("dogstatsd-tags", Value),
+    ("statsd-prefix", Value),
+    ("enable-backlog-metric", Flag),
+    ("name", Value),
+    ("pythonpath", Value),
+    ("paste", Value),
+    ("paster", Value),
+    ("proxy-protocol", OptionalValue),
+    ("proxy-allow-from", Value),
+    ("protocol", Value),
+    ("uwsgi-allow-from", Value),
+    ("keyfile", Value),
+    ("certfile", Value),
+    ("ssl-version", Value),
+    ("cert-reqs", Value),
+    ("ca-certs", Value),
+    ("suppress-ragged-eofs", Flag),
+    ("do-handshake-on-connect", Flag),
+    ("ciphers", Value),
+    ("http-protocols", Value),
+    ("http2-cleartext", Value),
+    ("http2-max-concurrent-streams", Value),
+    ("http2-initial-window-size", Value),
+    ("http2-max-frame-size", Value),
+    ("http2-max-header-list-size", Value),
+    ("paste-global", Value),
+    ("permit-obsolete-folding", Flag),
+    ("strip-header-spaces", Flag),
+    ("permit-unconventional-http-method", Flag),
+    ("permit-unconventional-http-version", Flag),
+    ("casefold-http-method", Flag),
+    ("forwarder-headers", Value),
+    ("header-map", Value),
+    ("asgi-loop", Value),
+    ("asgi-lifespan", Value),
+    ("asgi-disconnect-grace-period", Value),
+    ("websocket-max-message-size", Value),
+    ("http-parser", Value),
+    ("root-path", Value),
+    ("dirty-app", Value),
+    ("dirty-workers", Value),
+    ("dirty-timeout", Value),
+    ("dirty-threads", Value),
+    ("dirty-graceful-timeout", Value),
+    ("control-socket", Value),
+    ("control-socket-mode", Value),
+    ("no-control-socket", Flag),
+];
+
+/// gunicorn's one-letter options, each an alias of the long option named.
+const SHORT: &[(char, &str)] = &[
+    ('h', "help"),
+    ('v', "version"),
+    ('c', "config"),
+    ('b', "bind"),
+    ('w', "workers"),
+    ('k', "worker-class"),
+    ('t', "timeout"),
+    ('D', "daemon"),
+    ('e', "env"),
+    ('p', "pid"),
+    ('u', "user"),
+    ('g', "group"),
+    ('m', "umask"),
+    ('R', "enable-stdio-inheritance"),
+    ('n', "name"),
+];
+
+/// An option as the canonical long name plus its arity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Opt {
+    name: &'static str,
+    arity: Arity,
+}
+
+fn long(name: &str) -> Option<Opt> {
+    LONG.iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(name, arity)| Opt { name, arity })
+}
+
+fn short(c: char) -> Option<Opt> {
+    SHORT
+        .iter()
+        .find(|(s, _)| *s == c)
+        .and_then(|(_, name)| long(name))
+}
+
+/// What argparse makes of one token on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token<'a> {
+    /// An argument: a positional, or the value of the option before it.
+    Arg,
+    /// A long option, resolved (exactly or by unique prefix), with the value
+    /// written after `=` if any.
+    Long(Opt, Option<&'a str>),
+    /// A single-dash option: the first letter's option and the rest of the
+    /// token, which `consume_optional` reads as more flags or as the value.
+    Short(Opt, Option<&'a str>),
+    /// Looks like an option but is unknown or ambiguous: argparse will reject
+    /// it; we pass it through untouched.
+    Unknown,
+}
+
+fn is_negative_number(t: &str) -> bool {
+    let Some(rest) = t.strip_prefix('-') else {
+        return false;
+    };
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    match rest.split_once('.') {
+        None => !rest.is_empty() && digits(rest),
+        Some((int, frac)) => digits(int) && !frac.is_empty() && digits(frac),
+    }
+}
+
+/// `_parse_optional` + `_get_option_tuples`, in that order of checks.
+fn classify(t: &str) -> Token<'_> {
+    if !t.starts_with('-') {
+        return Token::Arg;
+    }
+    if let Some(tok) = exact(t, None) {
+        return tok;
+    }
+    if t.len() == 1 {
+        return Token::Arg;
+    }
+    if let Some((name, value)) = t.split_once('=')
+        && let Some(tok) = exact(name, Some(value))
+    {
+        return tok;
+    }
+    let matches = option_tuples(t);
+    if matches.len() == 1 {
+        return matches.into_iter().next().unwrap_or(Token::Unknown);
+    }
+    if matches.len() > 1 {
+        return Token::Unknown;
+    }
+    if is_negative_number(t) || t.contains(' ') {
+        return Token::Arg;
+    }
+    Token::Unknown
+}
+
+fn exact<'a>(t: &str, value: Option<&'a str>) -> Option<Token<'a>> {
+    if let Some(name) = t.strip_prefix("--") {
+        return long(name).map(|o| Token::Long(o, value));
+    }
+    let mut chars = t.strip_prefix('-')?.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => short(c).map(|o| Token::Short(o, value)),
+        _ => None,
+    }
+}
+
+fn option_tuples(t: &str) -> Vec<Token<'_>> {
+    if let Some(body) = t.strip_prefix("--") {
+        let (prefix, value) = match body.split_once('=') {
+            Some((p, v)) => (p, Some(v)),
+            None => (body, None),
+        };
+        return LONG
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|&(name, arity)| Token::Long(Opt { name, arity }, value))
+            .collect();
+    }
+    // A single dash: the first letter is the option, the rest its tail.
+    let mut chars = t[1..].chars();
+    match chars.next().and_then(short) {
+        Some(o) => vec![Token::Short(o, Some(chars.as_str()))],
+        None => Vec::new(),
+    }
+}
+
+/// One option occurrence in a short cluster: its letter, and the value
+/// written in the same token, if any (only the last letter can have one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Part<'a> {
+    letter: char,
+    opt: Opt,
+    inline: Option<&'a str>,
+}
+
+/// `consume_optional` on a single-dash token: flags may be followed by more
+/// letters; the first letter that takes a value takes the rest of the token.
+/// `None` when argparse would reject the cluster (we then keep it verbatim).
+fn cluster(t: &str) -> Option<Vec<Part<'_>>> {
+    let Token::Short(first, mut rest) = classify(t) else {
+        return None;
+    };
+    let mut letter = t[1..].chars().next()?;
+    let mut opt = first;
+    let mut parts = Vec::new();
+    loop {
+        match (opt.arity, rest) {
+            (Flag, Some(tail)) if !tail.is_empty() => {
+                parts.push(Part {
+                    letter,
+                    opt,
+                    inline: None,
+                });
+                let mut chars = tail.chars();
+                letter = chars.next()?;
+                opt = short(letter)?;
+                rest = Some(chars.as_str()).filter(|s| !s.is_empty());
+            }
+            (Flag, Some(_)) => return None,
+            _ => {
+                parts.push(Part {
+                    letter,
+                    opt,
+                    inline: rest,
+                });
+                return Some(parts);
+            }
+        }
+    }
+}
+
+/// What the filter took out, in the user's own spelling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// A bind and its address (`None` when the option had no value).
+    Bind {
+        spelling: String,
+        address: Option<String>,
+    },
+    /// `-D`/`--daemon` in any spelling: a daemonising child would look dead.
+    Daemon { spelling: String },
+}
+
+/// The arguments with every bind and daemon option taken out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filtered {
+    pub args: Vec<String>,
+    pub removed: Vec<Removed>,
+}
+
+fn is_drop(opt: Opt) -> bool {
+    matches!(opt.name, "bind" | "daemon")
+}
+
+/// Removes every bind and daemon option from gunicorn's arguments (the
+/// tokens after the program), keeping every other token in order.
+pub fn remove_binds(args: &[String]) -> Filtered {
+    let mut out = Filtered::default();
+    let mut bare_optional = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let t = args[i].as_str();
+        i += 1;
+        if t == "--" {
+            out.args.extend(args[i - 1..].iter().cloned());
+            break;
+        }
+        let next_is_value = |i: usize| args.get(i).is_some_and(|n| classify(n) == Token::Arg);
+        match classify(t) {
+            Token::Arg | Token::Unknown => out.args.push(t.to_owned()),
+            Token::Long(opt, inline) => {
+                let takes_next = opt.arity != Flag && inline.is_none() && next_is_value(i);
+                let value = inline
+                    .map(str::to_owned)
+                    .or_else(|| takes_next.then(|| args[i].clone()));
+                if is_drop(opt) {
+                    out.removed.push(removal(opt, t, takes_next, value));
+                } else {
+                    if opt.arity == OptionalValue && inline.is_none() && !takes_next {
+                        bare_optional.push(out.args.len());
+                    }
+                    out.args.push(t.to_owned());
+                    if takes_next {
+                        out.args.push(args[i].clone());
+                    }
+                }
+                i += usize::from(takes_next);
+            }
+            Token::Short(..) => {
+                let Some(parts) = cluster(t) else {
+                    out.args.push(t.to_owned());
+                    continue;
+                };
+                let last = &parts[parts.len() - 1];
+                let takes_next =
+                    last.opt.arity != Flag && last.inline.is_none() && next_is_value(i);
+                let next = takes_next.then(|| args[i].clone());
+                i += usize::from(takes_next);
+                out.args
+                    .extend(rebuild_cluster(&parts, next, &mut out.removed));
+            }
+        }
+    }
+    for at in bare_optional.into_iter().rev() {
+        keep_bare_optional_bare(&mut out.args, at);
+    }
+    out
+}
+
+/// An option with an optional value (`--proxy-protocol`) that took none,
+/// because an option followed it, would take the next argument as its
+/// value if the option that followed was a bind we removed. Move it before
+/// the next option we kept (or to the end, or before the previous option),
+/// where it stays bare; argparse does not care where options stand.
+fn keep_bare_optional_bare(args: &mut Vec<String>, at: usize) {
+    let exposed = |args: &[String], at: usize| {
+        args.get(at + 1)
+            .is_some_and(|n| n == "--" || classify(n) == Token::Arg)
+    };
+    if !exposed(args, at) {
+        return;
+    }
+    let is_option = |t: &String| t != "--" && classify(t) != Token::Arg;
+    let bare = args.remove(at);
+    let end = args.iter().position(|t| t == "--").unwrap_or(args.len());
+    let dest = if let Some(next) = args[at..end].iter().position(is_option) {
+        at + next
+    } else if end == args.len() {
+        end
+    } else if let Some(prev) = args[..at].iter().rposition(is_option) {
+        // Before an earlier option, which then follows it: still bare.
+        // The earlier option is never a value-taker left waiting for this
+        // slot, since its value (if any) already follows it.
+        prev
+    } else {
+        at
+    };
+    args.insert(dest, bare);
+}
+
+fn removal(opt: Opt, spelled: &str, took_next: bool, value: Option<String>) -> Removed {
+    let spelling = match (&value, took_next) {
+        (Some(v), true) => format!("{spelled} {v}"),
+        _ => spelled.to_owned(),
+    };
+    if opt.name == "bind" {
+        Removed::Bind {
+            spelling,
+            address: value,
+        }
+    } else {
+        Removed::Daemon { spelling }
+    }
+}
+
+/// Writes a cluster back without its bind and daemon letters. A value that
+/// starts with `=` and would now open the token is kept as its own token,
+/// because `-w=3` means `3` to argparse but `-Dw=3` meant `=3`.
+fn rebuild_cluster(
+    parts: &[Part<'_>],
+    next: Option<String>,
+    removed: &mut Vec<Removed>,
+) -> Vec<String> {
+    let mut letters = String::new();
+    let mut tail: Vec<String> = Vec::new();
+    for part in parts {
+        let value = part
+            .inline
+            .map(str::to_owned)
+            .or_else(|| (part.opt.arity != Flag).then(|| next.clone()).flatten());
+        if is_drop(part.opt) {
+            let spelled = match (part.inline, &next) {
+                (Some(v), _) => format!("-{}{v}", part.letter),
+                (None, Some(n)) if part.opt.arity != Flag => format!("-{} {n}", part.letter),
+                _ => format!("-{}", part.letter),
+            };
+            removed.push(if part.opt.name == "bind" {
+                Removed::Bind {
+                    spelling: spelled,
+                    address: value,
+                }
+            } else {
+                Removed::Daemon { spelling: spelled }
+            });
+            continue;
+        }
+        letters.push(part.letter);
+        match part.inline {
+            Some(v) if letters.len() == 1 && v.starts_with('=') => tail.push(v.to_owned()),
+            Some(v) => letters.push_str(v),
+            None if part.opt.arity != Flag => tail.extend(next.clone()),
+            None => {}
+        }
+    }
+    if letters.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![format!("-{letters}")];
+    out.extend(tail);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn kept(args: &[&str]) -> Vec<String> {
+        remove_binds(&v(args)).args
+    }
+
+    fn addresses(args: &[&str]) -> Vec<Option<String>> {
+        remove_binds(&v(args))
+            .removed
+            .into_iter()
+            .filter_map(|r| match r {
+                Removed::Bind { address, .. } => Some(address),
+                Removed::Daemon { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_bind_spelling_is_removed_with_its_value() {
+        let cases: &[&[&str]] = &[
+            &["-b", "127.0.0.1:8001"],
+            &["-b127.0.0.1:8001"],
+            &["-b=127.0.0.1:8001"],
+            &["--bind", "127.0.0.1:8001"],
+            &["--bind=127.0.0.1:8001"],
+            &["--bi", "127.0.0.1:8001"],
+            &["--bi=127.0.0.1:8001"],
+            &["--bin", "127.0.0.1:8001"],
+            &["--bin=127.0.0.1:8001"],
+        ];
+        for case in cases {
+            let f = remove_binds(&v(case));
+            assert!(f.args.is_empty(), "{case:?} left {:?}", f.args);
+            assert_eq!(
+                addresses(case),
+                vec![Some("127.0.0.1:8001".to_string())],
+                "{case:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn clustered_short_flags_lose_only_bind_and_daemon() {
+        assert_eq!(kept(&["-DbX"]), Vec::<String>::new());
+        assert_eq!(kept(&["-RbX"]), v(&["-R"]));
+        assert_eq!(kept(&["-Rb", "X", "app"]), v(&["-R", "app"]));
+        assert_eq!(kept(&["-RDw3"]), v(&["-Rw3"]));
+        assert_eq!(kept(&["-Dw3"]), v(&["-w3"]));
+        assert_eq!(kept(&["-D", "-R"]), v(&["-R"]));
+        assert_eq!(addresses(&["-Db=X"]), vec![Some("=X".to_string())]);
+        assert_eq!(addresses(&["-bind"]), vec![Some("ind".to_string())]);
+    }
+
+    #[test]
+    fn a_value_that_would_change_meaning_stays_a_separate_token() {
+        // `-Dw=3` gives workers "=3"; `-w=3` would give "3". Keep "=3".
+        assert_eq!(kept(&["-Dw=3"]), v(&["-w", "=3"]));
+    }
+
+    #[test]
+    fn daemon_in_every_spelling_is_removed() {
+        for d in ["-D", "--daemon", "--da", "--dae", "--daem", "--daemo"] {
+            let f = remove_binds(&v(&[d, "app:app"]));
+            assert_eq!(f.args, v(&["app:app"]), "{d}");
+            assert!(matches!(f.removed[..], [Removed::Daemon { .. }]), "{d}");
+        }
+    }
+
+    #[test]
+    fn ambiguous_and_unknown_options_pass_through() {
+        assert_eq!(kept(&["--b", "x"]), v(&["--b", "x"]));
+        assert_eq!(kept(&["--d"]), v(&["--d"]));
+        assert_eq!(kept(&["--nonsense", "-z"]), v(&["--nonsense", "-z"]));
+    }
+
+    #[test]
+    fn values_of_other_options_are_never_read_as_binds() {
+        assert_eq!(kept(&["--name", "-1"]), v(&["--name", "-1"]));
+        assert_eq!(kept(&["-n", "bind"]), v(&["-n", "bind"]));
+        assert_eq!(
+            kept(&["--access-logformat", "%(h)s -b"]),
+            v(&["--access-logformat", "%(h)s -b"])
+        );
+        assert_eq!(
+            kept(&["-c", "gunicorn.conf.py", "-w", "3"]),
+            v(&["-c", "gunicorn.conf.py", "-w", "3"])
+        );
+        assert_eq!(
+            kept(&["--proxy-protocol", "app:x"]),
+            v(&["--proxy-protocol", "app:x"])
+        );
+    }
+
+    #[test]
+    fn a_bind_token_with_a_space_is_still_a_bind() {
+        // argparse matches the `-b` prefix before it looks for spaces.
+        assert_eq!(
+            kept(&["--access-logformat", "-b %(h)s"]),
+            v(&["--access-logformat"])
+        );
+    }
+
+    #[test]
+    fn after_double_dash_everything_is_positional() {
+        assert_eq!(
+            kept(&["-w", "2", "--", "-b", "x"]),
+            v(&["-w", "2", "--", "-b", "x"])
+        );
+    }
+
+    #[test]
+    fn a_bind_without_a_value_is_removed_alone() {
+        let f = remove_binds(&v(&["-b", "--workers", "3"]));
+        assert_eq!(f.args, v(&["--workers", "3"]));
+        assert_eq!(addresses(&["-b", "--workers", "3"]), vec![None]);
+    }
+
+    #[test]
+    fn several_binds_all_go_and_are_reported_in_order() {
+        let f = remove_binds(&v(&["-b", "a:1", "app", "--bind=b:2", "-bc:3", "-w", "3"]));
+        assert_eq!(f.args, v(&["app", "-w", "3"]));
+        assert_eq!(
+            f.removed,
+            vec![
+                Removed::Bind {
+                    spelling: "-b a:1".into(),
+                    address: Some("a:1".into())
+                },
+                Removed::Bind {
+                    spelling: "--bind=b:2".into(),
+                    address: Some("b:2".into())
+                },
+                Removed::Bind {
+                    spelling: "-bc:3".into(),
+                    address: Some("c:3".into())
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn an_optional_value_option_stays_bare_when_a_bind_after_it_goes() {
+        // `--proxy-protocol -b x app`: gunicorn reads proxy_protocol as
+        // bare; after removing the bind it must not swallow `app`.
+        assert_eq!(
+            kept(&["--proxy-protocol", "-b", "x", "app", "-w", "3"]),
+            v(&["app", "--proxy-protocol", "-w", "3"])
+        );
+        assert_eq!(
+            kept(&["--proxy-protocol", "-b", "x", "app"]),
+            v(&["app", "--proxy-protocol"])
+        );
+        assert_eq!(
+            kept(&["-R", "--proxy-protocol", "-D", "--", "app"]),
+            v(&["--proxy-protocol", "-R", "--", "app"])
+        );
+        assert_eq!(
+            kept(&["--proxy-protocol", "-w", "3"]),
+            v(&["--proxy-protocol", "-w", "3"])
+        );
+    }
+
+    #[test]
+    fn negative_numbers_are_arguments() {
+        for t in ["-1", "-12", "-.5", "-1.5"] {
+            assert!(is_negative_number(t), "{t}");
+        }
+        for t in ["-", "-a", "-1.", "--1", "-1.2.3"] {
+            assert!(!is_negative_number(t), "{t}");
+        }
+    }
+}

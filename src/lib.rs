@@ -1,0 +1,50 @@
+//! gunicorn-launcher runs gunicorn bound to all interfaces (`0.0.0.0:8001`
+//! by default), supervises it, and proves from the kernel's socket table and
+//! over HTTP that the port is open on every interface before it tells
+//! systemd it is ready.
+//!
+//! One module per concern, each owning its data:
+//!
+//! - [`cli`]: the command line (clap definitions).
+//! - [`config`]: the TOML config, defaults and validation.
+//! - [`launch`], [`gunicorn_args`], [`command`]: pure command assembly; which
+//!   launch form, where gunicorn's arguments start, every bind spelling
+//!   removed, the launcher's bind placed right after the program, the child's
+//!   environment cleaned.
+//! - [`supervise`]: the process and its signals, one loop over one signalfd,
+//!   the child's notify socket and a deadline; [`tree`] finds gunicorn's
+//!   processes by the process tree.
+//! - [`sockets`]: listening sockets from the kernel (sock_diag) and their
+//!   owners; [`probe`]: the HTTP probe; [`verify`]: the single verdict that
+//!   `run`, `check` and the installer share.
+//! - [`notify`]: gunicorn's notify socket and systemd's; [`log`]: the
+//!   launcher's own log lines, journald-aware.
+
+pub mod check;
+pub mod cli;
+pub mod command;
+pub mod config;
+pub mod gunicorn_args;
+pub mod launch;
+pub mod log;
+pub mod notify;
+pub mod probe;
+pub mod sockets;
+pub mod supervise;
+pub mod tree;
+pub mod unit_file;
+pub mod verify;
+
+/// The launcher's own exit codes (gunicorn's status passes through otherwise).
+pub mod exit {
+    /// Bad command line.
+    pub const USAGE: i32 = 2;
+    /// Startup verification failed (EX_UNAVAILABLE).
+    pub const UNVERIFIED: i32 = 69;
+    /// Internal error (EX_SOFTWARE): a system call the launcher needs failed.
+    pub const SOFTWARE: i32 = 70;
+    /// Configuration error (EX_CONFIG); units set RestartPreventExitStatus=78.
+    pub const CONFIG: i32 = 78;
+    pub const NOT_EXECUTABLE: i32 = 126;
+    pub const NOT_FOUND: i32 = 127;
+}

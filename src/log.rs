@@ -1,0 +1,103 @@
+//! The launcher's own log lines: stderr, one line per event, plain.
+//!
+//! When stderr is the journal, each line starts with its sd-daemon priority
+//! (`<3>` error, `<4>` warning, `<6>` info) so `journalctl -p warning` works.
+//! journald reads the prefix at the start of every line, so a message of
+//! several lines is prefixed on each. "Stderr is the journal" is decided as
+//! sd-daemon does: `JOURNAL_STREAM`'s `dev:ino` must equal `fstat(2)`; the
+//! variable alone is inherited by children and proves nothing.
+//! gunicorn's output never passes through here: it writes to the same
+//! stderr directly.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Error = 3,
+    Warning = 4,
+    Info = 6,
+}
+
+fn stderr_is_journal() -> bool {
+    static JOURNAL: OnceLock<bool> = OnceLock::new();
+    *JOURNAL.get_or_init(|| {
+        let Ok(var) = std::env::var("JOURNAL_STREAM") else {
+            return false;
+        };
+        let Ok(st) = nix::sys::stat::fstat(std::io::stderr().as_raw_fd()) else {
+            return false;
+        };
+        matches_stream(&var, st.st_dev, st.st_ino)
+    })
+}
+
+/// `JOURNAL_STREAM=dev:ino`, both decimal, as systemd writes it.
+fn matches_stream(var: &str, dev: u64, ino: u64) -> bool {
+    var.split_once(':')
+        .and_then(|(d, i)| Some((d.parse::<u64>().ok()?, i.parse::<u64>().ok()?)))
+        == Some((dev, ino))
+}
+
+/// Formats one message: every line prefixed for the journal, or with the
+/// program's name on a terminal or file.
+pub fn format(level: Level, msg: &str, journal: bool) -> String {
+    let mut out = String::new();
+    for line in msg.lines() {
+        if journal {
+            out.push_str(&format!("<{}>gunicorn-launcher: {line}\n", level as u8));
+        } else {
+            let tag = match level {
+                Level::Error => "error: ",
+                Level::Warning => "warning: ",
+                Level::Info => "",
+            };
+            out.push_str(&format!("gunicorn-launcher: {tag}{line}\n"));
+        }
+    }
+    out
+}
+
+pub fn log(level: Level, msg: &str) {
+    // One write per message, so lines from gunicorn cannot land inside it.
+    let _ = std::io::stderr().write_all(format(level, msg, stderr_is_journal()).as_bytes());
+}
+
+pub fn info(msg: &str) {
+    log(Level::Info, msg);
+}
+
+pub fn warn(msg: &str) {
+    log(Level::Warning, msg);
+}
+
+pub fn error(msg: &str) {
+    log(Level::Error, msg);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_lines_each_carry_the_priority() {
+        assert_eq!(
+            format(Level::Warning, "a\nb", true),
+            "<4>gunicorn-launcher: a\n<4>gunicorn-launcher: b\n"
+        );
+        assert_eq!(
+            format(Level::Error, "x", false),
+            "gunicorn-launcher: error: x\n"
+        );
+        assert_eq!(format(Level::Info, "x", false), "gunicorn-launcher: x\n");
+    }
+
+    #[test]
+    fn journal_stream_must_match_exactly() {
+        assert!(matches_stream("8:1234", 8, 1234));
+        assert!(!matches_stream("8:1234", 8, 1235));
+        assert!(!matches_stream("8", 8, 1234));
+        assert!(!matches_stream("a:b", 8, 1234));
+    }
+}

@@ -1,0 +1,473 @@
+//! Test harness: the real launcher binary, the real pinned gunicorn from the
+//! project's venv, real network namespaces. Every wait has a deadline and
+//! waits for an event (a line, a socket, a pid), never a fixed sleep.
+//!
+//! Each test that starts gunicorn does so in a network namespace of its own,
+//! so every test can use port 8001 like production, tests run in parallel
+//! without port clashes, and nothing ever listens on the host's interfaces.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+pub const LONG: Duration = Duration::from_secs(30);
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn launcher() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gunicorn-launcher"))
+}
+
+/// The pinned gunicorn's venv, installed by `make test` (scripts/setup-test-env).
+/// Missing: fail loudly, never skip.
+pub fn venv() -> PathBuf {
+    let v = std::env::var_os("GUNICORN_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv"));
+    assert!(
+        v.join("bin/gunicorn").is_file(),
+        "NO GUNICORN at {}/bin/gunicorn: run the README's test command (`make test`), which installs the pinned gunicorn into .venv",
+        v.display()
+    );
+    v
+}
+
+pub fn gunicorn() -> String {
+    venv().join("bin/gunicorn").to_string_lossy().into_owned()
+}
+
+pub fn python() -> String {
+    venv().join("bin/python3").to_string_lossy().into_owned()
+}
+
+pub fn require_root() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "THIS TEST NEEDS ROOT (network namespaces); run the test suite as root, as CI does"
+    );
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A network namespace with loopback up, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new() -> Netns {
+        require_root();
+        let name = format!(
+            "glt{}n{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        run_ok(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name };
+        run_ok(ns.cmd("ip").args(["link", "set", "lo", "up"]));
+        ns
+    }
+
+    /// `program` run inside the namespace (ip netns exec execs it: the pid
+    /// we get is the program's own).
+    pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
+    /// `curl` from this namespace: the HTTP status, or curl's exit code as Err.
+    pub fn http_status(&self, url: &str) -> Result<u16, i32> {
+        let out = self
+            .cmd("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+                url,
+            ])
+            .output()
+            .expect("curl");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0))
+        } else {
+            Err(out.status.code().unwrap_or(-1))
+        }
+    }
+
+    /// `ss -ltnH` in the namespace: each listener's local address:port.
+    pub fn listeners(&self, port: u16) -> Vec<String> {
+        let out = self
+            .cmd("ss")
+            .args(["-ltnH", &format!("sport = :{port}")])
+            .output()
+            .expect("ss");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+            .collect()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Two namespaces joined by a veth pair: a server (198.18.0.1) and a client
+/// (198.18.0.2), the seed's "another machine on the network".
+pub struct Lan {
+    pub server: Netns,
+    pub client: Netns,
+}
+
+pub const SERVER_IP: &str = "198.18.0.1";
+
+impl Lan {
+    pub fn new() -> Lan {
+        let server = Netns::new();
+        let client = Netns::new();
+        let a = format!("{}a", server.name);
+        let b = format!("{}b", server.name);
+        run_ok(Command::new("ip").args([
+            "link",
+            "add",
+            &a,
+            "netns",
+            &server.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &b,
+            "netns",
+            &client.name,
+        ]));
+        run_ok(
+            server
+                .cmd("ip")
+                .args(["addr", "add", "198.18.0.1/24", "dev", &a]),
+        );
+        run_ok(
+            client
+                .cmd("ip")
+                .args(["addr", "add", "198.18.0.2/24", "dev", &b]),
+        );
+        run_ok(server.cmd("ip").args(["link", "set", &a, "up"]));
+        run_ok(client.cmd("ip").args(["link", "set", &b, "up"]));
+        Lan { server, client }
+    }
+}
+
+/// A running process whose stderr (and stdout) lines we can wait for.
+pub struct Proc {
+    pub child: Child,
+    lines: Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null());
+        Proc::spawn_with_stdin(cmd)
+    }
+
+    /// Like `spawn`, with whatever stdin the command was given.
+    pub fn spawn_with_stdin(mut cmd: Command) -> Proc {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let (tx, rx) = channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx2.send(l);
+            }
+        });
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        Proc {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn stdin(&mut self) -> &mut std::process::ChildStdin {
+        self.child
+            .stdin
+            .as_mut()
+            .expect("spawned with a piped stdin")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits for an output line containing `needle`; panics with everything
+    /// seen so far at the deadline.
+    pub fn wait_line(&mut self, needle: &str, within: Duration) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "no line containing {needle:?} within {within:?}; output so far:\n{}",
+                        self.output()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Everything the process printed so far (collects pending lines).
+    pub fn output(&mut self) -> String {
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+        self.seen.join("\n")
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("kill");
+    }
+
+    /// Waits for exit with a deadline (then kills and panics).
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                // Let the reader threads finish so output() is complete.
+                let end = Instant::now() + Duration::from_secs(2);
+                while Instant::now() < end {
+                    match self.lines.recv_timeout(Duration::from_millis(100)) {
+                        Ok(l) => self.seen.push(l),
+                        Err(RecvTimeoutError::Disconnected) => break,
+                        Err(RecvTimeoutError::Timeout) => {}
+                    }
+                }
+                return st;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "process did not exit within {within:?}; output:\n{}",
+                    self.output()
+                );
+            }
+            wait_a_moment();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The pause between two looks at the state of the world while waiting for
+/// an event that has no descriptor to wait on (a pid disappearing).
+pub fn wait_a_moment() {
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+/// Waits until `cond` holds, or panics with `what` at the deadline.
+pub fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for: {what}"
+        );
+        wait_a_moment();
+    }
+}
+
+/// Live (not zombie) processes among `pids`.
+pub fn alive(pids: &[i32]) -> Vec<i32> {
+    pids.iter()
+        .copied()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Every descendant of `pid`, from /proc.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut parent_of = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat"))
+            && let Some((_, rest)) = stat.rsplit_once(')')
+            && let Some(ppid) = rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse::<i32>().ok())
+        {
+            parent_of.push((p, ppid));
+        }
+    }
+    let mut out = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(q) = queue.pop() {
+        for &(c, pp) in &parent_of {
+            if pp == q {
+                out.push(c);
+                queue.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// Zombie children of `pid`.
+pub fn zombies_of(pid: i32) -> Vec<i32> {
+    descendants(pid)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// A throwaway app directory with the hello app (and whatever else a test
+/// writes there), plus a private XDG_RUNTIME_DIR so parallel gunicorns
+/// (≥ 25.1) do not share one control socket.
+pub struct AppDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl AppDir {
+    pub fn new() -> AppDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(
+            root().join("examples/hello.py"),
+            dir.path().join("hello.py"),
+        )
+        .expect("copy hello.py");
+        std::fs::create_dir(dir.path().join("run")).unwrap();
+        AppDir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// The launcher inside `ns`, in this directory, with `args`.
+    pub fn launcher_in(&self, ns: &Netns, args: &[&str]) -> Command {
+        let mut c = ns.cmd(launcher());
+        c.args(args)
+            .current_dir(self.path())
+            .env("XDG_RUNTIME_DIR", self.path().join("run"))
+            .env(
+                "PATH",
+                format!(
+                    "{}/bin:{}",
+                    venv().display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("GUNICORN_CMD_ARGS");
+        c
+    }
+}
+
+/// The launcher's gunicorn master: its only direct child.
+pub fn master_of(launcher: i32) -> i32 {
+    let mut found = 0;
+    wait_until("gunicorn master to appear", LONG, || {
+        let kids: Vec<i32> = descendants(launcher)
+            .into_iter()
+            .filter(|p| parent(*p) == Some(launcher))
+            .collect();
+        found = kids.first().copied().unwrap_or(0);
+        found != 0
+    });
+    found
+}
+
+pub fn parent(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+pub fn children(pid: i32) -> Vec<i32> {
+    descendants(pid)
+        .into_iter()
+        .filter(|p| parent(*p) == Some(pid))
+        .collect()
+}

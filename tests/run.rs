@@ -1,0 +1,389 @@
+//! `run` against the real pinned gunicorn: binds, signals, supervision, exit
+//! codes. Each test has its own network namespace (so port 8001 is free and
+//! nothing listens on the host).
+
+mod common;
+use common::*;
+use nix::sys::signal::Signal;
+use std::time::Duration;
+
+fn start(app: &AppDir, ns: &Netns, args: &[&str]) -> Proc {
+    Proc::spawn(app.launcher_in(ns, args))
+}
+
+#[test]
+fn every_loopback_bind_collapses_into_one_all_interfaces_listener() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write("gunicorn.conf.py", "bind = '127.0.0.1:8001'\nworkers = 1\n");
+    let mut cmd = app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--",
+            "gunicorn",
+            "-b",
+            "127.0.0.1:8001",
+            "--bind=127.0.0.1:8002",
+            "-b127.0.0.1:8003",
+            "--bi",
+            "127.0.0.1:8004",
+            "-Rb",
+            "127.0.0.1:8005",
+            "hello:app",
+        ],
+    );
+    cmd.env("GUNICORN_CMD_ARGS", "--bind 127.0.0.1:8001 --workers 1");
+    let mut l = Proc::spawn(cmd);
+    l.wait_line("verified:", LONG);
+    // The kernel: exactly one listener, on all interfaces.
+    let all: Vec<String> = ns
+        .cmd("ss")
+        .args(["-ltnH"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(3).map(String::from))
+                .collect()
+        })
+        .unwrap();
+    assert_eq!(all, vec!["0.0.0.0:8001".to_string()], "{}", l.output());
+    assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
+    // Each change was logged once, plainly.
+    let out = l.output();
+    for spelling in [
+        "-b 127.0.0.1:8001",
+        "--bind=127.0.0.1:8002",
+        "-b127.0.0.1:8003",
+        "--bi 127.0.0.1:8004",
+        "-b 127.0.0.1:8005",
+    ] {
+        let line = format!("replaced {spelling} with 0.0.0.0:8001");
+        assert_eq!(
+            out.matches(&line).count(),
+            1,
+            "{line:?} not logged once in:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("replaced --bind 127.0.0.1:8001 in GUNICORN_CMD_ARGS with 0.0.0.0:8001"),
+        "{out}"
+    );
+    let tree = descendants(l.pid());
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
+}
+
+#[test]
+fn hup_reloads_workers_ttin_adds_one_term_stops_cleanly() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let mut l = start(
+        &app,
+        &ns,
+        &["run", "--", "gunicorn", "-w", "2", "hello:app"],
+    );
+    l.wait_line("verified:", LONG);
+    let master = master_of(l.pid());
+    wait_until("two workers", LONG, || children(master).len() == 2);
+    let before = children(master);
+
+    l.signal(Signal::SIGHUP);
+    wait_until("HUP to replace both workers", LONG, || {
+        let now = children(master);
+        now.len() == 2 && now.iter().all(|p| !before.contains(p))
+    });
+    l.wait_line("verified:", LONG);
+    assert!(
+        alive(&[l.pid(), master]).len() == 2,
+        "launcher and master must live on"
+    );
+    assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
+
+    l.signal(Signal::SIGTTIN);
+    wait_until("TTIN to add a third worker", LONG, || {
+        children(master).len() == 3
+    });
+
+    let tree = descendants(l.pid());
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
+}
+
+#[test]
+fn sigkill_to_the_master_makes_the_launcher_exit_137_and_clean_up() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let mut l = start(
+        &app,
+        &ns,
+        &["run", "--", "gunicorn", "-w", "2", "hello:app"],
+    );
+    l.wait_line("verified:", LONG);
+    let master = master_of(l.pid());
+    let tree = descendants(l.pid());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(master), Signal::SIGKILL).unwrap();
+    assert_eq!(l.wait_exit(LONG).code(), Some(137), "{}", l.output());
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
+}
+
+#[test]
+fn sigkill_to_the_launcher_leaves_no_gunicorn_within_two_seconds() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let mut l = start(
+        &app,
+        &ns,
+        &["run", "--", "gunicorn", "-w", "2", "hello:app"],
+    );
+    l.wait_line("verified:", LONG);
+    let master = master_of(l.pid());
+    wait_until("two workers", LONG, || children(master).len() == 2);
+    let tree = descendants(l.pid());
+    assert_eq!(tree.len(), 3, "master and two workers: {tree:?}");
+    l.signal(Signal::SIGKILL);
+    l.wait_exit(LONG);
+    wait_until(
+        "the whole gunicorn tree to be gone (2 s)",
+        Duration::from_secs(2),
+        || alive(&tree).is_empty(),
+    );
+}
+
+#[test]
+fn usr2_new_master_is_adopted_after_the_old_one_quits() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let mut l = start(
+        &app,
+        &ns,
+        &["run", "--", "gunicorn", "-w", "1", "hello:app"],
+    );
+    l.wait_line("verified:", LONG);
+    let old = master_of(l.pid());
+    l.signal(Signal::SIGUSR2);
+    // The new master is the old one's child carrying GUNICORN_PID=<old>.
+    let mut new = 0;
+    wait_until("the new master and its worker", LONG, || {
+        new = children(old)
+            .into_iter()
+            .find(|p| {
+                std::fs::read(format!("/proc/{p}/environ"))
+                    .map(|e| {
+                        e.split(|b| *b == 0)
+                            .any(|kv| kv == format!("GUNICORN_PID={old}").as_bytes())
+                    })
+                    .unwrap_or(false)
+            })
+            .unwrap_or(0);
+        new != 0 && !children(new).is_empty()
+    });
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old), Signal::SIGQUIT).unwrap();
+    l.wait_line(&format!("adopted the new master {new}"), LONG);
+    wait_until("the old master to be reaped", LONG, || {
+        alive(&[old]).is_empty() && parent(new) == Some(l.pid())
+    });
+    l.wait_line("verified:", LONG);
+    assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
+    let tree = descendants(l.pid());
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
+    assert!(zombies_of(l.pid()).is_empty());
+}
+
+#[test]
+fn an_app_that_cannot_import_passes_gunicorns_status_through_and_explains_it() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write("broken.py", "raise ImportError('no such thing')\n");
+    // Without --preload the worker fails to boot: gunicorn exits 3.
+    let mut l = start(&app, &ns, &["run", "--", "gunicorn", "broken:app"]);
+    assert_eq!(l.wait_exit(LONG).code(), Some(3), "{}", l.output());
+    assert!(l.output().contains("WORKER_BOOT_ERROR"), "{}", l.output());
+    // A module without the named callable: the worker reports an app load
+    // error and gunicorn exits 4.
+    app.write("noapp.py", "x = 1\n");
+    let mut l = start(&app, &ns, &["run", "--", "gunicorn", "noapp:app"]);
+    assert_eq!(l.wait_exit(LONG).code(), Some(4), "{}", l.output());
+    assert!(l.output().contains("APP_LOAD_ERROR"), "{}", l.output());
+}
+
+#[test]
+fn missing_or_unexecutable_gunicorn_gives_127_or_126_with_a_hint() {
+    let app = AppDir::new();
+    let out = std::process::Command::new(launcher())
+        .args(["run", "--", "/nonexistent/venv/bin/gunicorn", "app:app"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/venv/bin/gunicorn") && err.contains("virtualenv"),
+        "{err}"
+    );
+
+    let out = std::process::Command::new(launcher())
+        .args(["run", "--", "gunicorn", "app:app"])
+        .env("PATH", app.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not on PATH"));
+
+    let fake = app.write("gunicorn", "#!/bin/sh\nexit 0\n");
+    let out = std::process::Command::new(launcher())
+        .args(["run", "--"])
+        .arg(&fake)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(126));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod +x"));
+}
+
+#[test]
+fn each_bad_config_exits_78_naming_the_place_and_starts_nothing() {
+    let app = AppDir::new();
+    let cases = [
+        ("[gunicorn]\nwrokers = 3\n", ":2:1: key `gunicorn.wrokers`"),
+        (
+            "[bind]\nhost = \"127.0.0.1\"\n",
+            ":2:8: key `bind.host`: 127.0.0.1 is a loopback",
+        ),
+        ("[bind]\nport = 0\n", ":2:8: key `bind.port`"),
+        ("[bind]\nport = 70000\n", ":2:8: key `bind.port`"),
+        ("[bind]\nport = \"8001\"\n", ":2:8: key `bind.port`"),
+        (
+            "[verify]\non_failure = \"shrug\"\n",
+            ":2:14: key `verify.on_failure`",
+        ),
+        ("[bind\n", ":1:"),
+    ];
+    for (text, expect) in cases {
+        let path = app.write("bad.toml", text);
+        let out = std::process::Command::new(launcher())
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("PATH", format!("{}/bin", venv().display()))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{text:?}: {err}");
+        assert!(
+            err.contains(&format!("{}{expect}", path.display())),
+            "{text:?}: {err}"
+        );
+        assert!(!err.contains("started gunicorn"), "{err}");
+    }
+    let out = std::process::Command::new(launcher())
+        .args(["run", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml: cannot read"));
+}
+
+#[test]
+fn not_gunicorn_is_refused_as_a_usage_error() {
+    let out = std::process::Command::new(launcher())
+        .args(["run", "--", "sh", "-c", "sleep 1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`sh` is not gunicorn"));
+}
+
+#[test]
+fn print_command_shows_argv_and_environment_and_starts_nothing() {
+    let out = std::process::Command::new(launcher())
+        .args([
+            "print-command",
+            "--port",
+            "9000",
+            "--",
+            "gunicorn",
+            "-D",
+            "-b",
+            "127.0.0.1:8001",
+            "app:app",
+        ])
+        .env("PATH", format!("{}/bin", venv().display()))
+        .env("LISTEN_FDS", "1")
+        .env("GUNICORN_CMD_ARGS", "-w 2 -b 127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let argv: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("argv: "))
+        .collect();
+    assert_eq!(argv, ["gunicorn", "--bind", "0.0.0.0:9000", "app:app"]);
+    assert!(text.contains("env-unset: LISTEN_FDS"), "{text}");
+    assert!(text.contains("env-set: GUNICORN_CMD_ARGS=-w 2"), "{text}");
+}
+
+#[test]
+fn the_python_launch_forms_run_real_gunicorn() {
+    let venv = venv();
+    let python = venv.join("bin/python3").to_string_lossy().into_owned();
+    let script = venv.join("bin/gunicorn").to_string_lossy().into_owned();
+    for form in [
+        vec![python.as_str(), "-m", "gunicorn"],
+        vec![python.as_str(), "-u", script.as_str()],
+    ] {
+        let ns = Netns::new();
+        let app = AppDir::new();
+        let mut args = vec!["run", "--"];
+        args.extend(form.iter().copied());
+        args.extend(["-b", "127.0.0.1:8001", "hello:app"]);
+        let mut l = start(&app, &ns, &args);
+        l.wait_line("verified:", LONG);
+        assert_eq!(
+            ns.listeners(8001),
+            vec!["0.0.0.0:8001".to_string()],
+            "{form:?}"
+        );
+        l.signal(Signal::SIGTERM);
+        assert_eq!(
+            l.wait_exit(LONG).code(),
+            Some(0),
+            "{form:?}: {}",
+            l.output()
+        );
+    }
+}
+
+/// In a terminal, Ctrl-C reaches gunicorn once (through the launcher), not
+/// twice (once from the terminal, once forwarded): gunicorn runs in its own
+/// process group, outside the terminal's foreground group.
+#[test]
+fn ctrl_c_in_a_terminal_stops_gunicorn_once() {
+    use std::io::Write;
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let inner = format!(
+        "cd {} && XDG_RUNTIME_DIR={}/run PATH={}/bin:$PATH exec ip netns exec {} {} run -- gunicorn hello:app",
+        app.path().display(),
+        app.path().display(),
+        venv().display(),
+        ns.name,
+        launcher().display()
+    );
+    // `script` gives the launcher a real pseudo-terminal as its controlling
+    // terminal; a 0x03 byte written to it is the terminal's Ctrl-C.
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qfec", &inner, "/dev/null"]);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut l = Proc::spawn_with_stdin(cmd);
+    l.wait_line("verified:", LONG);
+    l.stdin().write_all(b"\x03").unwrap();
+    l.stdin().flush().unwrap();
+    let st = l.wait_exit(LONG);
+    let out = l.output();
+    assert_eq!(out.matches("Handling signal: int").count(), 1, "{out}");
+    assert_eq!(st.code(), Some(0), "{out}");
+}

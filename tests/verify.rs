@@ -1,0 +1,314 @@
+//! Verification against real gunicorn and real sockets: the seed's scenario
+//! across a network (two namespaces joined by a veth pair), readiness
+//! notification, config hooks that defeat the command line, a port held by
+//! another program, IPv6 dual-stack and v6-only, and `check`.
+
+mod common;
+use common::*;
+use nix::sys::signal::Signal;
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+fn url() -> String {
+    format!("http://{SERVER_IP}:8001/")
+}
+
+fn check(ns: &Netns, extra: &[&str]) -> (i32, String) {
+    let out = ns
+        .cmd(launcher())
+        .arg("check")
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The seed, as it happens: bare gunicorn on 127.0.0.1 is refused from
+/// another host; the same command through the launcher answers 200.
+#[test]
+fn seed_scenario_across_the_network() {
+    let lan = Lan::new();
+    let app = AppDir::new();
+    assert_eq!(check(&lan.server, &[]).0, 3, "nothing listens yet");
+
+    let mut bare = lan.server.cmd(gunicorn());
+    bare.args(["-b", "127.0.0.1:8001", "hello:app"])
+        .current_dir(app.path())
+        .env("XDG_RUNTIME_DIR", app.path().join("run"));
+    let mut bare = Proc::spawn(bare);
+    bare.wait_line("Booting worker", LONG);
+    wait_until("bare gunicorn to answer on loopback", LONG, || {
+        lan.server.http_status("http://127.0.0.1:8001/") == Ok(200)
+    });
+    // curl exit 7: failed to connect (connection refused).
+    assert_eq!(
+        lan.client.http_status(&url()),
+        Err(7),
+        "the seed's ERR_CONNECTION_REFUSED"
+    );
+    let (code, out) = check(&lan.server, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("127.0.0.1:8001") && out.contains(&bare.pid().to_string()),
+        "{out}"
+    );
+    bare.signal(Signal::SIGTERM);
+    bare.wait_exit(LONG);
+
+    let mut l = Proc::spawn(app.launcher_in(
+        &lan.server,
+        &[
+            "run",
+            "--",
+            &gunicorn(),
+            "-b",
+            "127.0.0.1:8001",
+            "hello:app",
+        ],
+    ));
+    let verified = l.wait_line("verified:", LONG);
+    assert!(
+        verified.contains(SERVER_IP),
+        "the probe covered the LAN address: {verified}"
+    );
+    assert_eq!(lan.client.http_status(&url()), Ok(200));
+    let (code, out) = check(&lan.server, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("0.0.0.0:8001")
+            && out.contains(&format!("{SERVER_IP}:8001"))
+            && out.contains("HTTP 200"),
+        "{out}"
+    );
+    let (code, json) = check(&lan.server, &["--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["verdict"], "ok");
+    assert_eq!(v["listeners"][0]["address"], "0.0.0.0");
+    assert!(
+        v["listeners"][0]["owners"].as_array().unwrap().len() >= 2,
+        "master and worker own it: {json}"
+    );
+    assert!(
+        v["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["status"] == 200),
+        "{json}"
+    );
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0));
+    assert_eq!(check(&lan.server, &[]).0, 3, "nothing listens after stop");
+}
+
+struct NotifyListener {
+    sock: UnixDatagram,
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl NotifyListener {
+    fn new() -> NotifyListener {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        NotifyListener {
+            sock,
+            _dir: dir,
+            path,
+        }
+    }
+
+    /// Waits for a datagram containing `needle`; returns it whole.
+    fn wait_for(&self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no notify message with {needle:?} within {within:?}"
+            );
+            self.sock.set_read_timeout(Some(left)).unwrap();
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if msg.contains(needle) {
+                    return msg;
+                }
+            }
+        }
+    }
+}
+
+/// READY=1 only once the other host already gets 200, even though the app
+/// takes 3 s to import and gunicorn itself says READY right after bind().
+#[test]
+fn ready_is_sent_only_when_the_other_host_already_gets_200() {
+    let lan = Lan::new();
+    let app = AppDir::new();
+    app.write(
+        "slow.py",
+        "import time\ntime.sleep(3)\nfrom hello import app\n",
+    );
+    let notify = NotifyListener::new();
+    let mut cmd = app.launcher_in(&lan.server, &["run", "--", "gunicorn", "slow:app"]);
+    cmd.env("NOTIFY_SOCKET", &notify.path);
+    let mut l = Proc::spawn(cmd);
+    let ready = notify.wait_for("READY=1", LONG);
+    assert_eq!(
+        lan.client.http_status(&url()),
+        Ok(200),
+        "READY came before the service answered"
+    );
+    assert!(ready.contains("STATUS=verified:"), "{ready}");
+    assert!(
+        ready.contains("0.0.0.0:8001") && ready.contains(SERVER_IP) && ready.contains("127.0.0.1"),
+        "{ready}"
+    );
+    l.signal(Signal::SIGTERM);
+    notify.wait_for("STOPPING=1", LONG);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+}
+
+const REBIND_HOOK: &str =
+    "def on_starting(server):\n    server.cfg.set('bind', ['127.0.0.1:8001'])\n";
+
+#[test]
+fn a_config_hook_that_rebinds_to_loopback_is_caught() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write("gunicorn.conf.py", REBIND_HOOK);
+    let notify = NotifyListener::new();
+    let mut cmd = app.launcher_in(&ns, &["run", "--", "gunicorn", "-w", "2", "hello:app"]);
+    cmd.env("NOTIFY_SOCKET", &notify.path);
+    let mut l = Proc::spawn(cmd);
+    assert_eq!(l.wait_exit(LONG).code(), Some(69), "{}", l.output());
+    let out = l.output();
+    assert!(
+        out.contains("127.0.0.1:8001") && out.contains("single address"),
+        "{out}"
+    );
+    // Never READY; and nothing left running.
+    notify.sock.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = notify.sock.recv(&mut buf) {
+        assert!(
+            !String::from_utf8_lossy(&buf[..n]).contains("READY=1"),
+            "READY sent for a loopback bind"
+        );
+    }
+    assert!(ns.listeners(8001).is_empty(), "{:?}", ns.listeners(8001));
+}
+
+#[test]
+fn on_failure_warn_keeps_running_and_says_so_in_status() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write("gunicorn.conf.py", REBIND_HOOK);
+    app.write("launcher.toml", "[verify]\non_failure = \"warn\"\n");
+    let notify = NotifyListener::new();
+    let mut cmd = app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--config",
+            "launcher.toml",
+            "--",
+            "gunicorn",
+            "hello:app",
+        ],
+    );
+    cmd.env("NOTIFY_SOCKET", &notify.path);
+    let mut l = Proc::spawn(cmd);
+    let msg = notify.wait_for("STATUS=", LONG);
+    let msg = if msg.contains("WARNING") {
+        msg
+    } else {
+        notify.wait_for("WARNING", LONG)
+    };
+    assert!(msg.contains("127.0.0.1:8001"), "{msg}");
+    l.wait_line("keeps running", LONG);
+    assert_eq!(
+        ns.http_status("http://127.0.0.1:8001/"),
+        Ok(200),
+        "still serving on loopback"
+    );
+    assert!(
+        l.child.try_wait().unwrap().is_none(),
+        "launcher must keep running"
+    );
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0));
+}
+
+#[test]
+fn a_port_held_by_another_program_is_named_with_pid_and_command() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let mut holder = ns.cmd("python3");
+    holder.args(["-c", "import socket,time\ns=socket.socket()\ns.bind(('0.0.0.0',8001))\ns.listen()\nprint('holding',flush=True)\ntime.sleep(300)"]);
+    let mut holder = Proc::spawn(holder);
+    holder.wait_line("holding", LONG);
+    let mut l = Proc::spawn(app.launcher_in(&ns, &["run", "--", "gunicorn", "hello:app"]));
+    let code = l.wait_exit(LONG).code();
+    let out = l.output();
+    assert_eq!(code, Some(69), "{out}");
+    assert!(
+        out.contains(&format!("pid {}", holder.pid())) && out.contains("python3"),
+        "{out}"
+    );
+}
+
+#[test]
+fn dual_stack_is_all_interfaces_and_v6_only_is_not() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write("v6.toml", "[bind]\nhost = \"::\"\n");
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &["run", "--config", "v6.toml", "--", "gunicorn", "hello:app"],
+    ));
+    let verified = l.wait_line("verified:", LONG);
+    assert!(
+        verified.contains("[::]:8001")
+            && verified.contains("127.0.0.1")
+            && verified.contains("::1"),
+        "{verified}"
+    );
+    assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0));
+
+    // The same with bindv6only=1 in this namespace: [::] no longer takes IPv4.
+    let st = ns
+        .cmd("sysctl")
+        .args(["-qw", "net.ipv6.bindv6only=1"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &["run", "--config", "v6.toml", "--", "gunicorn", "hello:app"],
+    ));
+    assert_eq!(l.wait_exit(LONG).code(), Some(69), "{}", l.output());
+    assert!(l.output().contains("IPV6_V6ONLY"), "{}", l.output());
+}
+
+#[test]
+fn a_listener_that_does_not_answer_http_is_exit_4_for_check() {
+    let ns = Netns::new();
+    let mut holder = ns.cmd("python3");
+    holder.args(["-c", "import socket,time\ns=socket.socket()\ns.bind(('0.0.0.0',8001))\ns.listen()\nprint('holding',flush=True)\ntime.sleep(300)"]);
+    let mut holder = Proc::spawn(holder);
+    holder.wait_line("holding", LONG);
+    let (code, out) = check(&ns, &["--timeout", "300ms"]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains("timed out") && out.contains(&holder.pid().to_string()),
+        "{out}"
+    );
+}
