@@ -117,7 +117,7 @@ fn python_form(argv: &[String]) -> Result<Launch, String> {
                     };
                 }
                 'c' => return refuse("it runs `-c` code"),
-                c if "bBdEhiIOqsSuvVxPR".contains(c) => {}
+                c if "bBdEiIOqsSuvxPR".contains(c) => {}
                 c => return refuse(&format!("unknown interpreter option `-{c}`")),
             }
         }
@@ -235,6 +235,8 @@ mod tests {
             ("python3 --version", "unsupported interpreter option"),
             ("gunicorn3 app", "is not gunicorn"),
             ("pythonx -m gunicorn", "is not gunicorn"),
+            ("python3 -V -m gunicorn", "unknown interpreter option `-V`"),
+            ("python3 -h -m gunicorn", "unknown interpreter option `-h`"),
             ("python3.1.2.3 -m gunicorn", "is not gunicorn"),
         ] {
             let err = rec(cmd).unwrap_err();
