@@ -312,3 +312,28 @@ fn a_listener_that_does_not_answer_http_is_exit_4_for_check() {
         "{out}"
     );
 }
+
+/// HUP: RELOADING=1, then READY=1 again once verified; with WATCHDOG_USEC
+/// set, WATCHDOG=1 keeps coming while healthy.
+#[test]
+fn reload_and_watchdog_notifications() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let notify = NotifyListener::new();
+    let mut cmd = app.launcher_in(&ns, &["run", "--", "gunicorn", "hello:app"]);
+    cmd.env("NOTIFY_SOCKET", &notify.path)
+        .env("WATCHDOG_USEC", "400000");
+    let mut l = Proc::spawn(cmd);
+    notify.wait_for("READY=1", LONG);
+    notify.wait_for("WATCHDOG=1", LONG);
+    notify.wait_for("WATCHDOG=1", LONG);
+    l.signal(Signal::SIGHUP);
+    let reloading = notify.wait_for("RELOADING=1", LONG);
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    let ready = notify.wait_for("READY=1", LONG);
+    assert!(ready.contains("STATUS=verified:"), "{ready}");
+    l.wait_line("verified:", LONG);
+    l.wait_line("verified:", LONG);
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0));
+}

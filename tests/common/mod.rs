@@ -191,6 +191,8 @@ pub struct Proc {
     pub child: Child,
     lines: Receiver<String>,
     pub seen: Vec<String>,
+    /// Lines before this index were passed by a `wait_line`.
+    cursor: usize,
 }
 
 impl Proc {
@@ -223,6 +225,7 @@ impl Proc {
             child,
             lines: rx,
             seen: Vec::new(),
+            cursor: 0,
         }
     }
 
@@ -237,12 +240,18 @@ impl Proc {
         self.child.id() as i32
     }
 
-    /// Waits for an output line containing `needle`; panics with everything
-    /// seen so far at the deadline.
+    /// Waits for the next output line containing `needle` (lines matched by
+    /// an earlier wait do not count again); panics with everything seen so
+    /// far at the deadline.
     pub fn wait_line(&mut self, needle: &str, within: Duration) -> String {
-        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
-            return l.clone();
+        if let Some(i) = self.seen[self.cursor..]
+            .iter()
+            .position(|l| l.contains(needle))
+        {
+            self.cursor += i + 1;
+            return self.seen[self.cursor - 1].clone();
         }
+        self.cursor = self.seen.len();
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -250,6 +259,7 @@ impl Proc {
                 Ok(l) => {
                     self.seen.push(l.clone());
                     if l.contains(needle) {
+                        self.cursor = self.seen.len();
                         return l;
                     }
                 }
