@@ -78,7 +78,9 @@ enum Phase {
 }
 
 struct Stop {
-    signal: Signal,
+    /// The signal we were asked to stop with; `None` when we are only
+    /// clearing what a dead master left behind.
+    signal: Option<Signal>,
     deadline: Instant,
     killed: bool,
 }
@@ -94,7 +96,6 @@ struct Supervisor {
     exit_override: Option<i32>,
     /// The master's status once it is gone for good.
     master_status: Option<WaitStatus>,
-    upgrade_pending: bool,
     next_tick: Option<Instant>,
 }
 
@@ -153,7 +154,6 @@ pub fn run(child: Child, settings: Settings) -> i32 {
         stop: None,
         exit_override: None,
         master_status: None,
-        upgrade_pending: false,
         next_tick: None,
     };
     sup.systemd.status("starting gunicorn");
@@ -325,7 +325,6 @@ impl Supervisor {
                 }
             }
             Signal::SIGUSR2 => {
-                self.upgrade_pending = true;
                 self.forward(sig);
                 log::info(
                     "forwarded USR2: gunicorn starts a new master; it is adopted when the old one exits",
@@ -353,7 +352,7 @@ impl Supervisor {
                 self.settings.stop_timeout
             ));
             self.stop = Some(Stop {
-                signal: sig,
+                signal: Some(sig),
                 deadline: Instant::now() + self.settings.stop_timeout,
                 killed: false,
             });
@@ -391,27 +390,28 @@ impl Supervisor {
         let old = self.master;
         if let Some(new) = self.successor(old) {
             self.master = new;
-            self.upgrade_pending = false;
             log::info(&format!(
                 "gunicorn master {old} exited; adopted the new master {}",
                 tree::describe(new)
             ));
             match &self.stop {
-                Some(stop) => {
-                    let sig = stop.signal;
+                Some(Stop {
+                    signal: Some(sig), ..
+                }) => {
+                    let sig = *sig;
                     self.forward(sig);
                 }
-                None => self.verify_again(),
+                _ => self.verify_again(),
             }
             return;
         }
         self.master_status = Some(status);
-        if self.stop.is_none() {
-            self.explain_exit(status);
-        }
         // The master is gone: whatever of its tree is left (workers of a
         // SIGKILLed master notice only after timeout/2) is stopped now.
         let rest = tree::descendants(Pid::this());
+        if self.stop.is_none() {
+            self.explain_exit(status, !rest.is_empty());
+        }
         if !rest.is_empty() {
             tree::signal_all(&rest, Signal::SIGTERM);
             let deadline = Instant::now() + self.settings.stop_timeout.min(Duration::from_secs(5));
@@ -419,7 +419,7 @@ impl Supervisor {
                 Some(stop) => stop.deadline = stop.deadline.min(deadline),
                 None => {
                     self.stop = Some(Stop {
-                        signal: Signal::SIGTERM,
+                        signal: None,
                         deadline,
                         killed: false,
                     })
@@ -436,9 +436,20 @@ impl Supervisor {
             .find(|&p| tree::is_successor_of(p, old))
     }
 
-    fn explain_exit(&self, status: WaitStatus) {
+    fn explain_exit(&mut self, status: WaitStatus, left_behind: bool) {
         let during = matches!(self.phase, Phase::Verifying { .. });
         let what = describe_status(status);
+        if during && left_behind && status == WaitStatus::Exited(self.master, 0) {
+            // gunicorn's daemonize(): the master forks, the parent exits 0,
+            // the grandchild serves on. Only a config file can ask for it
+            // (we remove -D/--daemon from the command line).
+            let why = "gunicorn daemonized itself and left its supervisor: remove `daemon = True` from its config file \
+                       (gunicorn.conf.py or -c FILE); stopping what it left behind";
+            log::error(why);
+            self.systemd.status(why);
+            self.exit_override = Some(EXIT_UNVERIFIED);
+            return;
+        }
         if during && self.exit_override.is_none() {
             let port = verify::verdict(&self.settings.target, Scope::Tree(&[]));
             let held = if port.kind == verify::Kind::Foreign {
@@ -465,7 +476,7 @@ impl Supervisor {
                 // with (it had no handler yet): end the same way, which
                 // systemd counts as a clean stop, unlike exit 143.
                 if let Some(stop) = &self.stop
-                    && stop.signal == sig
+                    && stop.signal == Some(sig)
                     && !stop.killed
                 {
                     die_by(sig);

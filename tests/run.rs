@@ -387,3 +387,46 @@ fn ctrl_c_in_a_terminal_stops_gunicorn_once() {
     assert_eq!(out.matches("Handling signal: int").count(), 1, "{out}");
     assert_eq!(st.code(), Some(0), "{out}");
 }
+
+/// `daemon = True` in a config file cannot be overridden from the command
+/// line: gunicorn forks away. The launcher says so, stops what was left
+/// behind (re-parented to it as subreaper) and fails.
+#[test]
+fn a_config_file_that_daemonizes_gunicorn_is_caught_and_cleaned_up() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write("gunicorn.conf.py", "daemon = True\n");
+    let mut l = start(&app, &ns, &["run", "--", "gunicorn", "hello:app"]);
+    assert_eq!(l.wait_exit(LONG).code(), Some(69), "{}", l.output());
+    assert!(l.output().contains("daemon = True"), "{}", l.output());
+    wait_until("the daemonized gunicorn to be gone", LONG, || {
+        ns.listeners(8001).is_empty()
+    });
+}
+
+/// A gunicorn stopped before its signal handlers exist dies of the forwarded
+/// TERM; the launcher then ends itself by TERM too (systemd counts that as a
+/// clean stop; exit 143 would be Result=exit-code).
+#[test]
+fn a_stop_before_gunicorn_has_handlers_ends_the_launcher_by_the_same_signal() {
+    use std::os::unix::process::ExitStatusExt;
+    let ns = Netns::new();
+    let app = AppDir::new();
+    // The config file is read before gunicorn installs its handlers.
+    app.write(
+        "gunicorn.conf.py",
+        "import sys, time\nprint('config loading', file=sys.stderr, flush=True)\ntime.sleep(30)\n",
+    );
+    let mut l = start(&app, &ns, &["run", "--", "gunicorn", "hello:app"]);
+    l.wait_line("config loading", LONG);
+    let tree = descendants(l.pid());
+    l.signal(Signal::SIGTERM);
+    let st = l.wait_exit(LONG);
+    assert_eq!(
+        st.signal(),
+        Some(Signal::SIGTERM as i32),
+        "{st:?}: {}",
+        l.output()
+    );
+    assert!(alive(&tree).is_empty());
+}
