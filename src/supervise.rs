@@ -577,15 +577,30 @@ impl Supervisor {
     }
 
     fn tick(&mut self, now: Instant) {
-        if self.stop.is_none() && self.phase == (Phase::Settled { verified: true }) {
-            if !self.settings.recheck_interval.is_zero() {
-                let pids = tree::descendants(Pid::this());
-                let v = verify::verdict(&self.settings.target, Scope::Tree(&pids));
-                if !v.ok() {
+        let Phase::Settled { verified } = self.phase else {
+            self.schedule_tick(now);
+            return;
+        };
+        if self.stop.is_some() {
+            return;
+        }
+        if !self.settings.recheck_interval.is_zero() {
+            let pids = tree::descendants(Pid::this());
+            let v = verify::verdict(&self.settings.target, Scope::Tree(&pids));
+            match (verified, v.ok()) {
+                (true, false) => {
                     self.verification_failed(&v.summary);
                     return;
                 }
+                (false, true) => {
+                    log::info(&format!("verified again: {}", v.summary));
+                    self.systemd.status(&format!("verified: {}", v.summary));
+                    self.phase = Phase::Settled { verified: true };
+                }
+                _ => {}
             }
+        }
+        if self.phase == (Phase::Settled { verified: true }) {
             self.systemd.watchdog();
         }
         self.schedule_tick(now);

@@ -337,3 +337,58 @@ fn reload_and_watchdog_notifications() {
     l.signal(Signal::SIGTERM);
     assert_eq!(l.wait_exit(LONG).code(), Some(0));
 }
+
+/// With a recheck interval, a service that stops answering after READY is
+/// noticed (here: its only worker is frozen with SIGSTOP), reported in the
+/// log and in STATUS (on_failure = "warn"), and its recovery too.
+#[test]
+fn recheck_notices_a_service_that_stops_answering_and_its_recovery() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write("l.toml", "[verify]\nrecheck_interval = \"300ms\"\nprobe_timeout = \"300ms\"\non_failure = \"warn\"\n");
+    let notify = NotifyListener::new();
+    let mut cmd = app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--config",
+            "l.toml",
+            "--",
+            "gunicorn",
+            "-w",
+            "1",
+            "hello:app",
+        ],
+    );
+    cmd.env("NOTIFY_SOCKET", &notify.path);
+    let mut l = Proc::spawn(cmd);
+    notify.wait_for("READY=1", LONG);
+    let master = master_of(l.pid());
+    wait_until("one worker", LONG, || children(master).len() == 1);
+    let worker = nix::unistd::Pid::from_raw(children(master)[0]);
+    nix::sys::signal::kill(worker, Signal::SIGSTOP).unwrap();
+    l.wait_line("verification failed", LONG);
+    let status = notify.wait_for("WARNING", LONG);
+    assert!(status.contains("timed out"), "{status}");
+    nix::sys::signal::kill(worker, Signal::SIGCONT).unwrap();
+    l.wait_line("verified again", LONG);
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+}
+
+/// A gunicorn that sends no READY=1 (here a config file removes the notify
+/// socket from its environment) is verified all the same.
+#[test]
+fn a_gunicorn_that_never_notifies_is_still_verified() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write(
+        "gunicorn.conf.py",
+        "import os\nos.environ.pop('NOTIFY_SOCKET', None)\n",
+    );
+    let mut l = Proc::spawn(app.launcher_in(&ns, &["run", "--", "gunicorn", "hello:app"]));
+    l.wait_line("verified:", LONG);
+    assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0));
+}
