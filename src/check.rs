@@ -20,7 +20,7 @@ pub fn run(args: &CheckArgs) -> i32 {
     if args.json {
         println!("{}", to_json(&v, &target));
     } else {
-        print!("{}", table(&v, &target));
+        print!("{}", table(&v, &target, use_colour()));
     }
     v.kind.exit_code()
 }
@@ -61,7 +61,14 @@ fn aligned(rows: &[Vec<String>]) -> String {
     out
 }
 
-pub fn table(v: &Verdict, target: &Target) -> String {
+/// Colour only for a person at a terminal, and never under NO_COLOR
+/// (https://no-color.org: set to anything non-empty).
+fn use_colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+pub fn table(v: &Verdict, target: &Target, colour: bool) -> String {
     let mut rows = vec![
         vec!["FAMILY", "ADDRESS", "PID", "USER", "COMMAND"]
             .into_iter()
@@ -104,11 +111,13 @@ pub fn table(v: &Verdict, target: &Target) -> String {
             .collect();
         out.push_str(&aligned(&rows));
     }
-    out.push_str(&format!(
-        "\nverdict: {} — {}\n",
-        verdict_word(v.kind),
-        v.summary
-    ));
+    let word = verdict_word(v.kind);
+    let word = match (colour, v.kind) {
+        (false, _) => word.to_string(),
+        (true, Kind::Ok) => format!("\x1b[32m{word}\x1b[0m"),
+        (true, _) => format!("\x1b[1;31m{word}\x1b[0m"),
+    };
+    out.push_str(&format!("\nverdict: {word} — {}\n", v.summary));
     out
 }
 

@@ -9,9 +9,16 @@ use std::path::PathBuf;
     name = "gunicorn-launcher",
     version,
     about = "Runs gunicorn bound to 0.0.0.0:8001, supervises it, and proves the port is open on every interface",
-    long_about = None
+    long_about = None,
+    after_help = "Exit codes of run: 0 clean stop; gunicorn's own status passed through; 128+N killed by signal N; \
+2 usage; 69 startup verification failed; 78 configuration error; 126 gunicorn not executable; 127 gunicorn not found.\n\n\
+Examples:\n  gunicorn-launcher run -- /opt/solvit/venv/bin/gunicorn -w 3 -b 127.0.0.1:8001 solvit.wsgi\n  \
+gunicorn-launcher check --port 8001\n  gunicorn-launcher print-command --config /etc/gunicorn-launcher/solvit.toml"
 )]
 pub struct Cli {
+    /// How the launcher writes its own log lines (gunicorn's output is untouched).
+    #[arg(long, global = true, value_enum, default_value_t = crate::log::Format::Text)]
+    pub log_format: crate::log::Format,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -33,6 +40,37 @@ pub enum Cmd {
         after_help = "Exit codes: 0 all interfaces and reachable, 1 bound to a single address, 3 nothing listening, 4 an HTTP probe failed.\n\nExamples:\n  gunicorn-launcher check\n  gunicorn-launcher check --port 8001 --json"
     )]
     Check(CheckArgs),
+    /// Write the man page or a shell completion script to stdout (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_enum)]
+        what: Generated,
+    },
+}
+
+/// What `generate` writes.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Generated {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// The man page or a completion script, from these very definitions, so
+/// neither can drift from `--help`.
+pub fn generate(what: Generated, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let mut cmd = Cli::command();
+    let shell = match what {
+        Generated::Man => return clap_mangen::Man::new(cmd).render(out),
+        Generated::Bash => Shell::Bash,
+        Generated::Zsh => Shell::Zsh,
+        Generated::Fish => Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut cmd, "gunicorn-launcher", out);
+    Ok(())
 }
 
 #[derive(Debug, Args)]

@@ -7,11 +7,27 @@
 //! sd-daemon does: `JOURNAL_STREAM`'s `dev:ino` must equal `fstat(2)`; the
 //! variable alone is inherited by children and proves nothing.
 //! gunicorn's output never passes through here: it writes to the same
-//! stderr directly.
+//! stderr directly. `--log-format json` writes one JSON object per line
+//! instead, for log shippers (still prefixed when stderr is the journal).
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::sync::OnceLock;
+
+/// How lines are written: plain text, or one JSON object per line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+static FORMAT: OnceLock<Format> = OnceLock::new();
+
+/// Chooses the format once, at startup (later calls are ignored).
+pub fn set_format(format: Format) {
+    let _ = FORMAT.set(format);
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
@@ -41,8 +57,23 @@ fn matches_stream(var: &str, dev: u64, ino: u64) -> bool {
 }
 
 /// Formats one message: every line prefixed for the journal, or with the
-/// program's name on a terminal or file.
-pub fn format(level: Level, msg: &str, journal: bool) -> String {
+/// program's name on a terminal or file; in JSON, one object per message.
+pub fn format(level: Level, msg: &str, journal: bool, format: Format) -> String {
+    if format == Format::Json {
+        let name = match level {
+            Level::Error => "error",
+            Level::Warning => "warning",
+            Level::Info => "info",
+        };
+        let line =
+            serde_json::json!({"program": "gunicorn-launcher", "level": name, "message": msg});
+        let prefix = if journal {
+            format!("<{}>", level as u8)
+        } else {
+            String::new()
+        };
+        return format!("{prefix}{line}\n");
+    }
     let mut out = String::new();
     for line in msg.lines() {
         if journal {
@@ -61,7 +92,13 @@ pub fn format(level: Level, msg: &str, journal: bool) -> String {
 
 pub fn log(level: Level, msg: &str) {
     // One write per message, so lines from gunicorn cannot land inside it.
-    let _ = std::io::stderr().write_all(format(level, msg, stderr_is_journal()).as_bytes());
+    let text = format(
+        level,
+        msg,
+        stderr_is_journal(),
+        FORMAT.get().copied().unwrap_or_default(),
+    );
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 pub fn info(msg: &str) {
@@ -82,15 +119,29 @@ mod tests {
 
     #[test]
     fn journal_lines_each_carry_the_priority() {
+        let text = Format::Text;
         assert_eq!(
-            format(Level::Warning, "a\nb", true),
+            format(Level::Warning, "a\nb", true, text),
             "<4>gunicorn-launcher: a\n<4>gunicorn-launcher: b\n"
         );
         assert_eq!(
-            format(Level::Error, "x", false),
+            format(Level::Error, "x", false, text),
             "gunicorn-launcher: error: x\n"
         );
-        assert_eq!(format(Level::Info, "x", false), "gunicorn-launcher: x\n");
+        assert_eq!(
+            format(Level::Info, "x", false, text),
+            "gunicorn-launcher: x\n"
+        );
+    }
+
+    #[test]
+    fn json_is_one_object_per_message() {
+        let line = format(Level::Warning, "a \"b\"\nc", false, Format::Json);
+        assert_eq!(line.matches('\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["level"], "warning");
+        assert_eq!(v["message"], "a \"b\"\nc");
+        assert!(format(Level::Error, "x", true, Format::Json).starts_with("<3>{"));
     }
 
     #[test]

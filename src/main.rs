@@ -12,10 +12,18 @@ use gunicorn_launcher::exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log::set_format(cli.log_format);
     let code = match cli.command {
         Cmd::Run(args) => run(&args),
         Cmd::PrintCommand(args) => print_command(&args),
         Cmd::Check(args) => check::run(&args),
+        Cmd::Generate { what } => match cli::generate(what, &mut std::io::stdout()) {
+            Ok(()) => 0,
+            Err(e) => {
+                log::error(&format!("cannot write: {e}"));
+                exit::SOFTWARE
+            }
+        },
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
