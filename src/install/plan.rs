@@ -300,6 +300,8 @@ fn wrap_unit(index: &UnitIndex, unit: &UnitName, launcher: &str) -> Result<Found
             loaded.fragment.display()
         )));
     }
+    // An alias installs under the unit's own name, where `status` and `uninstall` look.
+    let unit = loaded.names.first().unwrap_or(unit);
     let base = without_ours(&loaded)?;
     let mut execs = unit_file::effective_exec(&base, "ExecStart").map_err(unit_error)?;
     let (original, file, line) = match execs.len() {
@@ -594,6 +596,12 @@ pub fn installed(root: &Path, named: &[UnitName]) -> Result<Vec<Installed>, Refu
     } else {
         let mut all = Vec::new();
         for unit in named {
+            // An alias: the drop-in is under the unit's own name (see wrap_unit).
+            let unit = &index
+                .load(unit)
+                .ok()
+                .and_then(|l| l.names.first().cloned())
+                .unwrap_or_else(|| unit.clone());
             all.push(unit.clone());
             if unit.is_template() {
                 all.extend(index.instances_with_dropins(unit));
