@@ -37,6 +37,20 @@ fn probe_target(port: u16) -> Target {
     }
 }
 
+/// Live mode needs a running systemd (sd_booted(): `/run/systemd/system` exists); without
+/// one, writing into this host's /etc would change units that no one reloads or verifies.
+fn require_systemd(root: &Option<PathBuf>) -> Result<(), Refusal> {
+    if root.is_some() || Path::new("/run/systemd/system").is_dir() {
+        return Ok(());
+    }
+    Err(Refusal {
+        code: exit::USAGE,
+        message: "systemd is not running on this host (no /run/systemd/system): nothing can be \
+                  reloaded or verified here; to prepare a tree of unit files, use --root DIR"
+            .into(),
+    })
+}
+
 fn root_of(root: &Option<PathBuf>) -> PathBuf {
     root.clone().unwrap_or_else(|| PathBuf::from("/"))
 }
@@ -55,6 +69,7 @@ pub fn install(args: &InstallArgs) -> i32 {
 }
 
 fn install_steps(args: &InstallArgs, report: &mut Report) -> Result<i32, Refusal> {
+    require_systemd(&args.root)?;
     let root = root_of(&args.root);
     let live = args.root.is_none();
     let launcher = launcher_path(args.launcher.as_deref(), live)?;
@@ -76,7 +91,7 @@ fn install_steps(args: &InstallArgs, report: &mut Report) -> Result<i32, Refusal
         return Ok(0);
     }
     let running = if live {
-        running_units(&plan)
+        running_units(&plan, &changes)
     } else {
         Vec::new()
     };
@@ -198,9 +213,9 @@ fn show_plan(root: &Path, plan: &Plan, dry_run: bool, report: &mut Report) {
 }
 
 /// The units whose command changes and that run now (a template's running instances).
-fn running_units(plan: &Plan) -> Vec<(String, u16)> {
+fn running_units(plan: &Plan, changes: &[&Wrap]) -> Vec<(String, u16)> {
     let mut running: Vec<(String, u16)> = Vec::new();
-    for w in &plan.wraps {
+    for w in changes {
         let names = if w.unit.is_template() {
             systemctl::running_instances(w.unit.as_str())
         } else if systemctl::is_running(w.unit.as_str()) {
@@ -405,6 +420,7 @@ pub fn uninstall(args: &UninstallArgs) -> i32 {
 }
 
 fn uninstall_steps(args: &UninstallArgs, report: &mut Report) -> Result<i32, Refusal> {
+    require_systemd(&args.root)?;
     let root = root_of(&args.root);
     let live = args.root.is_none();
     let found = plan::installed(&root, &args.units)?;
@@ -473,8 +489,12 @@ fn uninstall_steps(args: &UninstallArgs, report: &mut Report) -> Result<i32, Ref
 
 pub fn status(args: &StatusArgs) -> i32 {
     let root = root_of(&args.root);
-    let live = args.root.is_none();
     let mut report = Report::new("status", args.json);
+    if let Err(refusal) = require_systemd(&args.root) {
+        report.error(&refusal.message);
+        return report.finish(refusal.code);
+    }
+    let live = args.root.is_none();
     let (units, skipped) = plan::survey(&root);
     for s in skipped {
         report.say(s);
