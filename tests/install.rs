@@ -490,6 +490,24 @@ fn malformed_units_are_refused_with_file_and_line_and_nothing_is_written() {
     assert_eq!(before, t.snapshot());
 }
 
+#[test]
+fn discovery_skips_an_unreadable_unit_that_has_nothing_to_do_with_gunicorn() {
+    let t = Tree::copy("solvit");
+    t.write(
+        "etc/systemd/system/broken-nginx.service",
+        "[Service\nExecStart=/usr/sbin/nginx\n",
+    );
+    let out = t.run(&["install"]);
+    out.ok();
+    assert!(
+        out.stdout
+            .contains("broken-nginx.service: skipped, unreadable:"),
+        "{out:#?}"
+    );
+    assert!(out.stdout.contains("broken-nginx.service:1"), "{out:#?}");
+    assert!(t.dropin("solvit.service").exists());
+}
+
 // --- the round trip and idempotence ---------------------------------------------------------
 
 #[test]

@@ -337,3 +337,43 @@ fn a_broken_install_is_rolled_back_and_the_old_unit_runs_again() {
     });
     assert_eq!(sd.http_status("http://127.0.0.1:8001/"), Ok(200));
 }
+
+#[test]
+fn a_running_socket_unit_on_the_port_is_refused_before_anything_is_written() {
+    let sd = boot();
+    // Not the service's own socket, but running: systemd holds 0.0.0.0:8001.
+    sd.write(
+        "/etc/systemd/system/other.socket",
+        "[Unit]\nDefaultDependencies=no\n[Socket]\nListenStream=8001\n",
+    );
+    sd.write(
+        "/etc/systemd/system/other.service",
+        "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/true\n",
+    );
+    sd.write(
+        "/opt/solvit/hello.py",
+        &std::fs::read_to_string(common::root().join("examples/hello.py")).unwrap(),
+    );
+    sd.write(
+        "/etc/systemd/system/solvit.service",
+        &unit("SolvIT", "hello:app", 1),
+    );
+    assert!(sd.systemctl(&["daemon-reload"]).status.success());
+    assert!(sd.systemctl(&["start", "other.socket"]).status.success());
+    wait_for("systemd listening on 8001", || {
+        !sd.listeners(8001).is_empty()
+    });
+    let before = tree(&sd, "/etc/systemd/system");
+    let (code, out) = launcher(&sd, &["install", "solvit.service"]);
+    assert_eq!(code, 78, "{out}");
+    assert!(out.contains("other.socket listens on port 8001"), "{out}");
+    assert!(
+        out.contains("systemctl disable --now other.socket"),
+        "{out}"
+    );
+    assert_eq!(before, tree(&sd, "/etc/systemd/system"));
+    // Once it is stopped (and not enabled), the same install goes through the check.
+    assert!(sd.systemctl(&["stop", "other.socket"]).status.success());
+    let (code, out) = launcher(&sd, &["install", "solvit.service", "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+}
