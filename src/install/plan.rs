@@ -158,20 +158,32 @@ pub fn plan_install(root: &Path, named: &[UnitName], launcher: &str) -> Result<P
                 "{unit} is not a service unit: only .service units run gunicorn"
             )));
         }
-        match wrap_unit(&index, unit, launcher)? {
-            Found::Gunicorn(w) => {
-                let template_command = w.original.clone();
-                push(&mut plan, *w);
-                if unit.is_template() {
-                    instances(&index, unit, &template_command, launcher, &mut plan)?;
-                }
-            }
-            Found::Other(why) => {
-                return Err(usage(format!("{unit}: {why}; left untouched")));
-            }
+        if let Some(why) = add(&index, unit, launcher, &mut plan)? {
+            return Err(usage(format!("{unit}: {why}; left untouched")));
         }
     }
     Ok(plan)
+}
+
+/// Adds `unit` to the plan (a template with its instances that need a drop-in of their own);
+/// `Some(why)` when it does not run gunicorn.
+fn add(
+    index: &UnitIndex,
+    unit: &UnitName,
+    launcher: &str,
+    plan: &mut Plan,
+) -> Result<Option<String>, Refusal> {
+    match wrap_unit(index, unit, launcher)? {
+        Found::Other(why) => Ok(Some(why)),
+        Found::Gunicorn(w) => {
+            let template_command = w.original.clone();
+            push(plan, *w);
+            if unit.is_template() {
+                instances(index, unit, &template_command, launcher, plan)?;
+            }
+            Ok(None)
+        }
+    }
 }
 
 fn push(plan: &mut Plan, w: Wrap) {
@@ -189,16 +201,8 @@ fn discover(
     launcher: &str,
     plan: &mut Plan,
 ) -> Result<(), Refusal> {
-    match wrap_unit(index, unit, launcher) {
-        Ok(Found::Gunicorn(w)) => {
-            let template_command = w.original.clone();
-            push(plan, *w);
-            if unit.is_template() {
-                instances(index, unit, &template_command, launcher, plan)?;
-            }
-            Ok(())
-        }
-        Ok(Found::Other(_)) => Ok(()),
+    match add(index, unit, launcher, plan) {
+        Ok(_) => Ok(()),
         Err(refusal) if mentions_gunicorn(index, unit) => Err(refusal),
         Err(refusal) => {
             plan.skipped
