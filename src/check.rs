@@ -44,7 +44,7 @@ fn verdict_word(kind: Kind) -> &'static str {
 }
 
 /// Columns padded to the widest cell, so the table reads like `lsof`'s.
-fn aligned(rows: &[Vec<String>]) -> String {
+pub fn aligned(rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();

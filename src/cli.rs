@@ -1,6 +1,7 @@
 //! The command line, as clap definitions (the man page and completions can
 //! be generated from these, so they never drift from `--help`).
 
+use crate::unit_file::UnitName;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -40,6 +41,21 @@ pub enum Cmd {
         after_help = "Exit codes: 0 all interfaces and reachable, 1 bound to a single address, 3 nothing listening, 4 an HTTP probe failed.\n\nExamples:\n  gunicorn-launcher check\n  gunicorn-launcher check --port 8001 --json"
     )]
     Check(CheckArgs),
+    /// Wrap the launcher around units that run gunicorn (a drop-in; the unit file is not edited), then restart and verify.
+    #[command(
+        after_help = "Exit codes: 0 installed (or nothing to change), 2 usage (unknown or invalid unit name, not gunicorn), 69 verification after install failed (the previous files are back), 70 a file could not be written, 78 a unit file cannot be read or conflicts.\n\nExamples:\n  gunicorn-launcher install --dry-run\n  gunicorn-launcher install solvit.service\n  gunicorn-launcher install 'solvit@.service' --no-restart\n  gunicorn-launcher install --root /srv/image --launcher /usr/bin/gunicorn-launcher"
+    )]
+    Install(InstallArgs),
+    /// Remove the launcher's drop-ins, so the units run their own command again, and restart them.
+    #[command(
+        after_help = "Examples:\n  gunicorn-launcher uninstall solvit.service\n  gunicorn-launcher uninstall --dry-run\n  gunicorn-launcher uninstall --root /srv/image"
+    )]
+    Uninstall(UninstallArgs),
+    /// List the units that run gunicorn, whether the launcher wraps them, and the check verdict of each port.
+    #[command(
+        after_help = "Exit code: 0 when every running unit's port verifies, else the check exit code of the first that does not (1 single address, 3 nothing listening, 4 HTTP probe failed).\n\nExamples:\n  gunicorn-launcher status\n  gunicorn-launcher status --json\n  gunicorn-launcher status --root /srv/image"
+    )]
+    Status(StatusArgs),
     /// Write the man page or a shell completion script to stdout (for packaging).
     #[command(hide = true)]
     Generate {
@@ -71,6 +87,61 @@ pub fn generate(what: Generated, out: &mut dyn std::io::Write) -> std::io::Resul
     };
     clap_complete::generate(shell, &mut cmd, "gunicorn-launcher", out);
     Ok(())
+}
+
+fn unit_name(s: &str) -> Result<UnitName, String> {
+    UnitName::parse(s).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Units to wrap (default: every unit whose effective ExecStart runs gunicorn).
+    #[arg(value_name = "UNIT", value_parser = unit_name)]
+    pub units: Vec<UnitName>,
+    /// Print the drop-ins and the old and new command lines; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Work on the unit files of the tree under DIR (an image, a chroot), without systemctl.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Write the drop-ins and daemon-reload, but neither restart nor verify.
+    #[arg(long)]
+    pub no_restart: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// The launcher's path as the units will run it (default: this program's own path).
+    #[arg(long, value_name = "PATH")]
+    pub launcher: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// Units to unwrap (default: every unit with the launcher's drop-in).
+    #[arg(value_name = "UNIT", value_parser = unit_name)]
+    pub units: Vec<UnitName>,
+    /// Print what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Work on the unit files of the tree under DIR, without systemctl.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Remove and daemon-reload, but do not restart.
+    #[arg(long)]
+    pub no_restart: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Look at the unit files of the tree under DIR (no states, no verdicts).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -409,6 +409,47 @@ fn keep_bare_optional_bare(args: &mut Vec<String>, at: usize) {
     args.insert(dest, bare);
 }
 
+/// The value gunicorn's parser gives the long option `name` (e.g.
+/// `"graceful-timeout"`), in any spelling (`--graceful-timeout 60`,
+/// `--graceful-timeout=60`, a unique prefix such as `--gra 60`), or through
+/// its one-letter alias; the last occurrence wins, as with argparse. `None`
+/// when absent or written without a value.
+pub fn option_value(args: &[String], name: &str) -> Option<String> {
+    let mut found = None;
+    let mut i = 0;
+    while i < args.len() {
+        let t = args[i].as_str();
+        i += 1;
+        if t == "--" {
+            break;
+        }
+        let next_is_value = args.get(i).is_some_and(|n| classify(n) == Token::Arg);
+        let (opt, inline) = match classify(t) {
+            Token::Long(opt, inline) => (opt, inline),
+            Token::Short(..) => match cluster(t).and_then(|parts| parts.last().cloned()) {
+                Some(last) => (last.opt, last.inline),
+                None => continue,
+            },
+            Token::Arg | Token::Unknown => continue,
+        };
+        if opt.arity == Flag {
+            continue;
+        }
+        let value = match inline {
+            Some(v) => Some(v.to_owned()),
+            None if next_is_value => {
+                i += 1;
+                Some(args[i - 1].clone())
+            }
+            None => None,
+        };
+        if opt.name == name {
+            found = value;
+        }
+    }
+    found
+}
+
 fn removal(opt: Opt, spelled: &str, took_next: bool, value: Option<String>) -> Removed {
     let spelling = match (&value, took_next) {
         (Some(v), true) => format!("{spelled} {v}"),
@@ -647,5 +688,27 @@ mod tests {
         for t in ["-", "-a", "-1.", "--1", "-1.2.3"] {
             assert!(!is_negative_number(t), "{t}");
         }
+    }
+
+    #[test]
+    fn option_values_are_read_in_every_spelling() {
+        let val = |a: &[&str]| option_value(&v(a), "graceful-timeout");
+        assert_eq!(val(&["--graceful-timeout", "60", "app"]), Some("60".into()));
+        assert_eq!(val(&["--graceful-timeout=45"]), Some("45".into()));
+        assert_eq!(
+            val(&["--gra", "50", "--graceful-timeout", "70"]),
+            Some("70".into())
+        );
+        assert_eq!(val(&["-w", "3", "--graceful-timeout"]), None);
+        assert_eq!(val(&["--access-logformat", "--graceful-timeout 9"]), None);
+        assert_eq!(val(&["--", "--graceful-timeout", "9"]), None);
+        assert_eq!(
+            option_value(&v(&["-Rw3", "-t", "40"]), "workers"),
+            Some("3".into())
+        );
+        assert_eq!(
+            option_value(&v(&["-t", "40"]), "timeout"),
+            Some("40".into())
+        );
     }
 }

@@ -19,12 +19,16 @@
 //!   `run`, `check` and the installer share.
 //! - [`notify`]: gunicorn's notify socket and systemd's; [`log`]: the
 //!   launcher's own log lines, journald-aware.
+//! - [`unit_file`]: systemd unit files read as systemd reads them; [`install`]:
+//!   `install`, `uninstall` and `status`, which swap the launcher into existing
+//!   units with a drop-in, verify, and roll back on failure.
 
 pub mod check;
 pub mod cli;
 pub mod command;
 pub mod config;
 pub mod gunicorn_args;
+pub mod install;
 pub mod launch;
 pub mod log;
 pub mod notify;

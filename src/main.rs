@@ -5,7 +5,7 @@
 use clap::Parser;
 use cli::{Cli, Cmd, RunArgs};
 use command::{Assembled, EnvChange, Note};
-use gunicorn_launcher::{check, cli, command, config, launch, log, supervise, verify};
+use gunicorn_launcher::{check, cli, command, config, install, launch, log, supervise, verify};
 use std::process::ExitCode;
 
 use gunicorn_launcher::exit;
@@ -17,6 +17,9 @@ fn main() -> ExitCode {
         Cmd::Run(args) => run(&args),
         Cmd::PrintCommand(args) => print_command(&args),
         Cmd::Check(args) => check::run(&args),
+        Cmd::Install(args) => install::install(&args),
+        Cmd::Uninstall(args) => install::uninstall(&args),
+        Cmd::Status(args) => install::status(&args),
         Cmd::Generate { what } => match cli::generate(what, &mut std::io::stdout()) {
             Ok(()) => 0,
             Err(e) => {

@@ -1499,16 +1499,52 @@ impl UnitIndex {
 
     /// The service units of this root (see [`list_service_units`]).
     pub fn service_units(&self) -> Vec<UnitName> {
+        self.units_of_type("service")
+    }
+
+    /// The units of type `ty` (`"service"`, `"socket"`, …) that have a unit file of their own,
+    /// as [`list_service_units`] does for services. Sorted.
+    pub fn units_of_type(&self, ty: &str) -> Vec<UnitName> {
         let mut units: Vec<UnitName> = self
             .map
             .ids
             .iter()
             .filter(|(_, target)| matches!(target, Target::File(_)))
             .filter_map(|(name, _)| UnitName::parse(name).ok())
-            .filter(UnitName::is_service)
+            .filter(|n| n.unit_type() == ty)
             .collect();
         units.sort();
         units
+    }
+
+    /// The instances of `template` that have a drop-in directory of their own somewhere in the
+    /// search path (`solvit@a.service.d/`): the only instances whose settings can differ from
+    /// the template's, since an instance without a file of its own is the template. Sorted.
+    pub fn instances_with_dropins(&self, template: &UnitName) -> Vec<UnitName> {
+        let mut found = Vec::new();
+        for dir in &self.map.dirs {
+            let Some(resolved) = chase(&self.map.root, dir, true) else {
+                continue;
+            };
+            let Ok(listing) = fs::read_dir(real_path(&self.map.root, &resolved)) else {
+                continue;
+            };
+            for entry in listing.filter_map(Result::ok) {
+                let Some(name) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".d"))
+                    .and_then(|n| UnitName::parse(n).ok())
+                else {
+                    continue;
+                };
+                if name.template().as_ref() == Some(template) && !found.contains(&name) {
+                    found.push(name);
+                }
+            }
+        }
+        found.sort();
+        found
     }
 }
 

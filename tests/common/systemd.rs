@@ -1,0 +1,326 @@
+//! A real systemd 252 for tests: PID 1 of a private PID + mount + network + UTS namespace,
+//! booted over a throwaway overlay of `/` whose upper layer is a tmpfs, with its own /run
+//! and /tmp (see shared/reference/real-systemd-in-a-namespace.md). Never on the host's root
+//! filesystem: a unit with default dependencies pulls in systemd-tmpfiles-setup, which
+//! empties /tmp. Whatever the tests write inside lands in the tmpfs and vanishes with the
+//! namespace; the host's files (the built launcher, the venv) are seen through the overlay,
+//! and bind-mounted read-only at their own paths in case they live on another filesystem
+//! than `/` (an overlay of `/` does not show other mounts).
+//!
+//! `systemctl` and every other command run inside through `nsenter -t PID -m -p -n`. Drop
+//! powers the namespace off (and kills its PID 1 if it does not go), so a panicking test
+//! leaves nothing behind.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs as PID 1 of the new namespaces; ends by exec'ing systemd. Arguments: directories to
+/// bind read-only at their own paths inside.
+const BOOT: &str = r#"
+set -eu
+mount --make-rprivate /
+# The scratch space is a tmpfs mounted in this mount namespace only: nothing on the host.
+mount -t tmpfs tmpfs /mnt
+R=/mnt
+mkdir -p $R/u $R/w $R/m
+mount -t overlay overlay -o lowerdir=/,upperdir=$R/u,workdir=$R/w $R/m
+mount --rbind /dev $R/m/dev
+mount --rbind /sys $R/m/sys
+mount -t proc proc $R/m/proc
+mount -t tmpfs tmpfs $R/m/run
+mount -t tmpfs tmpfs $R/m/tmp
+for dir in "$@"; do
+  mkdir -p "$R/m$dir"
+  mount --bind "$dir" "$R/m$dir"
+  mount -o remount,bind,ro "$R/m$dir"
+done
+mkdir -p $R/m/run/systemd/system
+# journald too, for the units' logs (test units have DefaultDependencies=no, which would
+# not pull it in).
+printf '[Unit]\nDescription=minimal\nWants=systemd-journald.socket systemd-journald.service\n' \
+  > $R/m/run/systemd/system/minimal.target
+# What would touch the host's kernel state (sysctls, binfmt, modules) is masked.
+for u in systemd-sysctl.service systemd-binfmt.service systemd-modules-load.service \
+         proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount; do
+  ln -sf /dev/null $R/m/etc/systemd/system/$u
+done
+ip link set lo up
+cd $R/m
+mkdir -p oldroot
+pivot_root . oldroot
+umount -l /oldroot
+export container=gunicorn-launcher-test
+exec /usr/lib/systemd/systemd --system --unit=minimal.target
+"#;
+
+pub struct Systemd {
+    unshare: Child,
+    /// The boot script's and systemd's own stderr (a file: a pipe nobody reads could fill
+    /// up and stall PID 1).
+    log: tempfile::NamedTempFile,
+    /// systemd's pid as the host sees it.
+    pub pid: i32,
+}
+
+fn require(tool: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "THE SYSTEMD TESTS NEED `{tool}` (util-linux, iproute2, systemd, procps): run `make test`, whose setup installs them"
+    );
+}
+
+impl Systemd {
+    /// Boots systemd and waits (with a deadline) until `is-system-running` says running or
+    /// degraded. `binds`: host directories the tests need inside (the launcher, the venv).
+    pub fn boot(binds: &[PathBuf]) -> Systemd {
+        assert!(
+            nix::unistd::Uid::effective().is_root(),
+            "THE SYSTEMD TESTS NEED ROOT (namespaces, mounts); run the suite as root, as CI does"
+        );
+        for tool in ["unshare", "nsenter", "systemctl", "ip", "ss", "curl", "ps"] {
+            require(tool);
+        }
+        assert!(
+            Path::new("/usr/lib/systemd/systemd").is_file(),
+            "NO /usr/lib/systemd/systemd: the systemd tests need the systemd package"
+        );
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--pid",
+            "--fork",
+            "--mount",
+            "--net",
+            "--uts",
+            "--mount-proc",
+        ])
+        .args(["--kill-child", "sh", "-c", BOOT, "boot"])
+        .args(binds)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+        let log = tempfile::NamedTempFile::new().expect("log file");
+        cmd.stderr(log.reopen().expect("log file"));
+        let unshare = cmd.spawn().expect("start unshare");
+        let mut sd = Systemd {
+            unshare,
+            log,
+            pid: 0,
+        };
+        sd.pid = sd.wait_for_pid1();
+        sd.wait_running();
+        sd
+    }
+
+    /// unshare's forked child becomes systemd once the boot script exec's it.
+    fn wait_for_pid1(&mut self) -> i32 {
+        let parent = self.unshare.id();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let kids = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+                .unwrap_or_default();
+            if let Some(pid) = kids.split_whitespace().next().and_then(|p| p.parse().ok()) {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if comm.trim() == "systemd" {
+                    return pid;
+                }
+            }
+            if let Ok(Some(status)) = self.unshare.try_wait() {
+                let err = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+                panic!("the namespace's boot script failed ({status}): {err}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "systemd did not start within 20s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_running(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            let out = self.systemctl(&["is-system-running"]);
+            last = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if last == "running" || last == "degraded" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "systemd in the namespace is not running after 60s (is-system-running: {last:?}); failed units:\n{}",
+            self.text(&["systemctl", "--failed", "--no-pager"])
+        );
+    }
+
+    /// A command inside the namespace (mount, pid, net).
+    pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &self.pid.to_string(), "-m", "-p", "-n"])
+            .arg(program)
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, argv: &[&str]) -> Output {
+        self.cmd(argv[0])
+            .args(&argv[1..])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {argv:?} in the namespace: {e}"))
+    }
+
+    /// stdout and stderr of `argv` inside, as text.
+    pub fn text(&self, argv: &[&str]) -> String {
+        let out = self.run(argv);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    pub fn systemctl(&self, args: &[&str]) -> Output {
+        let mut argv = vec!["systemctl"];
+        argv.extend(args);
+        self.run(&argv)
+    }
+
+    pub fn show(&self, unit: &str, props: &[&str]) -> HashMap<String, String> {
+        let out = self.systemctl(&["show", "-p", &props.join(","), unit]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    pub fn prop(&self, unit: &str, prop: &str) -> String {
+        self.show(unit, &[prop]).remove(prop).unwrap_or_default()
+    }
+
+    /// Waits for a unit property to have a value.
+    pub fn wait_prop(&self, unit: &str, prop: &str, want: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let now = self.prop(unit, prop);
+            if now == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{unit}: {prop} is {now:?}, not {want:?}, after {within:?}; journal:\n{}",
+                self.journal(unit)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn journal(&self, unit: &str) -> String {
+        self.text(&[
+            "journalctl",
+            "-u",
+            unit,
+            "-n",
+            "40",
+            "--no-pager",
+            "-o",
+            "cat",
+        ])
+    }
+
+    /// A path inside the namespace, as a host path (through its root).
+    pub fn path(&self, inside: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{inside}", self.pid))
+    }
+
+    pub fn write(&self, inside: &str, text: &str) {
+        let p = self.path(inside);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("write {inside}: {e}"));
+    }
+
+    /// `ss -ltnH sport = :PORT` inside: local address:port of each listener.
+    pub fn listeners(&self, port: u16) -> Vec<String> {
+        let out = self.run(&["ss", "-ltnH", &format!("sport = :{port}")]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+            .collect()
+    }
+
+    /// curl inside: the HTTP status, or curl's exit code.
+    pub fn http_status(&self, url: &str) -> Result<u16, i32> {
+        let out = self.run(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+            url,
+        ]);
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0))
+        } else {
+            Err(out.status.code().unwrap_or(-1))
+        }
+    }
+
+    /// Children of a pid inside the namespace.
+    pub fn children(&self, pid: &str) -> Vec<String> {
+        let out = self.run(&["ps", "-o", "pid=", "--ppid", pid]);
+        let mut kids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        kids.sort();
+        kids
+    }
+
+    /// Every process inside whose command line mentions `needle`.
+    pub fn processes(&self, needle: &str) -> Vec<String> {
+        let out = self.run(&["ps", "-e", "-o", "pid=,args="]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(needle) && !l.contains("ps -e -o"))
+            .map(|l| l.trim().to_string())
+            .collect()
+    }
+
+    /// The executable of a pid inside.
+    pub fn exe(&self, pid: &str) -> String {
+        self.text(&["readlink", &format!("/proc/{pid}/exe")])
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for Systemd {
+    fn drop(&mut self) {
+        let _ = self.systemctl(&["poweroff", "--no-block"]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.unshare.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // PID 1 of a pid namespace takes every process in it along when it dies.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.unshare.wait();
+    }
+}

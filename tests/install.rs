@@ -1,0 +1,777 @@
+//! `install` / `uninstall` / `status` on fixture trees (`--root`, no systemd): discovery with
+//! systemd's semantics, the drop-in, the command kept verbatim, refusals, and the round trip
+//! install → uninstall that leaves every file byte-identical. Each test works on its own
+//! copy of a fixture tree (tests/fixtures/units/CASE), never on the fixtures themselves.
+//!
+//! What systemd would run after install is read back with the project's own unit reader
+//! (`unit_file`), which was checked against a real systemd 252; tests/systemd.rs proves the
+//! live path against the real thing.
+
+mod common;
+use common::root as repo;
+use gunicorn_launcher::unit_file::{self, UnitName};
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const LAUNCHER: &str = "/usr/local/bin/gunicorn-launcher";
+const DROPIN: &str = "zz-gunicorn-launcher.conf";
+
+/// A private copy of a fixture tree.
+struct Tree {
+    dir: tempfile::TempDir,
+}
+
+impl Tree {
+    fn copy(case: &str) -> Tree {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let from = repo().join("tests/fixtures/units").join(case);
+        assert!(from.is_dir(), "no fixture {}", from.display());
+        // cp -a keeps the fixture's symlinks as symlinks (masks, aliases, linked units).
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", from.display()))
+            .arg(dir.path())
+            .status()
+            .expect("cp");
+        assert!(st.success());
+        Tree { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn file(&self, rel: &str) -> PathBuf {
+        self.path().join(rel)
+    }
+
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.file(rel))
+            .unwrap_or_else(|e| panic!("{}: {e}", self.file(rel).display()))
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.file(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// Every entry under the root: kind, mode, owner and content (bytes or link target).
+    fn snapshot(&self) -> BTreeMap<PathBuf, String> {
+        let mut out = BTreeMap::new();
+        walk(self.path(), self.path(), &mut out);
+        out
+    }
+
+    /// `gunicorn-launcher ARGS --root TREE` (and `--launcher` for install).
+    fn run(&self, args: &[&str]) -> Outcome {
+        let mut cmd = Command::new(common::launcher());
+        cmd.args(args).arg("--root").arg(self.path());
+        if args.first() == Some(&"install") {
+            cmd.args(["--launcher", LAUNCHER]);
+        }
+        let out = cmd.output().expect("run the launcher");
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The effective ExecStart of `unit` as systemd would read it now: prefixes, words.
+    fn exec_start(&self, unit: &str) -> (String, Vec<String>) {
+        let loaded = unit_file::load_unit(self.path(), &UnitName::parse(unit).unwrap())
+            .unwrap_or_else(|e| panic!("{unit}: {e}"));
+        let mut execs = unit_file::effective_exec(&loaded, "ExecStart").unwrap();
+        assert_eq!(execs.len(), 1, "{unit}: {execs:?}");
+        let (cmd, _, _) = execs.remove(0);
+        (cmd.prefixes, cmd.argv)
+    }
+
+    /// The last effective value of a [Service] key.
+    fn setting(&self, unit: &str, key: &str) -> Option<String> {
+        let loaded = unit_file::load_unit(self.path(), &UnitName::parse(unit).unwrap()).unwrap();
+        unit_file::effective(&loaded, "Service", key)
+            .pop()
+            .map(|(v, _, _)| v)
+    }
+
+    fn dropin(&self, unit: &str) -> PathBuf {
+        self.file(&format!("etc/systemd/system/{unit}.d/{DROPIN}"))
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let rel = p.strip_prefix(root).unwrap().to_path_buf();
+        let head = format!(
+            "mode {:o} uid {} gid {}",
+            meta.mode(),
+            meta.uid(),
+            meta.gid()
+        );
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&p).unwrap();
+            out.insert(rel, format!("{head} link {}", target.display()));
+        } else if meta.is_dir() {
+            out.insert(rel, format!("{head} dir"));
+            walk(root, &p, out);
+        } else {
+            let bytes = std::fs::read(&p).unwrap();
+            out.insert(rel, format!("{head} file {bytes:?}"));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn ok(&self) -> &Outcome {
+        assert_eq!(self.code, 0, "{self:#?}");
+        self
+    }
+}
+
+fn words(s: &[&str]) -> Vec<String> {
+    s.iter().map(|w| w.to_string()).collect()
+}
+
+/// `LAUNCHER run -- ORIGINAL...`
+fn wrapped(original: &[&str]) -> Vec<String> {
+    let mut w = words(&[LAUNCHER, "run", "--"]);
+    w.extend(words(original));
+    w
+}
+
+/// Installs, checks that a second install changes nothing, uninstalls, and checks that the
+/// tree is exactly what it was.
+fn round_trip(tree: &Tree, units: &[&str]) {
+    let before = tree.snapshot();
+    let mut install = vec!["install"];
+    install.extend(units);
+    tree.run(&install).ok();
+    let installed = tree.snapshot();
+    assert_ne!(before, installed, "install changed nothing");
+    let again = tree.run(&install);
+    again.ok();
+    assert!(
+        again.stdout.contains("already installed: nothing changed"),
+        "{again:#?}"
+    );
+    assert_eq!(installed, tree.snapshot(), "a second install changed files");
+    let mut uninstall = vec!["uninstall"];
+    uninstall.extend(units);
+    tree.run(&uninstall).ok();
+    assert_eq!(
+        before,
+        tree.snapshot(),
+        "uninstall did not restore the tree"
+    );
+}
+
+// --- the command, verbatim ------------------------------------------------------------------
+
+#[test]
+fn continuation_lines_are_read_joined_and_the_words_kept() {
+    let t = Tree::copy("continuation");
+    t.run(&["install", "solvit.service"]).ok();
+    assert_eq!(
+        t.exec_start("solvit.service"),
+        (
+            String::new(),
+            wrapped(&[
+                "/opt/solvit/venv/bin/gunicorn",
+                "--workers",
+                "3",
+                "--timeout",
+                "60",
+                "--bind",
+                "127.0.0.1:8001",
+                "solvit.wsgi:application",
+            ])
+        )
+    );
+    // The unit file itself is never edited.
+    assert_eq!(
+        t.read("etc/systemd/system/solvit.service"),
+        std::fs::read_to_string(
+            repo().join("tests/fixtures/units/continuation/etc/systemd/system/solvit.service")
+        )
+        .unwrap()
+    );
+}
+
+#[test]
+fn quoted_arguments_with_spaces_stay_single_words() {
+    let t = Tree::copy("quoting");
+    t.run(&["install"]).ok();
+    assert_eq!(
+        t.exec_start("solvit.service").1,
+        wrapped(&[
+            "/opt/solvit/venv/bin/gunicorn",
+            "--name",
+            "SolvIT ticketing",
+            "--access-logformat",
+            "%%(h)s \"%%(r)s\" %%(s)s",
+            "--env",
+            "GREETING=hello world",
+            "--bind",
+            "127.0.0.1:8001",
+            "solvit.wsgi:application",
+        ])
+    );
+}
+
+#[test]
+fn environment_variables_are_kept_for_systemd_to_expand() {
+    let t = Tree::copy("env-vars");
+    let out = t.run(&["install"]);
+    out.ok();
+    assert_eq!(
+        t.exec_start("solvit.service").1,
+        wrapped(&[
+            "/opt/solvit/venv/bin/gunicorn",
+            "$GUNICORN_OPTS",
+            "--bind",
+            "${BIND_HOST}:${BIND_PORT}",
+            "${APP_MODULE}",
+        ])
+    );
+    // A whole-word $VAR stays bare in the file, so systemd still splits it into words.
+    let text = std::fs::read_to_string(t.dropin("solvit.service")).unwrap();
+    assert!(
+        text.contains("-- /opt/solvit/venv/bin/gunicorn $GUNICORN_OPTS --bind ${BIND_HOST}:${BIND_PORT} ${APP_MODULE}\n"),
+        "{text}"
+    );
+    // The executable hidden in $GUNICORN cannot be recognised: left alone, and said so.
+    assert!(!t.dropin("varbin.service").exists());
+    let named = t.run(&["install", "varbin.service"]);
+    assert_eq!(named.code, 2, "{named:#?}");
+    assert!(named.stderr.contains("left untouched"), "{named:#?}");
+}
+
+#[test]
+fn specifiers_in_a_template_are_kept_verbatim() {
+    let t = Tree::copy("specifiers");
+    let out = t.run(&["install", "solvit@.service"]);
+    out.ok();
+    assert_eq!(
+        t.exec_start("solvit@x.service").1,
+        wrapped(&[
+            "%h/venv/bin/gunicorn",
+            "--name",
+            "solvit-%i",
+            "--pid",
+            "/run/solvit/%i.pid",
+            "--bind",
+            "unix:%t/solvit-%i.sock",
+            "--chdir",
+            "%h/%I dir",
+            "solvit.wsgi",
+        ])
+    );
+    // A unix-socket bind has no port: the launcher's default serves.
+    assert!(!out.stdout.contains("--port"), "{out:#?}");
+    // /lib had no /etc/systemd/system at all: created, recorded, and removed again.
+    let t = Tree::copy("specifiers");
+    round_trip(&t, &["solvit@.service"]);
+}
+
+#[test]
+fn ignore_failure_and_argv0_prefixes_stay_in_front() {
+    let t = Tree::copy("prefixes");
+    t.run(&["install"]).ok();
+    assert_eq!(
+        t.exec_start("ignore-failure.service"),
+        (
+            "-".to_string(),
+            wrapped(&[
+                "/opt/solvit/venv/bin/gunicorn",
+                "--bind",
+                "127.0.0.1:8001",
+                "solvit.wsgi"
+            ])
+        )
+    );
+    // With '@' the second word is argv[0]: it names the launcher's process, and the
+    // command after `--` is the program and its arguments.
+    let mut argv0 = words(&[LAUNCHER, "solvit-gunicorn", "run", "--"]);
+    argv0.extend(words(&[
+        "/opt/solvit/venv/bin/gunicorn",
+        "--bind",
+        "127.0.0.1:8001",
+        "solvit.wsgi",
+    ]));
+    assert_eq!(t.exec_start("argv0.service"), ("@".to_string(), argv0));
+    let mut all = words(&[LAUNCHER, "solvit", "run", "--"]);
+    all.extend(words(&["/usr/bin/python3", "-m", "gunicorn", "app:wsgi"]));
+    assert_eq!(t.exec_start("all.service"), ("-@:+".to_string(), all));
+}
+
+#[test]
+fn a_forking_daemon_becomes_a_notify_service() {
+    let t = Tree::copy("forking-daemon");
+    let out = t.run(&["install", "solvit.service"]);
+    out.ok();
+    for (key, want) in [
+        ("Type", Some("notify")),
+        ("NotifyAccess", Some("main")),
+        ("KillMode", Some("mixed")),
+        ("PIDFile", None),
+        ("RestartPreventExitStatus", Some("78")),
+        ("SuccessExitStatus", Some("143")),
+        ("TimeoutStopSec", Some("40s")),
+        ("ExecReload", Some("/bin/kill -HUP $MAINPID")),
+    ] {
+        assert_eq!(
+            t.setting("solvit.service", key).as_deref(),
+            want,
+            "{key}: {}",
+            out.stdout
+        );
+    }
+    // --daemon stays in the words (verbatim); `run` removes it when it starts gunicorn.
+    assert!(
+        t.exec_start("solvit.service")
+            .1
+            .contains(&"--daemon".to_string())
+    );
+    assert!(
+        out.stdout.contains("Type=forking becomes Type=notify"),
+        "{out:#?}"
+    );
+    assert!(
+        out.stdout
+            .contains("PIDFile=/run/solvit/gunicorn.pid is cleared")
+    );
+    assert!(out.stdout.contains("--daemon"));
+}
+
+#[test]
+fn python_m_gunicorn_and_python_script_forms_are_found_manage_py_is_not() {
+    let t = Tree::copy("python-m");
+    let out = t.run(&["install"]);
+    out.ok();
+    assert_eq!(
+        t.exec_start("solvit.service").1,
+        wrapped(&[
+            "/opt/solvit/venv/bin/python3",
+            "-m",
+            "gunicorn",
+            "--workers",
+            "3",
+            "--bind",
+            "127.0.0.1:8001",
+            "solvit.wsgi:application",
+        ])
+    );
+    assert!(t.dropin("solvit-script.service").exists());
+    assert!(!t.dropin("manage.service").exists(), "{out:#?}");
+}
+
+#[test]
+fn a_lib_unit_with_an_etc_override_wraps_the_overriding_command() {
+    let t = Tree::copy("override");
+    let out = t.run(&["install"]);
+    out.ok();
+    assert_eq!(
+        t.exec_start("solvit.service").1,
+        wrapped(&[
+            "/opt/solvit/venv/bin/gunicorn",
+            "--workers",
+            "4",
+            "--bind",
+            "127.0.0.1:8001",
+            "solvit.wsgi:application",
+        ])
+    );
+    assert!(
+        out.stdout
+            .contains("(from /etc/systemd/system/solvit.service.d/override.conf:4)"),
+        "{out:#?}"
+    );
+    // The other drop-ins still apply.
+    assert_eq!(
+        t.setting("solvit.service", "Environment").as_deref(),
+        Some("DJANGO_SETTINGS_MODULE=solvit.settings.prod")
+    );
+    let t = Tree::copy("override");
+    round_trip(&t, &[]);
+}
+
+#[test]
+fn a_template_and_an_instance_with_its_own_command_each_get_a_drop_in() {
+    let t = Tree::copy("template");
+    t.run(&["install"]).ok();
+    // Instances that are the template run the template's (drop-in) command…
+    assert_eq!(
+        t.exec_start("solvit@b.service").1,
+        wrapped(&[
+            "/opt/solvit/venv/bin/gunicorn",
+            "--workers",
+            "2",
+            "--bind",
+            "127.0.0.1:8001",
+            "solvit.wsgi:application",
+        ])
+    );
+    // …and instance a keeps its own, instead of being overridden by the template's drop-in.
+    assert_eq!(
+        t.exec_start("solvit@a.service").1,
+        wrapped(&[
+            "/opt/solvit/venv/bin/gunicorn",
+            "--workers",
+            "2",
+            "--bind",
+            "127.0.0.1:8001",
+            "--name",
+            "solvit-%i",
+            "solvit.wsgi:application",
+        ])
+    );
+    assert!(t.dropin("solvit@.service").exists());
+    assert!(t.dropin("solvit@a.service").exists());
+    let t = Tree::copy("template");
+    round_trip(&t, &[]);
+    let t = Tree::copy("template");
+    round_trip(&t, &["solvit@.service"]);
+    let t = Tree::copy("template");
+    round_trip(&t, &["solvit@a.service"]);
+}
+
+#[test]
+fn units_that_are_not_gunicorn_are_left_untouched() {
+    let t = Tree::copy("not-gunicorn");
+    let before = t.snapshot();
+    let out = t.run(&["install"]);
+    out.ok();
+    assert!(out.stdout.contains("no unit runs gunicorn"), "{out:#?}");
+    let named = t.run(&["install", "uwsgi.service"]);
+    assert_eq!(named.code, 2, "{named:#?}");
+    assert!(named.stderr.contains("is not gunicorn"), "{named:#?}");
+    assert_eq!(before, t.snapshot());
+    // Next to a gunicorn unit: only that one is wrapped.
+    let t = Tree::copy("solvit");
+    t.run(&["install"]).ok();
+    assert!(t.dropin("solvit.service").exists());
+    assert!(!t.file("etc/systemd/system/nginx.service.d").exists());
+}
+
+#[test]
+fn malformed_units_are_refused_with_file_and_line_and_nothing_is_written() {
+    let t = Tree::copy("malformed");
+    let before = t.snapshot();
+    for (unit, at) in [
+        ("bad-header.service", "bad-header.service:4"),
+        ("missing-equals.service", "missing-equals.service:5"),
+        ("outside-section.service", "outside-section.service:2"),
+        ("bad-quoting.service", "bad-quoting.service:6"),
+        ("bad-dropin.service", "bad-dropin.service.d/override.conf:1"),
+    ] {
+        let out = t.run(&["install", unit]);
+        assert_eq!(out.code, 78, "{unit}: {out:#?}");
+        assert!(out.stderr.contains(at), "{unit}: want {at} in {out:#?}");
+        assert!(out.stderr.contains("nothing was written"), "{out:#?}");
+    }
+    // Discovery cannot tell whether they run gunicorn: refused as a whole.
+    let out = t.run(&["install"]);
+    assert_eq!(out.code, 78, "{out:#?}");
+    assert_eq!(before, t.snapshot());
+}
+
+#[test]
+fn discovery_skips_an_unreadable_unit_that_has_nothing_to_do_with_gunicorn() {
+    let t = Tree::copy("solvit");
+    t.write(
+        "etc/systemd/system/broken-nginx.service",
+        "[Service\nExecStart=/usr/sbin/nginx\n",
+    );
+    let out = t.run(&["install"]);
+    out.ok();
+    assert!(
+        out.stdout
+            .contains("broken-nginx.service: skipped, unreadable:"),
+        "{out:#?}"
+    );
+    assert!(out.stdout.contains("broken-nginx.service:1"), "{out:#?}");
+    assert!(t.dropin("solvit.service").exists());
+}
+
+// --- the round trip and idempotence ---------------------------------------------------------
+
+#[test]
+fn every_fixture_tree_round_trips_byte_identical() {
+    for case in [
+        "continuation",
+        "env-vars",
+        "forking-daemon",
+        "other-port",
+        "prefixes",
+        "python-m",
+        "quoting",
+        "solvit",
+        "symlinks",
+    ] {
+        let t = Tree::copy(case);
+        round_trip(&t, &[]);
+    }
+}
+
+#[test]
+fn an_install_over_a_changed_unit_updates_the_drop_in_and_uninstall_still_restores() {
+    let t = Tree::copy("solvit");
+    let before = t.snapshot();
+    t.run(&["install"]).ok();
+    // The administrator edits the unit; the next install follows the new command.
+    let unit = "etc/systemd/system/solvit.service";
+    let edited = t.read(unit).replace("--workers 3", "--workers 5");
+    t.write(unit, &edited);
+    let out = t.run(&["install"]);
+    out.ok();
+    assert!(out.stdout.contains("solvit.service: update:"), "{out:#?}");
+    assert!(t.exec_start("solvit.service").1.contains(&"5".to_string()));
+    t.run(&["uninstall"]).ok();
+    let original = std::fs::read_to_string(
+        repo().join("tests/fixtures/units/solvit/etc/systemd/system/solvit.service"),
+    )
+    .unwrap();
+    t.write(unit, &original);
+    assert_eq!(before, t.snapshot());
+}
+
+#[test]
+fn dry_run_prints_the_drop_in_and_both_command_lines_and_writes_nothing() {
+    let t = Tree::copy("solvit");
+    let before = t.snapshot();
+    let out = t.run(&["install", "--dry-run"]);
+    out.ok();
+    assert_eq!(before, t.snapshot());
+    for want in [
+        "old ExecStart=/opt/solvit/venv/bin/gunicorn --workers 3 --bind 127.0.0.1:8001 solvit.wsgi:application",
+        "new ExecStart=/usr/local/bin/gunicorn-launcher run -- /opt/solvit/venv/bin/gunicorn --workers 3 --bind 127.0.0.1:8001 solvit.wsgi:application",
+        "# Written by gunicorn-launcher install.",
+        "# To remove: gunicorn-launcher uninstall solvit.service",
+        "Type=notify",
+        "dry run: nothing written",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "want {want:?} in:\n{}",
+            out.stdout
+        );
+    }
+    t.run(&["install"]).ok();
+    let installed = t.snapshot();
+    let out = t.run(&["uninstall", "--dry-run"]);
+    out.ok();
+    assert!(out.stdout.contains("dry run: nothing removed"), "{out:#?}");
+    assert_eq!(installed, t.snapshot());
+}
+
+#[test]
+fn the_drop_in_is_root_owned_0644_and_documents_itself() {
+    let t = Tree::copy("solvit");
+    t.run(&["install"]).ok();
+    let meta = std::fs::metadata(t.dropin("solvit.service")).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o644);
+    if nix::unistd::Uid::effective().is_root() {
+        assert_eq!((meta.uid(), meta.gid()), (0, 0));
+    }
+    let text = std::fs::read_to_string(t.dropin("solvit.service")).unwrap();
+    assert!(
+        text.starts_with("# Written by gunicorn-launcher install.\n"),
+        "{text}"
+    );
+    assert!(text.contains("Replaced ExecStart (from /etc/systemd/system/solvit.service:10)"));
+    // No temporary file is left behind.
+    let dir = t.file("etc/systemd/system/solvit.service.d");
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from(DROPIN)]);
+}
+
+#[test]
+fn an_alias_installs_and_uninstalls_under_the_units_own_name() {
+    // gunicorn.service is a symlink to solvit.service in the search path: one unit.
+    let t = Tree::copy("symlinks");
+    let before = t.snapshot();
+    t.run(&["install", "gunicorn.service"]).ok();
+    assert!(t.dropin("solvit.service").exists());
+    assert!(!t.dropin("gunicorn.service").exists());
+    t.run(&["uninstall", "gunicorn.service"]).ok();
+    assert_eq!(before, t.snapshot());
+}
+
+// --- refusals -------------------------------------------------------------------------------
+
+#[test]
+fn unit_names_that_could_reach_a_path_are_rejected() {
+    let t = Tree::copy("solvit");
+    let before = t.snapshot();
+    for bad in [
+        "../x.service",
+        "../../etc/passwd.service",
+        "a/b.service",
+        "solvit",
+        ".x.service",
+    ] {
+        for cmd in ["install", "uninstall"] {
+            let out = t.run(&[cmd, bad]);
+            assert_eq!(out.code, 2, "{cmd} {bad}: {out:#?}");
+            assert!(out.stderr.contains("invalid unit name"), "{out:#?}");
+        }
+    }
+    let out = t.run(&["install", "nope.service"]);
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(out.stderr.contains("not found"), "{out:#?}");
+    assert_eq!(before, t.snapshot());
+}
+
+#[test]
+fn a_symlink_placed_where_the_drop_in_goes_is_never_written_through() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    // The drop-in directory is a symlink to somewhere else.
+    let t = Tree::copy("solvit");
+    symlink(
+        elsewhere.path(),
+        t.file("etc/systemd/system/solvit.service.d"),
+    )
+    .unwrap();
+    let out = t.run(&["install"]);
+    assert_ne!(out.code, 0, "{out:#?}");
+    assert!(out.stderr.contains("symlink"), "{out:#?}");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    // The drop-in file itself is a symlink to a file someone wants overwritten.
+    let victim = elsewhere.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let t = Tree::copy("solvit");
+    std::fs::create_dir(t.file("etc/systemd/system/solvit.service.d")).unwrap();
+    symlink(&victim, t.dropin("solvit.service")).unwrap();
+    let out = t.run(&["install"]);
+    assert_eq!(out.code, 78, "{out:#?}");
+    assert!(out.stderr.contains("symlink"), "{out:#?}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
+#[test]
+fn a_socket_unit_holding_the_port_is_refused_with_an_explanation() {
+    let t = Tree::copy("socket");
+    let before = t.snapshot();
+    let out = t.run(&["install"]);
+    assert_eq!(out.code, 78, "{out:#?}");
+    for want in [
+        "solvit.socket",
+        "ListenStream=0.0.0.0:8001",
+        "Address already in use",
+        "systemctl disable --now solvit.socket",
+    ] {
+        assert!(out.stderr.contains(want), "want {want:?}: {out:#?}");
+    }
+    assert_eq!(before, t.snapshot());
+}
+
+#[test]
+fn a_later_drop_in_that_would_override_the_launcher_is_refused() {
+    let t = Tree::copy("later-dropin");
+    let before = t.snapshot();
+    let out = t.run(&["install"]);
+    assert_eq!(out.code, 78, "{out:#?}");
+    assert!(out.stderr.contains("zzz-local.conf:3: Type="), "{out:#?}");
+    assert_eq!(before, t.snapshot());
+}
+
+#[test]
+fn a_file_with_our_name_that_we_did_not_write_is_left_alone() {
+    let t = Tree::copy("solvit");
+    t.write(
+        &format!("etc/systemd/system/solvit.service.d/{DROPIN}"),
+        "[Service]\nNice=5\n",
+    );
+    let before = t.snapshot();
+    let out = t.run(&["install"]);
+    assert_eq!(out.code, 78, "{out:#?}");
+    let out = t.run(&["uninstall"]);
+    assert_eq!(out.code, 78, "{out:#?}");
+    assert_eq!(before, t.snapshot());
+}
+
+// --- ports, timeouts, status, json ----------------------------------------------------------
+
+#[test]
+fn the_units_own_port_and_graceful_timeout_are_carried_over() {
+    let t = Tree::copy("other-port");
+    let out = t.run(&["install"]);
+    out.ok();
+    let (_, argv) = t.exec_start("solvit-api.service");
+    assert_eq!(argv[..5], words(&[LAUNCHER, "run", "--port", "8002", "--"]));
+    assert_eq!(
+        t.setting("solvit-api.service", "TimeoutStopSec").as_deref(),
+        Some("60s")
+    );
+    assert!(
+        out.stdout.contains("above the launcher's own stop timeout"),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn status_tells_wrapped_from_bare_units() {
+    let t = Tree::copy("python-m");
+    let out = t.run(&["status"]);
+    out.ok();
+    assert!(out.stdout.contains("solvit.service"), "{out:#?}");
+    assert!(
+        out.stdout.contains("gunicorn directly (not installed)"),
+        "{out:#?}"
+    );
+    assert!(!out.stdout.contains("manage.service"), "{out:#?}");
+    t.run(&["install", "solvit.service"]).ok();
+    let out = t.run(&["status", "--json"]);
+    out.ok();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let units = v["units"].as_array().unwrap();
+    let find = |name: &str| units.iter().find(|u| u["unit"] == name).unwrap().clone();
+    assert_eq!(find("solvit.service")["wrapped"], true);
+    assert_eq!(find("solvit-script.service")["wrapped"], false);
+}
+
+#[test]
+fn json_output_carries_the_plan() {
+    let t = Tree::copy("solvit");
+    let out = t.run(&["install", "--dry-run", "--json"]);
+    out.ok();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["exit_code"], 0);
+    let u = &v["units"][0];
+    assert_eq!(u["unit"], "solvit.service");
+    assert_eq!(u["action"], "install");
+    assert_eq!(u["port"], 8001);
+    assert_eq!(
+        u["old_exec_start"],
+        "/opt/solvit/venv/bin/gunicorn --workers 3 --bind 127.0.0.1:8001 solvit.wsgi:application"
+    );
+    assert!(
+        u["dropin_text"]
+            .as_str()
+            .unwrap()
+            .contains("ExecStart=/usr/local/bin/gunicorn-launcher run -- ")
+    );
+    let refused = Tree::copy("socket").run(&["install", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&refused.stdout).expect("json");
+    assert_eq!(v["exit_code"], 78);
+    assert!(v["error"].as_str().unwrap().contains("solvit.socket"));
+}

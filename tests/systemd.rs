@@ -1,0 +1,379 @@
+//! `install` against a real systemd 252, booted as PID 1 of private namespaces over a
+//! throwaway overlay root (tests/common/systemd.rs). A unit that binds gunicorn to
+//! 127.0.0.1:8001 is installed over; then the unit, its main process, its STATUS line, the
+//! kernel's socket table and HTTP are looked at from inside, and reload, stop, a config
+//! error and a broken install are each driven through systemctl.
+
+mod common;
+#[path = "common/systemd.rs"]
+mod harness;
+
+use harness::Systemd;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// The directories the namespace needs from the host: the repository (the launcher binary,
+/// examples), the venv (through its symlink), and the binary's directory.
+fn binds() -> Vec<PathBuf> {
+    let mut wanted = vec![
+        common::root(),
+        std::fs::canonicalize(common::venv()).expect("venv"),
+        common::launcher().parent().unwrap().to_path_buf(),
+    ];
+    wanted.sort();
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in wanted {
+        if !out.iter().any(|o| p.starts_with(o)) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn boot() -> Systemd {
+    let sd = Systemd::boot(&binds());
+    // A second interface, so "all interfaces" means more than loopback.
+    for argv in [
+        &[
+            "ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1",
+        ][..],
+        &["ip", "addr", "add", "198.18.0.1/24", "dev", "v0"],
+        &["ip", "link", "set", "v0", "up"],
+        &["ip", "link", "set", "v1", "up"],
+    ] {
+        let out = sd.run(argv);
+        assert!(
+            out.status.success(),
+            "{argv:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    sd
+}
+
+/// A unit as operators have them: gunicorn bound to loopback only.
+fn unit(description: &str, app: &str, workers: u32) -> String {
+    format!(
+        "[Unit]\n\
+         Description={description}\n\
+         DefaultDependencies=no\n\
+         \n\
+         [Service]\n\
+         WorkingDirectory=/opt/solvit\n\
+         RuntimeDirectory=solvit\n\
+         Environment=XDG_RUNTIME_DIR=/run/solvit\n\
+         ExecStart={}/bin/gunicorn --workers {workers} --bind 127.0.0.1:8001 {app}\n\
+         Restart=on-failure\n\
+         RestartSec=100ms\n",
+        common::venv().display()
+    )
+}
+
+/// Writes the app and the unit, starts it, and waits until it answers on loopback.
+fn start_unit(sd: &Systemd, name: &str, text: &str) {
+    let hello = std::fs::read_to_string(common::root().join("examples/hello.py")).unwrap();
+    sd.write("/opt/solvit/hello.py", &hello);
+    sd.write(&format!("/etc/systemd/system/{name}"), text);
+    let out = sd.systemctl(&["daemon-reload"]);
+    assert!(out.status.success());
+    let out = sd.systemctl(&["start", name]);
+    assert!(
+        out.status.success(),
+        "start {name}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        sd.journal(name)
+    );
+    wait_for("gunicorn on 127.0.0.1:8001", || {
+        sd.listeners(8001) == ["127.0.0.1:8001"]
+    });
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LONG;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {LONG:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `gunicorn-launcher ARGS` inside the namespace: (exit code, stdout + stderr).
+fn launcher(sd: &Systemd, args: &[&str]) -> (i32, String) {
+    let out = sd
+        .cmd(common::launcher())
+        .args(args)
+        .output()
+        .expect("run the launcher");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Every file under a directory inside the namespace, with its bytes.
+fn tree(sd: &Systemd, inside: &str) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().to_path_buf();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                out.insert(rel, b"<dir>".to_vec());
+                walk(base, &p, out);
+            } else if meta.file_type().is_symlink() {
+                out.insert(
+                    rel,
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                );
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let base = sd.path(inside);
+    let mut out = BTreeMap::new();
+    walk(&base, &base, &mut out);
+    out
+}
+
+fn main_pid(sd: &Systemd, unit: &str) -> String {
+    sd.prop(unit, "MainPID")
+}
+
+/// The gunicorn master is the launcher's only child; its children are the workers.
+fn workers(sd: &Systemd, unit: &str) -> Vec<String> {
+    let master = sd.children(&main_pid(sd, unit));
+    assert_eq!(master.len(), 1, "the launcher's children: {master:?}");
+    sd.children(&master[0])
+}
+
+#[test]
+fn install_wraps_a_loopback_unit_verifies_it_and_systemd_drives_it() {
+    let sd = boot();
+    start_unit(&sd, "solvit.service", &unit("SolvIT", "hello:app", 2));
+    // The seed's problem: the other address is refused.
+    assert_eq!(sd.http_status("http://198.18.0.1:8001/"), Err(7));
+    let before = tree(&sd, "/etc/systemd/system");
+
+    let (code, out) = launcher(&sd, &["install", "solvit.service"]);
+    assert_eq!(code, 0, "{out}\n{}", sd.journal("solvit.service"));
+    assert!(
+        out.contains("solvit.service: verified: listening on 0.0.0.0:8001"),
+        "{out}"
+    );
+
+    // The unit runs the launcher, which told systemd what it verified.
+    let props = sd.show(
+        "solvit.service",
+        &["ActiveState", "MainPID", "StatusText", "Type", "NRestarts"],
+    );
+    assert_eq!(props["ActiveState"], "active", "{props:?}");
+    assert_eq!(props["Type"], "notify");
+    let launcher_exe = std::fs::canonicalize(common::launcher()).unwrap();
+    assert_eq!(
+        sd.exe(&props["MainPID"]),
+        launcher_exe.display().to_string()
+    );
+    assert!(
+        props["StatusText"]
+            .starts_with("verified: listening on 0.0.0.0:8001 (IPv4), all interfaces; HTTP 200"),
+        "{props:?}"
+    );
+    // The kernel: one listener, on all interfaces; HTTP from both addresses.
+    assert_eq!(sd.listeners(8001), ["0.0.0.0:8001"]);
+    assert_eq!(sd.http_status("http://127.0.0.1:8001/"), Ok(200));
+    assert_eq!(sd.http_status("http://198.18.0.1:8001/"), Ok(200));
+
+    // Reload: gunicorn replaces its workers; the launcher stays the main process, verified.
+    let old = workers(&sd, "solvit.service");
+    assert_eq!(old.len(), 2, "{old:?}");
+    let out = sd.systemctl(&["reload", "solvit.service"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("two new workers after reload", || {
+        let now = workers(&sd, "solvit.service");
+        now.len() == 2 && now.iter().all(|w| !old.contains(w))
+    });
+    sd.wait_prop("solvit.service", "ActiveState", "active", LONG);
+    assert_eq!(main_pid(&sd, "solvit.service"), props["MainPID"]);
+    assert_eq!(sd.prop("solvit.service", "NRestarts"), "0");
+    assert_eq!(sd.http_status("http://198.18.0.1:8001/"), Ok(200));
+
+    // A second install changes nothing and says so.
+    let (code, out) = launcher(&sd, &["install", "solvit.service"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("already installed: nothing changed"), "{out}");
+    assert_eq!(
+        main_pid(&sd, "solvit.service"),
+        props["MainPID"],
+        "a no-op install restarted"
+    );
+
+    // status: wrapped, active, verified.
+    let (code, out) = launcher(&sd, &["status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("wrapped by gunicorn-launcher"), "{out}");
+    assert!(
+        out.contains("port 8001: listening on 0.0.0.0:8001"),
+        "{out}"
+    );
+
+    // Uninstall: the files as they were, the original command running again.
+    let (code, out) = launcher(&sd, &["uninstall", "solvit.service"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(before, tree(&sd, "/etc/systemd/system"));
+    sd.wait_prop("solvit.service", "ActiveState", "active", LONG);
+    wait_for("the original gunicorn on 127.0.0.1", || {
+        sd.listeners(8001) == ["127.0.0.1:8001"]
+    });
+
+    // Install again, then stop: a clean stop for systemd, and nothing left running.
+    let (code, out) = launcher(&sd, &["install"]);
+    assert_eq!(code, 0, "{out}");
+    let out = sd.systemctl(&["stop", "solvit.service"]);
+    assert!(out.status.success());
+    let props = sd.show(
+        "solvit.service",
+        &["ActiveState", "Result", "ExecMainStatus"],
+    );
+    assert_eq!(props["ActiveState"], "inactive", "{props:?}");
+    assert_eq!(
+        props["Result"],
+        "success",
+        "{props:?}\n{}",
+        sd.journal("solvit.service")
+    );
+    assert_eq!(sd.processes("gunicorn"), Vec::<String>::new());
+    assert_eq!(sd.listeners(8001), Vec::<String>::new());
+}
+
+#[test]
+fn a_launcher_config_error_fails_the_unit_once_without_a_restart_loop() {
+    let sd = boot();
+    start_unit(&sd, "solvit.service", &unit("SolvIT", "hello:app", 1));
+    let (code, out) = launcher(&sd, &["install", "solvit.service"]);
+    assert_eq!(code, 0, "{out}");
+    // An operator's drop-in with a GUNICORN_CMD_ARGS the launcher cannot read: exit 78.
+    sd.write(
+        "/etc/systemd/system/solvit.service.d/50-env.conf",
+        "[Service]\nEnvironment=\"GUNICORN_CMD_ARGS=--bind '127.0.0.1:8001\"\n",
+    );
+    assert!(sd.systemctl(&["daemon-reload"]).status.success());
+    let out = sd.systemctl(&["restart", "solvit.service"]);
+    assert!(!out.status.success(), "the restart should fail");
+    // `failed`, not `auto-restart`: systemd decided at the exit not to restart it.
+    sd.wait_prop("solvit.service", "SubState", "failed", LONG);
+    let props = sd.show(
+        "solvit.service",
+        &["Result", "ExecMainStatus", "NRestarts", "Restart"],
+    );
+    assert_eq!(props["Restart"], "on-failure");
+    assert_eq!(props["ExecMainStatus"], "78", "{props:?}");
+    assert_eq!(props["Result"], "exit-code", "{props:?}");
+    assert_eq!(props["NRestarts"], "0", "{props:?}");
+    // The launcher said why (journald takes the line asynchronously).
+    wait_for("the launcher's error in the journal", || {
+        sd.journal("solvit.service")
+            .contains("GUNICORN_CMD_ARGS=\"--bind '127.0.0.1:8001\" cannot be split")
+    });
+}
+
+#[test]
+fn a_broken_install_is_rolled_back_and_the_old_unit_runs_again() {
+    let sd = boot();
+    // Stands for an app that cannot import in the new setup: it refuses to load when
+    // gunicorn was started by the launcher (whose bind is 0.0.0.0:8001).
+    sd.write(
+        "/opt/solvit/broken.py",
+        "import sys\n\
+         if '0.0.0.0:8001' in sys.argv:\n    \
+             raise ImportError('deliberately broken: cannot import under the launcher')\n\
+         from hello import app\n",
+    );
+    start_unit(
+        &sd,
+        "broken.service",
+        &unit("SolvIT, broken under the launcher", "broken:app", 1),
+    );
+    let old_pid = main_pid(&sd, "broken.service");
+    let before = tree(&sd, "/etc/systemd/system");
+
+    let (code, out) = launcher(&sd, &["install", "broken.service"]);
+    assert_eq!(code, 69, "{out}");
+    assert!(out.contains("rolling back"), "{out}");
+    // It says what failed: systemd's verdict and the app's own last words.
+    assert!(out.contains("WORKER_BOOT_ERROR"), "{out}");
+    assert!(out.contains("ImportError: deliberately broken"), "{out}");
+    assert!(
+        out.contains("broken.service: restored and restarted on its previous command (active)"),
+        "{out}"
+    );
+
+    // Exactly the previous files, and the old command running again.
+    assert_eq!(before, tree(&sd, "/etc/systemd/system"));
+    sd.wait_prop("broken.service", "ActiveState", "active", LONG);
+    let pid = main_pid(&sd, "broken.service");
+    assert_ne!(pid, old_pid, "restarted");
+    let exe = sd.exe(&pid);
+    assert!(
+        exe.contains("python"),
+        "the main process is {exe}, not gunicorn"
+    );
+    wait_for("the old gunicorn on 127.0.0.1:8001", || {
+        sd.listeners(8001) == ["127.0.0.1:8001"]
+    });
+    assert_eq!(sd.http_status("http://127.0.0.1:8001/"), Ok(200));
+}
+
+#[test]
+fn a_running_socket_unit_on_the_port_is_refused_before_anything_is_written() {
+    let sd = boot();
+    // Not the service's own socket, but running: systemd holds 0.0.0.0:8001.
+    sd.write(
+        "/etc/systemd/system/other.socket",
+        "[Unit]\nDefaultDependencies=no\n[Socket]\nListenStream=8001\n",
+    );
+    sd.write(
+        "/etc/systemd/system/other.service",
+        "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/true\n",
+    );
+    sd.write(
+        "/opt/solvit/hello.py",
+        &std::fs::read_to_string(common::root().join("examples/hello.py")).unwrap(),
+    );
+    sd.write(
+        "/etc/systemd/system/solvit.service",
+        &unit("SolvIT", "hello:app", 1),
+    );
+    assert!(sd.systemctl(&["daemon-reload"]).status.success());
+    assert!(sd.systemctl(&["start", "other.socket"]).status.success());
+    wait_for("systemd listening on 8001", || {
+        !sd.listeners(8001).is_empty()
+    });
+    let before = tree(&sd, "/etc/systemd/system");
+    let (code, out) = launcher(&sd, &["install", "solvit.service"]);
+    assert_eq!(code, 78, "{out}");
+    assert!(out.contains("other.socket listens on port 8001"), "{out}");
+    assert!(
+        out.contains("systemctl disable --now other.socket"),
+        "{out}"
+    );
+    assert_eq!(before, tree(&sd, "/etc/systemd/system"));
+    // Once it is stopped (and not enabled), the same install goes through the check.
+    assert!(sd.systemctl(&["stop", "other.socket"]).status.success());
+    let (code, out) = launcher(&sd, &["install", "solvit.service", "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+}
