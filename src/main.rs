@@ -129,6 +129,10 @@ fn plan(args: &RunArgs) -> Result<Plan, (i32, String)> {
     let (env, env_notes) = command::env_changes(&env, &ours).map_err(|e| (exit::CONFIG, e))?;
     let mut notes = assembled.notes.clone();
     notes.extend(env_notes);
+    let gunicorn_args = &assembled.argv[assembled.launch.program_len..];
+    let (stop_timeout, note) = command::stop_timeout_for(gunicorn_args, config.stop_timeout);
+    config.stop_timeout = stop_timeout;
+    notes.extend(note);
     Ok(Plan {
         config,
         assembled,

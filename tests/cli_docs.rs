@@ -123,7 +123,14 @@ fn the_fish_completion_loads_and_completes_subcommands() {
 
 #[test]
 fn every_subcommand_help_ends_with_examples() {
-    for sub in ["run", "print-command", "check", "install", "uninstall", "status"] {
+    for sub in [
+        "run",
+        "print-command",
+        "check",
+        "install",
+        "uninstall",
+        "status",
+    ] {
         let out = Command::new(common::launcher())
             .args([sub, "--help"])
             .output()
