@@ -13,7 +13,7 @@
 //!   environment cleaned.
 //! - [`supervise`]: the process and its signals, one loop over one signalfd,
 //!   the child's notify socket and a deadline; [`tree`] finds gunicorn's
-//!   processes by the process tree.
+//!   processes by the process tree, from the few `/proc` facts in [`proc`].
 //! - [`sockets`]: listening sockets from the kernel (sock_diag) and their
 //!   owners; [`probe`]: the HTTP probe; [`verify`]: the single verdict that
 //!   `run`, `check` and the installer share.
@@ -33,6 +33,7 @@ pub mod launch;
 pub mod log;
 pub mod notify;
 pub mod probe;
+pub mod proc;
 pub mod sockets;
 pub mod supervise;
 pub mod tree;

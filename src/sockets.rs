@@ -450,7 +450,7 @@ fn first_holders(uids: &HashSet<u32>, scanner: &mut FdScanner) -> Holders {
         holders: Holders::new(),
     };
     let sizes = TableSizes::probe();
-    let (same_uid, other_uid): (Vec<_>, Vec<_>) = all_pids()
+    let (same_uid, other_uid): (Vec<_>, Vec<_>) = crate::proc::all_pids()
         .into_iter()
         .filter_map(|pid| Some((pid, proc_owner(pid)?)))
         .partition(|(_, owner)| uids.contains(owner));
@@ -558,7 +558,7 @@ impl Family {
     }
 
     fn relatives(&mut self, pid: i32) -> Vec<i32> {
-        let parent = read_ppid(pid).filter(|&ppid| ppid > 0);
+        let parent = crate::proc::ppid(pid).filter(|&ppid| ppid > 0);
         let children = if self.children_files {
             children_from_task_files(pid)
         } else {
@@ -569,8 +569,8 @@ impl Family {
 
     fn children_by_parent(&mut self, pid: i32) -> Vec<i32> {
         let parents = self.parents.get_or_insert_with(|| {
-            let pids = all_pids().into_iter();
-            pids.filter_map(|child| Some((child, read_ppid(child)?)))
+            let pids = crate::proc::all_pids().into_iter();
+            pids.filter_map(|child| Some((child, crate::proc::ppid(child)?)))
                 .collect()
         });
         let children = parents.iter().filter(|&(_, &ppid)| ppid == pid);
@@ -619,18 +619,8 @@ fn describe(holders: &Holders) -> HashMap<u64, Vec<Owner>> {
 fn describe_process(pid: i32, users: &mut UserNames) -> Option<Owner> {
     let info = read_process(pid)?;
     let user = users.name(info.effective_uid());
-    let command = command_line(pid).unwrap_or(info.name);
+    let command = crate::proc::command_line(pid).unwrap_or(info.name);
     Some(Owner { pid, command, user })
-}
-
-fn command_line(pid: i32) -> Option<String> {
-    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let words: Vec<String> = raw
-        .split(|&byte| byte == 0)
-        .filter(|word| !word.is_empty())
-        .map(|word| String::from_utf8_lossy(word).into_owned())
-        .collect();
-    (!words.is_empty()).then(|| words.join(" "))
 }
 
 #[derive(Default)]
@@ -650,34 +640,12 @@ impl UserNames {
     }
 }
 
-fn all_pids() -> Vec<i32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-        .collect()
-}
-
 /// The owner of `/proc/<pid>`: the effective uid. Unlike the files in it, the directory
 /// keeps that owner when the process is not dumpable.
 fn proc_owner(pid: i32) -> Option<u32> {
     fs::metadata(format!("/proc/{pid}"))
         .ok()
         .map(|metadata| metadata.uid())
-}
-
-/// The parent pid from `/proc/<pid>/stat`, cheaper for the kernel to produce than `status`.
-fn read_ppid(pid: i32) -> Option<i32> {
-    parse_ppid(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-/// `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so fields are
-/// counted from its last closing parenthesis.
-fn parse_ppid(stat: &str) -> Option<i32> {
-    let (_, fields) = stat.rsplit_once(')')?;
-    fields.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// What the search needs to know about one process beyond `/proc`'s owner, from its `status`.
@@ -1069,14 +1037,6 @@ mod tests {
         assert_eq!(info.effective_uid(), 33);
         assert_eq!(parse_status("Name:\tx\nUid:\t1\t2\n"), None);
         assert_eq!(parse_status(""), None);
-    }
-
-    #[test]
-    fn parses_ppid_from_stat() {
-        assert_eq!(parse_ppid("42 (gunicorn: a) b)) S 41 42 42 0 -1"), Some(41));
-        assert_eq!(parse_ppid("42 (x) S"), None);
-        assert_eq!(parse_ppid("42 x S 41"), None);
-        assert_eq!(read_ppid(own_pid()), Some(nix::unistd::getppid().as_raw()));
     }
 
     #[test]

@@ -6,19 +6,17 @@
 //! processes" is exactly "the launcher's descendants". Names are useless
 //! here: after a USR2 re-exec the master may be called `python3`.
 
+use crate::proc;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::HashMap;
 
 /// Every live descendant of `root`, parents before children.
 pub fn descendants(root: Pid) -> Vec<Pid> {
-    let Ok(all) = procfs::process::all_processes() else {
-        return Vec::new();
-    };
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    for p in all.flatten() {
-        if let Ok(stat) = p.stat() {
-            children.entry(stat.ppid).or_default().push(stat.pid);
+    for pid in proc::all_pids() {
+        if let Some(ppid) = proc::ppid(pid) {
+            children.entry(ppid).or_default().push(pid);
         }
     }
     let mut out = Vec::new();
@@ -44,28 +42,15 @@ pub fn signal_all(pids: &[Pid], signal: Signal) {
 /// scrub that variable from the first master's environment, so a child of
 /// ours that carries it with the old master's pid is the new master.
 pub fn is_successor_of(candidate: Pid, old_master: Pid) -> bool {
-    let Ok(p) = procfs::process::Process::new(candidate.as_raw()) else {
-        return false;
-    };
-    let Ok(env) = p.environ() else {
-        return false;
-    };
-    env.get(std::ffi::OsStr::new("GUNICORN_PID"))
-        .and_then(|v| v.to_str())
-        .and_then(|v| v.parse::<i32>().ok())
+    proc::environ_var(candidate.as_raw(), "GUNICORN_PID").and_then(|v| v.parse::<i32>().ok())
         == Some(old_master.as_raw())
 }
 
 /// Short description of a process for messages: `1234 (gunicorn: master [app])`.
 pub fn describe(pid: Pid) -> String {
-    let cmd = procfs::process::Process::new(pid.as_raw())
-        .and_then(|p| p.cmdline())
-        .map(|c| c.join(" "))
-        .unwrap_or_default();
-    if cmd.is_empty() {
-        pid.to_string()
-    } else {
-        format!("{pid} ({cmd})")
+    match proc::command_line(pid.as_raw()) {
+        Some(cmd) => format!("{pid} ({cmd})"),
+        None => pid.to_string(),
     }
 }
 
