@@ -21,6 +21,15 @@ use std::time::{Duration, Instant};
 /// bind read-only at their own paths inside.
 const BOOT: &str = r#"
 set -eu
+# A cgroup of its own ($CGROUP, unique per boot): systemd takes the cgroup it starts in as
+# its root, so its units (system.slice/solvit.service, ...) never share a cgroup with those
+# of another systemd booted at the same time by another test; Drop removes it.
+for h in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+  [ -f "$h/cgroup.procs" ] || continue
+  mkdir "$h/$CGROUP"
+  echo $$ > "$h/$CGROUP/cgroup.procs"
+done
+unset CGROUP
 mount --make-rprivate /
 # The scratch space is a tmpfs mounted in this mount namespace only: nothing on the host.
 mount -t tmpfs tmpfs /mnt
@@ -63,7 +72,11 @@ pub struct Systemd {
     log: tempfile::NamedTempFile,
     /// systemd's pid as the host sees it.
     pub pid: i32,
+    /// The name of its own cgroup (see BOOT), in each hierarchy.
+    cgroup: String,
 }
+
+static BOOTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn require(tool: &str) {
     let found = Command::new("sh")
@@ -91,19 +104,25 @@ impl Systemd {
             Path::new("/usr/lib/systemd/systemd").is_file(),
             "NO /usr/lib/systemd/systemd: the systemd tests need the systemd package"
         );
+        let cgroup = format!(
+            "gunicorn-launcher-test-{}-{}",
+            std::process::id(),
+            BOOTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
         let mut cmd = Command::new("unshare");
-        cmd.args([
-            "--pid",
-            "--fork",
-            "--mount",
-            "--net",
-            "--uts",
-            "--mount-proc",
-        ])
-        .args(["--kill-child", "sh", "-c", BOOT, "boot"])
-        .args(binds)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
+        cmd.env("CGROUP", &cgroup)
+            .args([
+                "--pid",
+                "--fork",
+                "--mount",
+                "--net",
+                "--uts",
+                "--mount-proc",
+            ])
+            .args(["--kill-child", "sh", "-c", BOOT, "boot"])
+            .args(binds)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
         let log = tempfile::NamedTempFile::new().expect("log file");
         cmd.stderr(log.reopen().expect("log file"));
         let unshare = cmd.spawn().expect("start unshare");
@@ -111,6 +130,7 @@ impl Systemd {
             unshare,
             log,
             pid: 0,
+            cgroup,
         };
         sd.pid = sd.wait_for_pid1();
         sd.wait_running();
@@ -308,6 +328,13 @@ impl Systemd {
 
 impl Drop for Systemd {
     fn drop(&mut self) {
+        self.power_off();
+        self.remove_cgroups();
+    }
+}
+
+impl Systemd {
+    fn power_off(&mut self) {
         let _ = self.systemctl(&["poweroff", "--no-block"]);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -322,5 +349,32 @@ impl Drop for Systemd {
             nix::sys::signal::Signal::SIGKILL,
         );
         let _ = self.unshare.wait();
+    }
+
+    /// Its cgroup, in every hierarchy systemd made it in (they are empty once every
+    /// process of the namespace is gone): children first.
+    fn remove_cgroups(&self) {
+        fn remove(dir: &Path) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        remove(&e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(dir);
+        }
+        let root = Path::new("/sys/fs/cgroup");
+        let hierarchies = std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path());
+        for h in std::iter::once(root.to_path_buf()).chain(hierarchies) {
+            let ours = h.join(&self.cgroup);
+            if ours.is_dir() {
+                remove(&ours);
+            }
+        }
     }
 }
