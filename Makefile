@@ -20,3 +20,8 @@ test: setup lint
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# The Debian package: target/debian/gunicorn-launcher_<version>_<arch>.deb (README, "Debian package").
+.PHONY: deb
+deb:
+	packaging/build-deb

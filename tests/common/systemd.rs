@@ -21,6 +21,15 @@ use std::time::{Duration, Instant};
 /// bind read-only at their own paths inside.
 const BOOT: &str = r#"
 set -eu
+# A cgroup of its own ($CGROUP, unique per boot): systemd takes the cgroup it starts in as
+# its root, so its units (system.slice/solvit.service, ...) never share a cgroup with those
+# of another systemd booted at the same time by another test; Drop removes it.
+for h in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+  [ -f "$h/cgroup.procs" ] || continue
+  mkdir "$h/$CGROUP"
+  echo $$ > "$h/$CGROUP/cgroup.procs"
+done
+unset CGROUP
 mount --make-rprivate /
 # The scratch space is a tmpfs mounted in this mount namespace only: nothing on the host.
 mount -t tmpfs tmpfs /mnt
@@ -63,7 +72,11 @@ pub struct Systemd {
     log: tempfile::NamedTempFile,
     /// systemd's pid as the host sees it.
     pub pid: i32,
+    /// The name of its own cgroup (see BOOT), in each hierarchy.
+    cgroup: String,
 }
+
+static BOOTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn require(tool: &str) {
     let found = Command::new("sh")
@@ -91,19 +104,25 @@ impl Systemd {
             Path::new("/usr/lib/systemd/systemd").is_file(),
             "NO /usr/lib/systemd/systemd: the systemd tests need the systemd package"
         );
+        let cgroup = format!(
+            "gunicorn-launcher-test-{}-{}",
+            std::process::id(),
+            BOOTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
         let mut cmd = Command::new("unshare");
-        cmd.args([
-            "--pid",
-            "--fork",
-            "--mount",
-            "--net",
-            "--uts",
-            "--mount-proc",
-        ])
-        .args(["--kill-child", "sh", "-c", BOOT, "boot"])
-        .args(binds)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
+        cmd.env("CGROUP", &cgroup)
+            .args([
+                "--pid",
+                "--fork",
+                "--mount",
+                "--net",
+                "--uts",
+                "--mount-proc",
+            ])
+            .args(["--kill-child", "sh", "-c", BOOT, "boot"])
+            .args(binds)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
         let log = tempfile::NamedTempFile::new().expect("log file");
         cmd.stderr(log.reopen().expect("log file"));
         let unshare = cmd.spawn().expect("start unshare");
@@ -111,6 +130,7 @@ impl Systemd {
             unshare,
             log,
             pid: 0,
+            cgroup,
         };
         sd.pid = sd.wait_for_pid1();
         sd.wait_running();
@@ -308,6 +328,13 @@ impl Systemd {
 
 impl Drop for Systemd {
     fn drop(&mut self) {
+        self.power_off();
+        self.remove_cgroups();
+    }
+}
+
+impl Systemd {
+    fn power_off(&mut self) {
         let _ = self.systemctl(&["poweroff", "--no-block"]);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -322,5 +349,154 @@ impl Drop for Systemd {
             nix::sys::signal::Signal::SIGKILL,
         );
         let _ = self.unshare.wait();
+    }
+
+    /// Its cgroup, in every hierarchy systemd made it in (they are empty once every
+    /// process of the namespace is gone): children first.
+    fn remove_cgroups(&self) {
+        fn remove(dir: &Path) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        remove(&e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(dir);
+        }
+        let root = Path::new("/sys/fs/cgroup");
+        let hierarchies = std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path());
+        for h in std::iter::once(root.to_path_buf()).chain(hierarchies) {
+            let ours = h.join(&self.cgroup);
+            if ours.is_dir() {
+                remove(&ours);
+            }
+        }
+    }
+}
+
+/// Additions for tests/deb.rs: another network namespace on a veth pair, files copied
+/// in, and journal lines waited for.
+impl Systemd {
+    /// Joins this namespace to the named network namespace `client` (made with `ip netns
+    /// add`) by a veth pair: `server_cidr` on this side, `client_cidr` on the client's.
+    /// Both ends are created directly in their namespaces (no name on the host).
+    pub fn veth_to(&self, client: &str, server_cidr: &str, client_cidr: &str) {
+        let (a, b) = ("lan0", "lan1");
+        let pid = self.pid.to_string();
+        let steps: [(&str, Vec<&str>); 5] = [
+            (
+                "host",
+                vec![
+                    "ip", "link", "add", a, "netns", &pid, "type", "veth", "peer", "name", b,
+                    "netns", client,
+                ],
+            ),
+            ("server", vec!["ip", "addr", "add", server_cidr, "dev", a]),
+            ("server", vec!["ip", "link", "set", a, "up"]),
+            (
+                "client",
+                vec![
+                    "ip",
+                    "netns",
+                    "exec",
+                    client,
+                    "ip",
+                    "addr",
+                    "add",
+                    client_cidr,
+                    "dev",
+                    b,
+                ],
+            ),
+            (
+                "client",
+                vec!["ip", "netns", "exec", client, "ip", "link", "set", b, "up"],
+            ),
+        ];
+        for (side, argv) in steps {
+            let out = if side == "server" {
+                self.run(&argv)
+            } else {
+                Command::new(argv[0]).args(&argv[1..]).output().unwrap()
+            };
+            assert!(
+                out.status.success(),
+                "{argv:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// Copies a host file to a path inside (into the overlay's tmpfs).
+    pub fn copy_in(&self, host: &Path, inside: &str) {
+        let p = self.path(inside);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::copy(host, &p).unwrap_or_else(|e| panic!("copy {host:?} to {inside}: {e}"));
+    }
+
+    /// Whether a path exists inside (a dangling symlink counts).
+    pub fn exists(&self, inside: &str) -> bool {
+        std::fs::symlink_metadata(self.path(inside)).is_ok()
+    }
+
+    /// `journalctl -o cat ARGS` inside, one entry per line ("-- No entries --" is not one).
+    pub fn journal_lines(&self, args: &[&str]) -> Vec<String> {
+        let mut argv = vec!["journalctl", "--no-pager", "-q", "-o", "cat"];
+        argv.extend(args);
+        let out = self.run(&argv);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// Waits (journald stores lines asynchronously) until `journalctl -o cat ARGS` has a
+    /// line containing `needle`; returns that line.
+    pub fn wait_journal(&self, args: &[&str], needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let lines = self.journal_lines(args);
+            if let Some(l) = lines.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line containing {needle:?} in `journalctl {args:?}` after {within:?}:\n{}",
+                lines.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Systemd {
+    /// Every file, directory and symlink under a directory inside, with its bytes
+    /// (a symlink's target; `<dir>` for a directory).
+    pub fn tree(&self, inside: &str) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+        fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                let rel = p.strip_prefix(base).unwrap().to_path_buf();
+                let meta = std::fs::symlink_metadata(&p).unwrap();
+                if meta.is_dir() {
+                    out.insert(rel, b"<dir>".to_vec());
+                    walk(base, &p, out);
+                } else if meta.file_type().is_symlink() {
+                    let target = std::fs::read_link(&p).unwrap();
+                    out.insert(rel, target.into_os_string().into_encoded_bytes());
+                } else {
+                    out.insert(rel, std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        let base = self.path(inside);
+        let mut out = std::collections::BTreeMap::new();
+        walk(&base, &base, &mut out);
+        out
     }
 }
