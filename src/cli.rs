@@ -11,6 +11,7 @@ use std::path::PathBuf;
     version,
     about = "Runs gunicorn bound to 0.0.0.0:8001, supervises it, and proves the port is open on every interface",
     long_about = None,
+    disable_help_subcommand = true,
     after_help = "Exit codes of run: 0 clean stop; gunicorn's own status passed through; 128+N killed by signal N; \
 2 usage; 69 startup verification failed; 78 configuration error; 126 gunicorn not executable; 127 gunicorn not found.\n\n\
 Examples:\n  gunicorn-launcher run -- /opt/solvit/venv/bin/gunicorn -w 3 -b 127.0.0.1:8001 solvit.wsgi\n  \
@@ -61,6 +62,9 @@ pub enum Cmd {
     Generate {
         #[arg(value_enum)]
         what: Generated,
+        /// With `man`: write every page (gunicorn-launcher.1 and one per subcommand) into DIR.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
     },
 }
 
@@ -75,12 +79,20 @@ pub enum Generated {
 
 /// The man page or a completion script, from these very definitions, so
 /// neither can drift from `--help`.
-pub fn generate(what: Generated, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub fn generate(
+    what: Generated,
+    out_dir: Option<&std::path::Path>,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     use clap::CommandFactory;
     use clap_complete::Shell;
     let mut cmd = Cli::command();
     let shell = match what {
-        Generated::Man => return clap_mangen::Man::new(cmd).render(out),
+        // The main page names a page per subcommand (gunicorn-launcher-run(1)...).
+        Generated::Man => match out_dir {
+            Some(dir) => return clap_mangen::generate_to(cmd, dir),
+            None => return clap_mangen::Man::new(cmd).render(out),
+        },
         Generated::Bash => Shell::Bash,
         Generated::Zsh => Shell::Zsh,
         Generated::Fish => Shell::Fish,

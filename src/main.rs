@@ -20,13 +20,15 @@ fn main() -> ExitCode {
         Cmd::Install(args) => install::install(&args),
         Cmd::Uninstall(args) => install::uninstall(&args),
         Cmd::Status(args) => install::status(&args),
-        Cmd::Generate { what } => match cli::generate(what, &mut std::io::stdout()) {
-            Ok(()) => 0,
-            Err(e) => {
-                log::error(&format!("cannot write: {e}"));
-                exit::SOFTWARE
+        Cmd::Generate { what, out_dir } => {
+            match cli::generate(what, out_dir.as_deref(), &mut std::io::stdout()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    log::error(&format!("cannot write: {e}"));
+                    exit::SOFTWARE
+                }
             }
-        },
+        }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

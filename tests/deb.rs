@@ -35,10 +35,16 @@ const DROPIN: &str = "/etc/systemd/system/solvit.service.d/zz-gunicorn-launcher.
 const REPLACED: &str = "gunicorn-launcher: replaced --bind 127.0.0.1:8001 with 0.0.0.0:8001";
 
 /// Every file the package must hold (directories aside), and nothing else.
-const FILES: [&str; 13] = [
+const FILES: [&str; 19] = [
     "/usr/bin/gunicorn-launcher",
     "/usr/lib/systemd/system/gunicorn-launcher@.service",
     "/usr/share/man/man1/gunicorn-launcher.1.gz",
+    "/usr/share/man/man1/gunicorn-launcher-run.1.gz",
+    "/usr/share/man/man1/gunicorn-launcher-print-command.1.gz",
+    "/usr/share/man/man1/gunicorn-launcher-check.1.gz",
+    "/usr/share/man/man1/gunicorn-launcher-install.1.gz",
+    "/usr/share/man/man1/gunicorn-launcher-uninstall.1.gz",
+    "/usr/share/man/man1/gunicorn-launcher-status.1.gz",
     "/usr/share/bash-completion/completions/gunicorn-launcher",
     "/usr/share/zsh/vendor-completions/_gunicorn-launcher",
     "/usr/share/fish/vendor_completions.d/gunicorn-launcher.fish",
