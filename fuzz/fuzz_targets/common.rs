@@ -14,6 +14,7 @@ use std::net::IpAddr;
 ///   output holds exactly one bind, ours, and no daemon flag;
 /// - the arguments after our bind hold no bind or daemon before a user's
 ///   `--`, and filtering them again changes nothing;
+/// - arguments with no bind or daemon in them come out verbatim;
 /// - a user's `--` and everything after it come out verbatim, at the end;
 /// - assembling the output again gives the same argv and a single
 ///   "already binds" note (the launcher wrapping its own output is stable).
@@ -72,8 +73,13 @@ fn check_output(command: &[String], a: &Assembled, ours: &str) {
     );
     assert_eq!(left.args, rest, "filtering the output again changed it");
 
-    // A user's `--` and what follows it are untouched.
+    // A command line without a bind or daemon comes out verbatim.
     let args = &command[plen..];
+    if gunicorn_args::remove_binds(args).removed.is_empty() {
+        assert_eq!(rest, args, "nothing to remove, yet the arguments changed");
+    }
+
+    // A user's `--` and what follows it are untouched.
     if let Some(p) = args.iter().position(|t| t == "--") {
         let tail = &args[p..];
         assert!(
