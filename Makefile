@@ -25,3 +25,24 @@ lint:
 .PHONY: deb
 deb:
 	packaging/build-deb
+
+# Fuzzing (README "Fuzzing"): each cargo-fuzz target in turn, FUZZ_TIME seconds each, one
+# process at a time. Stable Rust: RUSTC_BOOTSTRAP=1 lets it take cargo-fuzz's -Z flags.
+.PHONY: fuzz fuzz-cmin
+FUZZ_TIME ?= 600
+FUZZ_TARGETS ?= assemble config exec_line
+
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --version 0.13.2 --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t for $(FUZZ_TIME) s (log: fuzz/fuzz-0.log)"; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t corpus/$$t seeds/$$t -- \
+	    -dict=dicts/$$t.dict -max_total_time=$(FUZZ_TIME) -jobs=1 -workers=1 -print_final_stats=1; \
+	  rc=$$?; \
+	  if [ $$rc -ne 0 ]; then sed -n '/panicked\|ERROR/,$$p' fuzz-0.log | head -n 40; exit $$rc; fi; \
+	  grep -E '^(Done|stat::)' fuzz-0.log; \
+	done
+
+# Minimizes the committed corpus after a run (seeds/ stay as they are).
+fuzz-cmin:
+	cd fuzz && for t in $(FUZZ_TARGETS); do RUSTC_BOOTSTRAP=1 $(CARGO) fuzz cmin $$t corpus/$$t || exit 1; done

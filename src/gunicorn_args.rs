@@ -367,6 +367,14 @@ pub fn remove_binds(args: &[String]) -> Filtered {
                     last.opt.arity != Flag && last.inline.is_none() && next_is_value(i);
                 let next = takes_next.then(|| args[i].clone());
                 i += usize::from(takes_next);
+                if !parts.iter().any(|p| is_drop(p.opt)) {
+                    // Nothing to remove: keep the user's spelling. Rebuilding
+                    // could change it (`-n=` is an empty name; `-n` would take
+                    // the next argument as the name).
+                    out.args.push(t.to_owned());
+                    out.args.extend(next);
+                    continue;
+                }
                 out.args
                     .extend(rebuild_cluster(&parts, next, &mut out.removed));
             }
@@ -678,6 +686,16 @@ mod tests {
             kept(&["--proxy-protocol", "-w", "3"]),
             v(&["--proxy-protocol", "-w", "3"])
         );
+    }
+
+    #[test]
+    fn a_short_option_with_an_empty_value_keeps_its_equals_sign() {
+        // Found by fuzzing (fuzz/ assemble target): `-n=` gives gunicorn an
+        // empty name and leaves `app:app` the app; rebuilt as `-n` it took
+        // `app:app` as the name, and gunicorn had no app to run.
+        assert_eq!(kept(&["-n=", "app:app"]), v(&["-n=", "app:app"]));
+        assert_eq!(kept(&["-k=", "-w", "3"]), v(&["-k=", "-w", "3"]));
+        assert_eq!(kept(&["-Dn=", "app:app"]), v(&["-n", "=", "app:app"]));
     }
 
     #[test]

@@ -1,0 +1,53 @@
+//! TOML config loading: `config::parse`, then the command the config makes.
+//!
+//! Input: the bytes of a config file. `config::load` refuses text that is
+//! not UTF-8 before parsing, so only UTF-8 input reaches `parse` here.
+
+#![no_main]
+
+use gunicorn_launcher::config;
+use libfuzzer_sys::fuzz_target;
+
+#[path = "common.rs"]
+mod common;
+
+const ORIGIN: &str = "/etc/gunicorn-launcher/fuzz.toml";
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match config::parse(text, ORIGIN) {
+        Err(e) => {
+            // Refused whole, naming the file first.
+            assert!(e.0.starts_with(ORIGIN), "{:?}", e.0);
+            assert!(e.0.len() > ORIGIN.len(), "{:?}", e.0);
+        }
+        Ok(c) => {
+            // The launcher's bind is a real port on all interfaces.
+            assert!((1..=65535).contains(&c.port), "port {}", c.port);
+            assert!(c.host.is_unspecified(), "host {}", c.host);
+            assert!(
+                c.probe_path.starts_with('/')
+                    && !c
+                        .probe_path
+                        .chars()
+                        .any(|ch| ch.is_whitespace() || ch.is_control()),
+                "probe path {:?}",
+                c.probe_path
+            );
+            assert!(
+                c.command.first().is_some_and(|p| !p.is_empty()),
+                "{:?}",
+                c.command
+            );
+            assert_eq!(c.source, None);
+            // What the config would run: program, args, app (main.rs's
+            // `chosen_command`), assembled with the configured bind.
+            let mut command = c.command.clone();
+            command.extend(c.args.iter().cloned());
+            command.extend(c.app.iter().cloned());
+            common::check_assemble(&command, c.host, c.port);
+        }
+    }
+});
