@@ -286,7 +286,11 @@ impl Supervisor {
     fn poll_timeout(&self) -> PollTimeout {
         let mut next: Option<Instant> = self.next_tick;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        if let Phase::Verifying { next, deadline, .. } = self.phase {
+        // Verification is suspended while stopping (`on_time`): its
+        // deadline, already past, must not turn poll into a busy loop.
+        if let Phase::Verifying { next, deadline, .. } = self.phase
+            && self.stop.is_none()
+        {
             consider(next.min(deadline));
         }
         if let Some(stop) = &self.stop

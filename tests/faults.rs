@@ -616,3 +616,56 @@ fn with_stderr_on_a_full_device_it_still_starts_verifies_and_stops() {
     assert_eq!(status.code(), Some(0));
     assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
 }
+
+/// TERM while the launcher is still verifying (the app takes long to
+/// import), and a stop that takes the whole stop timeout (the importing
+/// worker does not stop on TERM): the launcher waits for the master or its
+/// deadline, and costs nothing meanwhile.
+#[test]
+fn a_stop_during_verification_waits_without_spinning() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let config = stop_timeout_config(&app, "3s");
+    app.write(
+        "slow.py",
+        "import time\nprint('importing slow', flush=True)\ntime.sleep(120)\nfrom hello import app\n",
+    );
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &["run", "--config", config, "--", "gunicorn", "slow:app"],
+    ));
+    l.wait_line("importing slow", LONG);
+    let tree = descendants(l.pid());
+    let before = cpu_ticks(l.pid()).unwrap();
+    let asked = Instant::now();
+    l.signal(Signal::SIGTERM);
+    // Sample the launcher's CPU time until it exits: the last sample is
+    // within a few milliseconds of its end.
+    let mut last = (before, asked);
+    let deadline = Instant::now() + LONG;
+    while l.child.try_wait().unwrap().is_none() {
+        if let Some(t) = cpu_ticks(l.pid()) {
+            last = (t, Instant::now());
+        }
+        assert!(Instant::now() < deadline, "{}", l.output());
+        wait_a_moment();
+    }
+    let status = l.wait_exit(LONG);
+    let out = l.output();
+    let wall = last.1 - asked;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .unwrap()
+        .unwrap() as f64;
+    let cpu = (last.0 - before) as f64 / hz;
+    assert!(
+        wall >= Duration::from_secs(2),
+        "the stop ended early ({wall:?}): {out}"
+    );
+    assert!(
+        cpu < wall.as_secs_f64() * 0.1,
+        "the launcher used {cpu:.2} s of CPU in a {wall:?} stop: it spun"
+    );
+    assert!(out.contains("did not stop within 3s"), "{out}");
+    assert_eq!(status.code(), Some(137), "{out}");
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
+}
