@@ -320,6 +320,11 @@ impl Supervisor {
             // daemonised gunicorn stops all its workers.
             Signal::SIGWINCH if code == SI_KERNEL => {}
             Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT => self.begin_stop(sig),
+            // Stopping: gunicorn would not act on a reload or scaling
+            // signal, and once Python has begun to exit its handlers are
+            // gone: HUP, USR1 or USR2 would kill it (a clean stop turned
+            // into exit 129), TTIN or TTOU stop it.
+            _ if self.stop.is_some() => {}
             Signal::SIGHUP => {
                 self.forward(sig);
                 if self.stop.is_none() {

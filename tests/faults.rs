@@ -669,3 +669,41 @@ fn a_stop_during_verification_waits_without_spinning() {
     assert_eq!(status.code(), Some(137), "{out}");
     assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
 }
+
+/// Reload and scaling signals that arrive while gunicorn is stopping are
+/// not passed on: gunicorn would not act on them, and once Python has
+/// begun to exit its handlers are gone (HUP, USR1 or USR2 would kill it,
+/// TTIN or TTOU stop it), turning a clean stop into a failure.
+#[test]
+fn signals_during_a_stop_do_not_spoil_it() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let mut l =
+        Proc::spawn(app.launcher_in(&ns, &["run", "--", "gunicorn", "-w", "2", "hello:app"]));
+    let _cleanup = KillTreeOnDrop(l.pid());
+    l.wait_line("verified:", LONG);
+    let tree = descendants(l.pid());
+    l.signal(Signal::SIGTERM);
+    let kinds = [
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+        Signal::SIGWINCH,
+    ];
+    let deadline = Instant::now() + LONG;
+    let mut i = 0;
+    while l.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "no exit: {}", l.output());
+        signal_pid(l.pid(), kinds[i % kinds.len()]);
+        i += 1;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let status = l.wait_exit(LONG);
+    let out = l.output();
+    assert_eq!(status.code(), Some(0), "after {i} signals: {out}");
+    assert!(!out.contains("reloading gunicorn"), "{out}");
+    assert!(!out.contains("adopted"), "{out}");
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
+}
