@@ -707,3 +707,30 @@ fn signals_during_a_stop_do_not_spoil_it() {
     assert!(!out.contains("adopted"), "{out}");
     assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
 }
+
+/// TTIN and TTOU that reach gunicorn before it has installed its handlers
+/// take their default action, which is to stop the process — unless its
+/// process group is orphaned, which it is in a session of its own.
+#[test]
+fn ttin_and_ttou_during_gunicorns_startup_cannot_stop_the_master() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let mut l = Proc::spawn(app.launcher_in(&ns, &["run", "--", "gunicorn", "hello:app"]));
+    let _cleanup = KillTreeOnDrop(l.pid());
+    // Python needs tens of milliseconds before gunicorn's handlers exist.
+    l.wait_line("started gunicorn", LONG);
+    l.signal(Signal::SIGTTIN);
+    l.signal(Signal::SIGTTOU);
+    let master = master_of(l.pid());
+    l.wait_line("verified:", Duration::from_secs(10));
+    assert!(
+        status_field(master, "State").is_some_and(|s| !s.starts_with('T')),
+        "{:?}",
+        status_field(master, "State")
+    );
+    assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
+    let tree = descendants(l.pid());
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
+}
