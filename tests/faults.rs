@@ -70,6 +70,7 @@ fn a_thousand_mixed_signals_in_a_second_leave_it_supervising_and_serving() {
     l.wait_line("verified:", LONG);
     notify.wait_for("READY=1", LONG);
     let master = master_of(l.pid());
+    let _cleanup_session = KillSessionOnDrop(master);
 
     // 1,000 signals, one per millisecond, in a fixed pseudo-random order
     // (xorshift), the last one a HUP so the storm ends with a reload.

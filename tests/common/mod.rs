@@ -636,3 +636,35 @@ impl Drop for KillTreeOnDrop {
         }
     }
 }
+
+/// On drop, SIGKILLs every process of the session `sid`. The launcher
+/// starts gunicorn in a session of its own, so with the master's pid this
+/// catches all of gunicorn, even a USR2 master already orphaned by a
+/// launcher that a failed wait killed.
+pub struct KillSessionOnDrop(pub i32);
+
+impl Drop for KillSessionOnDrop {
+    fn drop(&mut self) {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for e in dir.flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let session = std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(3)?
+                        .parse::<i32>()
+                        .ok()
+                });
+            if session == Some(self.0) {
+                signal_pid(p, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
