@@ -94,7 +94,7 @@ fn a_thousand_mixed_signals_in_a_second_leave_it_supervising_and_serving() {
     }
     let took = start.elapsed();
     assert!(
-        took < Duration::from_millis(1500),
+        took < Duration::from_secs(2),
         "the storm took {took:?}, not about one second"
     );
     assert!(
@@ -730,7 +730,7 @@ fn ttin_and_ttou_during_gunicorns_startup_cannot_stop_the_master() {
     l.signal(Signal::SIGTTIN);
     l.signal(Signal::SIGTTOU);
     let master = master_of(l.pid());
-    l.wait_line("verified:", Duration::from_secs(10));
+    l.wait_line("verified:", LONG);
     assert!(
         status_field(master, "State").is_some_and(|s| !s.starts_with('T')),
         "{:?}",
