@@ -41,14 +41,17 @@ fn a_thousand_mixed_signals_in_a_second_leave_it_supervising_and_serving() {
     let ns = Netns::new();
     let app = AppDir::new();
     let notify = NotifySocket::new();
-    // gunicorn >= 24 queues every signal it gets (<= 23 keeps at most 5 and
-    // drops the rest) and handles them one by one, each HUP a full reload:
-    // after this storm gunicorn 27 takes about 25 s on two busy cores to
-    // reach the TERM queued behind them. The stop timeout leaves it that.
-    // gunicorn <= 23, stopped while a HUP reload spawns workers, may miss
-    // the worker spawned last and wait for it its whole graceful timeout
-    // (seen with 22.0.0: 30 s): 5 s here.
-    let config = stop_timeout_config(&app, "150s");
+    // gunicorn >= 24 queues every signal it gets and handles them one by
+    // one, each HUP a full reload: after this storm gunicorn 27 takes about
+    // 25 s on two busy cores to reach the TERM queued behind them; the stop
+    // timeout leaves it that. gunicorn <= 23 keeps at most 5 signals queued
+    // and drops the rest, the TERM included if it comes while 5 wait: then
+    // only the launcher's stop timeout ends it (10 s here). gunicorn <= 23,
+    // stopped while a HUP reload spawns workers, may also miss the worker
+    // spawned last and wait for it its whole graceful timeout (seen with
+    // 22.0.0: 30 s): 5 s here.
+    let queues_every_signal = gunicorn_version() >= (24, 0, 0);
+    let config = stop_timeout_config(&app, if queues_every_signal { "150s" } else { "10s" });
     let mut cmd = app.launcher_in(
         &ns,
         &[
@@ -146,8 +149,16 @@ fn a_thousand_mixed_signals_in_a_second_leave_it_supervising_and_serving() {
     let tree = descendants(l.pid());
     l.signal(Signal::SIGTERM);
     let code = l.wait_exit(Duration::from_secs(180)).code();
-    assert_eq!(code, Some(0), "{}", l.output());
-    if let Some(new) = successor {
+    let out = l.output();
+    let dropped_by_gunicorn = !queues_every_signal
+        && code == Some(137)
+        && !out.to_lowercase().contains("handling signal: term")
+        && out.contains("did not stop within 10s");
+    assert!(
+        code == Some(0) || dropped_by_gunicorn,
+        "exit {code:?}:\n{out}"
+    );
+    if let Some(new) = successor.filter(|_| code == Some(0)) {
         assert!(
             l.output()
                 .contains(&format!("adopted the new master {new}")),

@@ -668,3 +668,30 @@ impl Drop for KillSessionOnDrop {
         }
     }
 }
+
+/// The version of the gunicorn under test (`gunicorn --version`, once per
+/// test binary), for the few checks where gunicorn's behaviour genuinely
+/// differs between releases (README, "Compatibility").
+pub fn gunicorn_version() -> (u32, u32, u32) {
+    static VERSION: std::sync::OnceLock<(u32, u32, u32)> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let out = Command::new(gunicorn())
+            .arg("--version")
+            .output()
+            .expect("gunicorn --version");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let v: Vec<u32> = text
+            .split(|c: char| !c.is_ascii_digit() && c != '.')
+            .find(|w| w.contains('.'))
+            .unwrap_or_else(|| panic!("no version in {text:?}"))
+            .split('.')
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        (
+            v[0],
+            v.get(1).copied().unwrap_or(0),
+            v.get(2).copied().unwrap_or(0),
+        )
+    })
+}
