@@ -7,8 +7,9 @@
 //! what arrived. Nothing runs between events, so an idle, verified service
 //! costs no wakeups unless a recheck interval or systemd's watchdog asks.
 //!
-//! gunicorn runs as our child in its own process group (so a terminal's
-//! Ctrl-C reaches it once, through us), with SIGTERM as parent-death signal
+//! gunicorn runs as our child in its own session and process group (so a
+//! terminal's Ctrl-C reaches it once, through us, and a stray TTIN/TTOU
+//! cannot stop it), with SIGTERM as parent-death signal
 //! (SIGKILL would leave sync workers alive for `timeout / 2`), while we are a
 //! child subreaper that reaps everything left behind.
 
@@ -192,7 +193,6 @@ fn spawn(child: &Child, notify_address: &str) -> Result<Pid, (i32, String)> {
     let mut cmd = Command::new(&child.program);
     cmd.args(&child.argv[1..])
         .stdin(Stdio::null())
-        .process_group(0)
         .env("NOTIFY_SOCKET", notify_address);
     for change in &child.env {
         match change {
@@ -208,7 +208,7 @@ fn spawn(child: &Child, notify_address: &str) -> Result<Pid, (i32, String)> {
     cmd.env("NOTIFY_SOCKET", notify_address);
     let parent = Pid::this();
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (sigprocmask, prctl, getppid); it
+    // async-signal-safe system calls (sigprocmask, setsid, prctl, getppid); it
     // allocates nothing and touches no lock.
     unsafe {
         cmd.pre_exec(move || {
@@ -216,6 +216,12 @@ fn spawn(child: &Child, notify_address: &str) -> Result<Pid, (i32, String)> {
             // signalfd); exec keeps the mask, and a gunicorn with SIGCHLD
             // and SIGTERM blocked never reaps a worker nor stops.
             sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+            // A session of its own, hence a process group of its own that
+            // is orphaned: the kernel then discards TTIN/TTOU/TSTP whose
+            // action is the default (before gunicorn installs its handlers,
+            // or after Python removes them at exit) instead of stopping
+            // gunicorn; and no terminal can stop it (TOSTOP).
+            nix::unistd::setsid()?;
             nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
             // We may have died between fork and prctl: then nobody would
             // ever send the parent-death signal.
@@ -286,7 +292,11 @@ impl Supervisor {
     fn poll_timeout(&self) -> PollTimeout {
         let mut next: Option<Instant> = self.next_tick;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        if let Phase::Verifying { next, deadline, .. } = self.phase {
+        // Verification is suspended while stopping (`on_time`): its
+        // deadline, already past, must not turn poll into a busy loop.
+        if let Phase::Verifying { next, deadline, .. } = self.phase
+            && self.stop.is_none()
+        {
             consider(next.min(deadline));
         }
         if let Some(stop) = &self.stop
@@ -316,6 +326,11 @@ impl Supervisor {
             // daemonised gunicorn stops all its workers.
             Signal::SIGWINCH if code == SI_KERNEL => {}
             Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT => self.begin_stop(sig),
+            // Stopping: gunicorn would not act on a reload or scaling
+            // signal, and once Python has begun to exit its handlers are
+            // gone: HUP, USR1 or USR2 would kill it (a clean stop turned
+            // into exit 129), TTIN or TTOU stop it.
+            _ if self.stop.is_some() => {}
             Signal::SIGHUP => {
                 self.forward(sig);
                 if self.stop.is_none() {

@@ -481,3 +481,227 @@ pub fn children(pid: i32) -> Vec<i32> {
         .filter(|p| parent(*p) == Some(pid))
         .collect()
 }
+
+// ---- Helpers for the fault-injection suite (tests/faults.rs). ----
+
+impl AppDir {
+    /// The launcher inside `ns` under a wrapper (`unshare --pid --fork
+    /// --mount-proc`, `setpriv ...`, `strace ...`): `ip netns exec NS
+    /// WRAPPER... LAUNCHER ARGS...`, with `launcher_in`'s directory and
+    /// environment.
+    pub fn launcher_under(&self, ns: &Netns, wrapper: &[&str], args: &[&str]) -> Command {
+        let (first, rest) = wrapper.split_first().expect("a wrapper program");
+        let mut c = ns.cmd(first);
+        c.args(rest)
+            .arg(launcher())
+            .args(args)
+            .current_dir(self.path())
+            .env("XDG_RUNTIME_DIR", self.path().join("run"))
+            .env(
+                "PATH",
+                format!(
+                    "{}/bin:{}",
+                    venv().display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("GUNICORN_CMD_ARGS");
+        c
+    }
+}
+
+/// Sends `sig` to `pid`; a process that is already gone is fine.
+pub fn signal_pid(pid: i32, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+}
+
+/// A field of /proc/PID/status (`ShdPnd`, `NSpid`, ...), as written there.
+pub fn status_field(pid: i32, field: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix(field)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(|v| v.trim().to_owned())
+    })
+}
+
+/// True once `pid` has no signal pending (thread or process): everything
+/// sent to it has been taken (for the launcher: read from its signalfd).
+pub fn no_signal_pending(pid: i32) -> bool {
+    ["SigPnd", "ShdPnd"].iter().all(|f| {
+        status_field(pid, f)
+            .and_then(|v| u64::from_str_radix(&v, 16).ok())
+            .is_some_and(|mask| mask == 0)
+    })
+}
+
+/// Gone for good: not even a zombie (someone reaped it).
+pub fn reaped(pid: i32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The process's argv, from /proc.
+pub fn cmdline(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The new master a USR2 started under `old`: its child carrying
+/// `GUNICORN_PID=<old>`.
+pub fn successor_of(old: i32) -> Option<i32> {
+    let want = format!("GUNICORN_PID={old}");
+    children(old).into_iter().find(|p| {
+        std::fs::read(format!("/proc/{p}/environ"))
+            .map(|e| e.split(|b| *b == 0).any(|kv| kv == want.as_bytes()))
+            .unwrap_or(false)
+    })
+}
+
+/// A datagram socket standing in for systemd's `NOTIFY_SOCKET`, read
+/// continuously by a thread, as systemd does (a receive queue left to fill
+/// would block the sender).
+pub struct NotifySocket {
+    pub path: PathBuf,
+    sock: std::os::unix::net::UnixDatagram,
+    messages: Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl NotifySocket {
+    pub fn new() -> NotifySocket {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let reader = sock.try_clone().unwrap();
+        let (tx, messages) = channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Ends when the socket is shut down (drop) or the test is over.
+            while let Ok(n) = reader.recv(&mut buf) {
+                if n == 0
+                    || tx
+                        .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        NotifySocket {
+            path,
+            sock,
+            messages,
+            _dir: dir,
+        }
+    }
+
+    /// Every message received so far and not yet taken, oldest first.
+    pub fn drain(&self) -> Vec<String> {
+        self.messages.try_iter().collect()
+    }
+
+    /// Waits for a message containing `needle` (skipping others); returns it.
+    pub fn wait_for(&self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.messages.recv_timeout(left) {
+                Ok(m) if m.contains(needle) => return m,
+                Ok(_) => {}
+                Err(_) => panic!("no notify message with {needle:?} within {within:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// CPU time (user + system) the process has used, in clock ticks.
+pub fn cpu_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?)
+}
+
+/// On drop, SIGKILLs whatever is left under `pid` (then `pid` is the
+/// caller's business): a failed test must not leave a gunicorn behind,
+/// and a master started by USR2 has no parent-death signal.
+pub struct KillTreeOnDrop(pub i32);
+
+impl Drop for KillTreeOnDrop {
+    fn drop(&mut self) {
+        for p in descendants(self.0) {
+            signal_pid(p, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// On drop, SIGKILLs every process of the session `sid`. The launcher
+/// starts gunicorn in a session of its own, so with the master's pid this
+/// catches all of gunicorn, even a USR2 master already orphaned by a
+/// launcher that a failed wait killed.
+pub struct KillSessionOnDrop(pub i32);
+
+impl Drop for KillSessionOnDrop {
+    fn drop(&mut self) {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for e in dir.flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let session = std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(3)?
+                        .parse::<i32>()
+                        .ok()
+                });
+            if session == Some(self.0) {
+                signal_pid(p, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The version of the gunicorn under test (`gunicorn --version`, once per
+/// test binary), for the few checks where gunicorn's behaviour genuinely
+/// differs between releases (README, "Compatibility").
+pub fn gunicorn_version() -> (u32, u32, u32) {
+    static VERSION: std::sync::OnceLock<(u32, u32, u32)> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let out = Command::new(gunicorn())
+            .arg("--version")
+            .output()
+            .expect("gunicorn --version");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let v: Vec<u32> = text
+            .split(|c: char| !c.is_ascii_digit() && c != '.')
+            .find(|w| w.contains('.'))
+            .unwrap_or_else(|| panic!("no version in {text:?}"))
+            .split('.')
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        (
+            v[0],
+            v.get(1).copied().unwrap_or(0),
+            v.get(2).copied().unwrap_or(0),
+        )
+    })
+}
