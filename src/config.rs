@@ -137,14 +137,35 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+/// Far above any real config; a bound so a wrong path cannot eat memory.
+const MAX_CONFIG: u64 = 1 << 20;
+
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read(path).map_err(|e| {
+    let cannot = |why: String| {
         ConfigError(format!(
-            "{}: cannot read the config file: {e}; check the path given to --config and its permissions",
+            "{}: cannot read the config file: {why}; check the path given to --config and its permissions",
             path.display()
         ))
-    })?;
+    };
+    // A FIFO would block the start forever and /dev/zero never ends: only a
+    // regular file of a sane size is a config.
+    let meta = std::fs::metadata(path).map_err(|e| cannot(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(cannot("not a regular file".into()));
+    }
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(|e| cannot(e.to_string()))?,
+            MAX_CONFIG + 1,
+        ),
+        &mut text,
+    )
+    .map_err(|e| cannot(e.to_string()))?;
+    if text.len() as u64 > MAX_CONFIG {
+        return Err(cannot(format!("larger than {MAX_CONFIG} bytes")));
+    }
     let text = String::from_utf8(text).map_err(|e| {
         ConfigError(format!(
             "{}: not UTF-8 text (byte {})",
@@ -434,6 +455,22 @@ on_failure = "warn"
         assert!(err("[verify]\npath = \"healthz\"\n").contains("key `verify.path`"));
         assert!(err("[gunicorn]\ncommand = []\n").contains("gunicorn.command"));
         assert!(err("[gunicorn]\ncommand = \"\"\n").contains("gunicorn.command"));
+    }
+
+    #[test]
+    fn fifos_devices_and_huge_files_are_refused_without_blocking() {
+        let e = load(Path::new("/dev/zero")).unwrap_err().0;
+        assert!(
+            e.contains("/dev/zero") && e.contains("not a regular file"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(load(&fifo).unwrap_err().0.contains("not a regular file"));
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; (MAX_CONFIG + 1) as usize]).unwrap();
+        assert!(load(&big).unwrap_err().0.contains("larger than"));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! that the service answers. The child therefore gets its own notify socket
 //! (an abstract datagram socket of ours; systemd's is scrubbed from its
 //! environment) and its messages only trigger our own verification.
-//! Everything systemd hears comes from the launcher, after verification.
+//! Everything systemd hears comes from the launcher, after verification,
+//! sent without blocking: a full queue drops a status line, never stalls
+//! the supervisor.
 
 use std::io;
 use std::os::linux::net::SocketAddrExt;
@@ -58,14 +60,39 @@ fn says_ready(msg: &[u8]) -> bool {
 /// (`NOTIFY_SOCKET` unset); errors are ignored on purpose: a lost status
 /// update must never stop the service.
 pub struct Systemd {
-    enabled: bool,
+    /// systemd's socket, opened once: `None` when not run by systemd.
+    socket: Option<(UnixDatagram, SocketAddr)>,
     watchdog: Option<Duration>,
+}
+
+/// `NOTIFY_SOCKET` as sd-daemon reads it: a path, or `@name` for an
+/// abstract socket.
+fn notify_address(value: &std::ffi::OsStr) -> Option<SocketAddr> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = value.as_bytes();
+    match bytes.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name).ok(),
+        None if bytes.starts_with(b"/") => {
+            SocketAddr::from_pathname(std::path::Path::new(value)).ok()
+        }
+        None => None,
+    }
 }
 
 impl Systemd {
     pub fn from_env() -> Systemd {
+        let socket = std::env::var_os("NOTIFY_SOCKET")
+            .and_then(|v| notify_address(&v))
+            .and_then(|addr| {
+                // Non-blocking: if systemd is not reading and the queue is
+                // full, a status line is dropped; the launcher must never
+                // hang in a send while signals wait.
+                let s = UnixDatagram::unbound().ok()?;
+                s.set_nonblocking(true).ok()?;
+                Some((s, addr))
+            });
         Systemd {
-            enabled: std::env::var_os("NOTIFY_SOCKET").is_some(),
+            socket,
             watchdog: sd_notify::watchdog_enabled(),
         }
     }
@@ -76,8 +103,9 @@ impl Systemd {
     }
 
     fn send(&self, states: &[sd_notify::NotifyState]) {
-        if self.enabled {
-            let _ = sd_notify::notify(states);
+        if let Some((socket, addr)) = &self.socket {
+            let msg: String = states.iter().map(|s| format!("{s}\n")).collect();
+            let _ = socket.send_to_addr(msg.as_bytes(), addr);
         }
     }
 
@@ -111,6 +139,32 @@ impl Systemd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_notify_queue_never_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let _unread = UnixDatagram::bind(&path).unwrap();
+        let systemd = Systemd {
+            socket: notify_address(path.as_os_str()).map(|a| {
+                let s = UnixDatagram::unbound().unwrap();
+                s.set_nonblocking(true).unwrap();
+                (s, a)
+            }),
+            watchdog: None,
+        };
+        // Far more than any socket queue holds; returns at once.
+        for _ in 0..10_000 {
+            systemd.status("x");
+        }
+    }
+
+    #[test]
+    fn notify_socket_values_as_sd_daemon_reads_them() {
+        assert!(notify_address(std::ffi::OsStr::new("/run/systemd/notify")).is_some());
+        assert!(notify_address(std::ffi::OsStr::new("@abstract")).is_some());
+        assert!(notify_address(std::ffi::OsStr::new("relative")).is_none());
+    }
 
     #[test]
     fn ready_is_found_among_other_lines() {

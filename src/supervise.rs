@@ -62,6 +62,10 @@ const FORWARDED: [Signal; 9] = [
     Signal::SIGWINCH,
 ];
 
+/// Reload and scaling signals kept while gunicorn starts; beyond that an
+/// operator is hammering, and gunicorn itself (up to 23) keeps only five.
+const MAX_HELD: usize = 64;
+
 /// si_code of a signal the kernel raised itself (a terminal's WINCH or ^C).
 const SI_KERNEL: i32 = 0x80;
 
@@ -98,6 +102,10 @@ struct Supervisor {
     /// The master's status once it is gone for good.
     master_status: Option<WaitStatus>,
     next_tick: Option<Instant>,
+    /// gunicorn has its signal handlers; until then reload and scaling
+    /// signals wait in `held`.
+    handlers_up: bool,
+    held: Vec<Signal>,
 }
 
 /// Starts gunicorn and supervises it until it is gone; returns the exit code.
@@ -156,6 +164,8 @@ pub fn run(child: Child, settings: Settings) -> i32 {
         exit_override: None,
         master_status: None,
         next_tick: None,
+        handlers_up: false,
+        held: Vec::new(),
     };
     sup.systemd.status("starting gunicorn");
     sup.schedule_tick(now);
@@ -271,8 +281,11 @@ impl Supervisor {
                     return code;
                 }
             }
-            if notified
-                && notify.drain_ready()
+            let ready = notified && notify.drain_ready();
+            if ready {
+                self.handlers_are_up();
+            }
+            if ready
                 && let Phase::Verifying {
                     deadline, delay, ..
                 } = self.phase
@@ -331,13 +344,46 @@ impl Supervisor {
             // gone: HUP, USR1 or USR2 would kill it (a clean stop turned
             // into exit 129), TTIN or TTOU stop it.
             _ if self.stop.is_some() => {}
+            // Before gunicorn has its handlers, HUP/USR1/USR2 would kill it
+            // and TTIN/TTOU stop it: hold them until it is up.
+            _ if !self.handlers_up => {
+                if self.held.len() < MAX_HELD {
+                    log::info(&format!(
+                        "holding {sig} until gunicorn has its signal handlers"
+                    ));
+                    self.held.push(sig);
+                } else if self.held.len() == MAX_HELD {
+                    log::warn(&format!(
+                        "more than {MAX_HELD} signals before gunicorn was up; dropping the rest"
+                    ));
+                    self.held.push(sig);
+                }
+            }
+            _ => self.deliver(sig),
+        }
+    }
+
+    /// gunicorn has installed its signal handlers (it sent READY=1, which
+    /// every version does after setting them up, or it answered HTTP):
+    /// deliver what was held, in order.
+    fn handlers_are_up(&mut self) {
+        if !self.handlers_up {
+            self.handlers_up = true;
+            let held = std::mem::take(&mut self.held);
+            for sig in held.into_iter().take(MAX_HELD) {
+                self.deliver(sig);
+            }
+        }
+    }
+
+    /// A reload, upgrade or scaling signal, to a gunicorn that can take it.
+    fn deliver(&mut self, sig: Signal) {
+        match sig {
             Signal::SIGHUP => {
                 self.forward(sig);
-                if self.stop.is_none() {
-                    self.systemd.reloading();
-                    log::info("reloading gunicorn (HUP); will verify the port again");
-                    self.verify_again();
-                }
+                self.systemd.reloading();
+                log::info("reloading gunicorn (HUP); will verify the port again");
+                self.verify_again();
             }
             Signal::SIGUSR2 => {
                 self.forward(sig);
@@ -536,6 +582,7 @@ impl Supervisor {
         let pids = tree::descendants(Pid::this());
         let v = verify::verdict(&self.settings.target, Scope::Tree(&pids));
         if v.ok() {
+            self.handlers_are_up();
             log::info(&format!("verified: {}", v.summary));
             self.systemd.ready(&format!("verified: {}", v.summary));
             self.phase = Phase::Settled { verified: true };
@@ -569,6 +616,9 @@ impl Supervisor {
                 self.begin_stop(Signal::SIGTERM);
             }
             OnFailure::Warn => {
+                // Running anyway: gunicorn has been up long enough to take
+                // what was held for it.
+                self.handlers_are_up();
                 log::warn(&format!(
                     "verification failed: {why}; on_failure = \"warn\": gunicorn keeps running"
                 ));

@@ -410,8 +410,10 @@ fn a_worker_that_ignores_term_is_killed_after_the_stop_timeout() {
             "hello:app",
         ],
     ));
-    l.wait_line("verified:", LONG);
+    // The worker prints this before it can answer the probe, so before
+    // "verified:" (both write to the same pipe).
     let line = l.wait_line("ignores TERM", LONG);
+    l.wait_line("verified:", LONG);
     let worker: i32 = line
         .split_whitespace()
         .nth(1)
@@ -462,7 +464,7 @@ fn an_unreadable_config_exits_78_naming_the_file_and_starts_nothing() {
         "--clear-groups",
     ];
     let cases: [(&[&str], String, &str); 4] = [
-        (&[], dir.display().to_string(), "Is a directory"),
+        (&[], dir.display().to_string(), "not a regular file"),
         (&nobody, secret.display().to_string(), "Permission denied"),
         (&[], "/proc/self/mem".into(), "Input/output error"),
         (&[], latin1.display().to_string(), "not UTF-8"),

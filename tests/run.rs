@@ -430,3 +430,29 @@ fn a_stop_before_gunicorn_has_handlers_ends_the_launcher_by_the_same_signal() {
     );
     assert!(alive(&tree).is_empty());
 }
+
+/// A HUP (or USR1, USR2, TTIN, TTOU) that arrives before gunicorn has its
+/// signal handlers would kill or stop it; the launcher holds it until
+/// gunicorn is up, then delivers it.
+#[test]
+fn a_reload_signal_during_gunicorns_startup_is_held_until_it_is_up() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    // The config file is read before gunicorn installs its handlers.
+    app.write(
+        "gunicorn.conf.py",
+        "import sys, time\nprint('config loading', file=sys.stderr, flush=True)\ntime.sleep(1)\n",
+    );
+    let mut l = start(&app, &ns, &["run", "--", "gunicorn", "hello:app"]);
+    l.wait_line("config loading", LONG);
+    l.signal(Signal::SIGHUP);
+    l.wait_line("holding SIGHUP", LONG);
+    l.wait_line("reloading gunicorn (HUP)", LONG);
+    l.wait_line("verified:", LONG);
+    wait_until("gunicorn to handle the HUP", LONG, || {
+        l.output().contains("Handling signal: hup")
+    });
+    assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+}
