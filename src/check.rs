@@ -63,9 +63,18 @@ pub fn aligned(rows: &[Vec<String>]) -> String {
 
 /// Colour only for a person at a terminal, and never under NO_COLOR
 /// (https://no-color.org: set to anything non-empty).
-fn use_colour() -> bool {
+pub fn use_colour() -> bool {
     use std::io::IsTerminal;
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Green for good news, bold red for bad, plain when not colouring.
+pub fn paint(text: &str, good: bool, colour: bool) -> String {
+    match (colour, good) {
+        (false, _) => text.to_string(),
+        (true, true) => format!("\x1b[32m{text}\x1b[0m"),
+        (true, false) => format!("\x1b[1;31m{text}\x1b[0m"),
+    }
 }
 
 pub fn table(v: &Verdict, target: &Target, colour: bool) -> String {
@@ -111,12 +120,7 @@ pub fn table(v: &Verdict, target: &Target, colour: bool) -> String {
             .collect();
         out.push_str(&aligned(&rows));
     }
-    let word = verdict_word(v.kind);
-    let word = match (colour, v.kind) {
-        (false, _) => word.to_string(),
-        (true, Kind::Ok) => format!("\x1b[32m{word}\x1b[0m"),
-        (true, _) => format!("\x1b[1;31m{word}\x1b[0m"),
-    };
+    let word = paint(verdict_word(v.kind), v.kind == Kind::Ok, colour);
     out.push_str(&format!("\nverdict: {word} — {}\n", v.summary));
     out
 }

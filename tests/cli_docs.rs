@@ -198,3 +198,33 @@ fn log_lines_are_journal_prefixed_only_for_the_real_stream_and_json_on_request()
             .contains("/nonexistent/launcher.toml")
     );
 }
+
+/// `check` colours its verdict only for a terminal, and never under NO_COLOR.
+#[test]
+fn check_colours_only_a_terminal_and_respects_no_color() {
+    let run = |no_color: bool| {
+        let inner = format!("{} check --port 1", common::launcher().display());
+        let mut cmd = tool("script");
+        cmd.args(["-qec", &inner, "/dev/null"]);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "nothing listens on port 1");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        run(false).contains("\x1b[1;31mnothing-listening\x1b[0m"),
+        "{:?}",
+        run(false)
+    );
+    assert!(!run(true).contains('\x1b'), "{:?}", run(true));
+    let piped = Command::new(common::launcher())
+        .args(["check", "--port", "1"])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&piped.stdout).contains('\x1b'));
+}

@@ -538,7 +538,9 @@ pub fn status(args: &StatusArgs) -> i32 {
     for port in ports {
         let target = probe_target(port);
         let v = verify::verdict(&target, Scope::Host);
-        report.say(format!("port {port}: {}", v.summary));
+        let colour = !args.json && crate::check::use_colour();
+        let head = crate::check::paint(&format!("port {port}:"), v.ok(), colour);
+        report.say(format!("{head} {}", v.summary));
         if code == 0 {
             code = v.kind.exit_code();
         }
