@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` and `make test`.
-.PHONY: demo test setup build lint
+.PHONY: demo test setup build lint bench bench-check bench-setup
 
 CARGO ?= cargo
 
@@ -20,3 +20,16 @@ test: setup lint
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# Benchmarks (benches/, see the README's "Benchmarks"): never part of `make test`.
+# Needs root (network namespaces); writes target/bench/*.json and benches/RESULTS.md.
+bench-setup:
+	benches/setup
+
+bench: bench-setup
+	python3 benches/bench.py all
+
+# The fast part: `check` against lsof and ss on a host with 20,000 TCP sockets.
+bench-check: bench-setup
+	python3 benches/bench.py check
+	python3 benches/bench.py report
