@@ -339,7 +339,8 @@ def save(name, data):
     OUT.mkdir(parents=True, exist_ok=True)
     data["command"] = f"benches/bench.py {' '.join(sys.argv[1:])}".strip()
     data["when"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    (OUT / f"{name}.json").write_text(json.dumps(data, indent=1))
+    # Paths relative to the repository, so results read the same on any checkout.
+    (OUT / f"{name}.json").write_text(json.dumps(data, indent=1).replace(str(ROOT) + "/", ""))
     print(f"bench: wrote {OUT / (name + '.json')}", file=sys.stderr)
 
 
@@ -501,8 +502,18 @@ def bench_startup(args):
                     stop(proc)
                     if r >= 1:  # one warm-up round
                         times[kind].append(elapsed * 1000)
+    # The launcher's own work before it could exec gunicorn (CLI, config, command assembly,
+    # `which`): `print-command` does all of it and then prints instead of forking.
+    front = {"print-command": [str(LAUNCHER), "print-command", "--", str(GUNICORN), *APP], "true": [which("true")]}
+    front_ms = {k: [] for k in front}
+    for r in range(53):
+        for k in front:
+            ms, _ = spawn_timed(front[k], candidate_env(Path("/tmp")))
+            if r >= 3:
+                front_ms[k].append(ms)
     base = statistics.median(times["bare"])
     save("startup", {
+        "front_ms": {k: summary(v) for k, v in front_ms.items()},
         "rounds": rounds, "argv": {k: supervised(k, 8001) for k in kinds},
         "ms": {k: summary(v) for k, v in times.items()},
         "ratio_to_bare": {k: statistics.median(v) / base for k, v in times.items()},
@@ -531,6 +542,30 @@ def counters(pid):
         "threads": int(st["Threads"]),
         "VmRSS": kib("VmRSS"), "RssAnon": kib("RssAnon"), "RssFile": kib("RssFile"), "VmHWM": kib("VmHWM"),
     }
+
+
+def page_out(pid):
+    """Asks the kernel to reclaim every page of `pid` that no other process maps
+    (process_madvise(MADV_PAGEOUT) over all its mappings), as the launcher could do to
+    itself once ready. What is resident a while later is the working set of its idle
+    loop. Returns False where the kernel refuses (older than 5.10, no CAP_SYS_NICE)."""
+    SYS_pidfd_open, SYS_process_madvise, MADV_PAGEOUT = 434, 440, 21
+    libc.syscall.restype = ctypes.c_long
+    pidfd = libc.syscall(SYS_pidfd_open, pid, 0)
+    if pidfd < 0:
+        return False
+    ok = True
+    try:
+        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            if line.rstrip().endswith("[vsyscall]"):
+                continue
+            iov = (ctypes.c_void_p * 2)(lo, hi - lo)
+            if libc.syscall(SYS_process_madvise, pidfd, iov, 1, MADV_PAGEOUT, 0) < 0:
+                ok = ok and ctypes.get_errno() not in (38, 1)  # ENOSYS, EPERM
+    finally:
+        os.close(pidfd)
+    return ok
 
 
 def bench_idle(args):
@@ -565,6 +600,10 @@ def bench_idle(args):
             time.sleep(seconds)
             after = {k: counters(p) for k, p in supervisor_pid.items()}
         alive = {k: p.poll() is None for k, p in procs.items()}
+        # What each one keeps resident of its own accord: page out, idle 5 s, read again.
+        paged = {k: page_out(p) for k, p in supervisor_pid.items()}
+        time.sleep(5)
+        after_pageout = {k: counters(p) for k, p in supervisor_pid.items()}
         for p in procs.values():
             stop(p)
     rows = {}
@@ -573,6 +612,8 @@ def bench_idle(args):
         rows[k]["idle_ticks"] = after[k]["ticks"] - before[k]["ticks"]
         rows[k]["idle_switches"] = after[k]["switches"] - before[k]["switches"]
         rows[k]["alive"] = alive[k]
+        rows[k]["VmRSS_after_pageout"] = after_pageout[k]["VmRSS"] if paged[k] else None
+        rows[k]["RssFile_after_pageout"] = after_pageout[k]["RssFile"] if paged[k] else None
         rows[k]["binary"] = "supervisord (python)" if k == "supervisord" else supervised(k, 1)[0]
     save("idle", {"seconds": seconds, "clk_tck": CLK_TCK, "supervisor": rows, "activity": act.report})
 
@@ -693,12 +734,47 @@ def bench_signal(args):
                     time.sleep(0.1)
         for p in procs.values():
             stop(p)
+        during = signal_during_verification(tmp, int(args.get("slow-rounds", 8)))
     base = statistics.median(lat["bare"])
     save("signal", {
         "rounds": rounds, "us": {k: summary(v) for k, v in lat.items()},
         "forwarding_us": {k: statistics.median(v) - base for k, v in lat.items()},
-        "activity": act.report,
+        "activity": act.report, "during_verification": during,
     })
+
+
+def signal_during_verification(tmp, rounds):
+    """HUP sent 50 ms after the listener appeared, while the app is still importing
+    (benches/slow_app.py, 1 s): bare gunicorn's master gets it at once; the launcher is
+    then verifying, its HTTP probe waiting for the worker."""
+    kinds = ["bare", "launcher"]
+    lat = {k: [] for k in kinds}
+    port = 22000
+    extra = ["-c", str(HOOKS), "--pythonpath", str(ROOT / "benches")]
+    for r in range(rounds):
+        for kind in kinds[r % 2:] + kinds[: r % 2]:
+            port += 1
+            xdg = tmp / f"xdg-slow-{port}"
+            xdg.mkdir()
+            stamp = tmp / f"hup-slow-{port}"
+            env = candidate_env(xdg, {"BENCH_HUP_FILE": str(stamp), "BENCH_IMPORT_SECONDS": "1"})
+            argv = supervised(kind, port, extra)
+            argv[-1] = "slow_app:app"
+            with open(tmp / f"slow-{kind}-{port}.log", "w") as logf:
+                proc = subprocess.Popen(argv, cwd=EXAMPLES, env=env, stdout=logf, stderr=logf)
+                wait_listener(port, time.monotonic())
+                time.sleep(0.05)
+                while not stamp.exists():  # the master's wrapper is in place (when_ready ran)
+                    time.sleep(0.001)
+                sent = time.monotonic_ns()
+                proc.send_signal(signal.SIGHUP)
+                deadline = time.monotonic() + 10
+                while not stamp.read_text().split() and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                got = stamp.read_text().split()
+            stop(proc)
+            lat[kind].append((int(got[0]) - sent) / 1e6 if got else float("nan"))
+    return {"rounds": rounds, "import_seconds": 1, "ms": {k: summary(v) for k, v in lat.items()}}
 
 
 # ---------------------------------------------------------------- report
@@ -759,6 +835,7 @@ def main():
     if os.geteuid() != 0 and sys.argv[1] != "report":
         sys.exit("bench: needs root (it creates network namespaces)")
     args = dict(a.lstrip("-").split("=", 1) if "=" in a else (a.lstrip("-"), "1") for a in sys.argv[2:])
+    sys.dont_write_bytecode = True  # no benches/__pycache__ from importing report.py
     sys.path.insert(0, str(Path(__file__).parent))
     if sys.argv[1] == "report":
         return report(args)

@@ -154,6 +154,12 @@ def startup(s):
     for k, v in ms.items():
         iqr, rng = spread(v)
         out.append(f"| {k} | {f(v['median'])} | {iqr} | {rng} | {f(s['ratio_to_bare'][k], 3)} |")
+    if "front_ms" in s:
+        pc, tr = s["front_ms"]["print-command"], s["front_ms"]["true"]
+        out += ["", f"The launcher's own work before it forks gunicorn (CLI, config, command assembly, "
+                f"finding the program), timed as `gunicorn-launcher print-command -- gunicorn -w 1 hello:app` "
+                f"(the same steps, then a print instead of a fork): median {f(pc['median'], 2)} ms "
+                f"(IQR {spread(pc, 2)[0]}) against {f(tr['median'], 2)} ms for `true`, 50 runs each."]
     out += ["", "Commands (port 8001 shown; cwd `examples/`):", ""]
     out += [f"- {k}: `{' '.join(a)}`" for k, a in s["argv"].items()]
     return out + ["", activity(s["activity"]), ""]
@@ -174,11 +180,19 @@ def idle(i):
         "`/proc/PID/status`) of the supervisor process only; `bare` is gunicorn's own master, "
         "for scale.",
         "",
-        "| supervisor | VmRSS KiB | RssAnon KiB | RssFile KiB | idle CPU ticks | idle context switches | binary |",
-        "|---|---|---|---|---|---|---|",
+        "| supervisor | VmRSS KiB | RssAnon KiB | RssFile KiB | idle CPU ticks | idle context switches | VmRSS after page-out KiB | binary |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for k, v in s.items():
-        out.append(f"| {k} | {v['VmRSS']} | {v['RssAnon']} | {v['RssFile']} | {v['idle_ticks']} | {v['idle_switches']} | `{v['binary']}` |")
+        po = v.get("VmRSS_after_pageout")
+        out.append(f"| {k} | {v['VmRSS']} | {v['RssAnon']} | {v['RssFile']} | {v['idle_ticks']} | {v['idle_switches']} | {po if po is not None else 'n/a'} | `{v['binary']}` |")
+    out += ["", "RssFile is file-backed pages: the program's own code and, when dynamically linked, "
+            "libc's and ld.so's, counted whole wherever they are mapped (the kernel maps up to 64 KiB "
+            "of already-cached neighbours on every page fault), although they are shared with every "
+            "other process using the same file. \"After page-out\": once the 60 s were over, the bench "
+            "asked the kernel to reclaim every page of each supervisor that no other process maps "
+            "(`process_madvise(MADV_PAGEOUT)` on all its mappings), waited 5 s, and read VmRSS again: "
+            "what the idle process itself keeps resident. Pages shared with other processes (libc) stay."]
     return out + ["", activity(i["activity"]), ""]
 
 
@@ -233,4 +247,17 @@ def sig(s):
     for k, v in s["us"].items():
         iqr, rng = spread(v, 0)
         out.append(f"| {k} | {f(v['median'], 0)} | {iqr} | {rng} | {f(s['forwarding_us'][k], 0)} |")
+    if "during_verification" in s:
+        d = s["during_verification"]
+        out += ["", f"**While the launcher is still verifying.** The same HUP, sent 50 ms after "
+                f"the listener appeared to a gunicorn whose app takes {d['import_seconds']} s to import "
+                f"(`benches/slow_app.py`), {d['rounds']} runs each, a fresh port per run:", "",
+                "| HUP sent to | median ms | IQR ms | min–max ms |", "|---|---|---|---|"]
+        for k, v in d["ms"].items():
+            iqr, rng = spread(v, 1)
+            out.append(f"| {k} | {f(v['median'], 1)} | {iqr} | {rng} |")
+        out += ["", "The launcher's supervision loop runs each verification step to its end, and the "
+                "step's HTTP probe waits for gunicorn's worker to answer (up to `probe_timeout`, 2 s "
+                "by default): meanwhile no signal is read from the signalfd, so HUP, TERM and Ctrl-C "
+                "wait until the worker has loaded the app."]
     return out + ["", activity(s["activity"]), ""]
