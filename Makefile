@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` and `make test`.
-.PHONY: demo test setup build lint bench bench-check bench-setup
+.PHONY: demo test setup build lint bench bench-check bench-setup bench-variants
 
 CARGO ?= cargo
 
@@ -33,3 +33,10 @@ bench: bench-setup
 bench-check: bench-setup
 	python3 benches/bench.py check
 	python3 benches/bench.py report
+
+# Optional, for the RSS comparison: the launcher static and optimised for size, in
+# target/small-static (the idle bench includes it when present). Cargo.toml is unchanged.
+bench-variants:
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+	RUSTFLAGS="-C target-feature=+crt-static" \
+	$(CARGO) build --release --target "$$(rustc -vV | sed -n 's/^host: //p')" --target-dir target/small-static

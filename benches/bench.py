@@ -40,6 +40,9 @@ RESULTS = ROOT / "benches" / "RESULTS.md"
 LAUNCHER = ROOT / "target" / "release" / "gunicorn-launcher"
 # benches/setup builds it with --target <host> (so build scripts stay dynamic).
 LAUNCHER_STATIC = next(iter(sorted((ROOT / "target" / "static").glob("*/release/gunicorn-launcher"))), ROOT / "target" / "static" / "not-built")
+# Optional (`make bench-variants`): static and optimised for size (opt-level s, fat LTO, one
+# codegen unit), to show what the RSS target would take. The idle bench includes it if built.
+LAUNCHER_SMALL = next(iter(sorted((ROOT / "target" / "small-static").glob("*/release/gunicorn-launcher"))), ROOT / "target" / "small-static" / "not-built")
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 BENCH_VENV = ROOT / "target" / "bench-venv"
 DUMB_INIT = BENCH_VENV / "bin" / "dumb-init"
@@ -181,6 +184,8 @@ def supervised(kind, port, extra_args=()):
         return [str(LAUNCHER), "run", "--port", str(port), "--", *gun]
     if kind == "launcher-static":
         return [str(LAUNCHER_STATIC), "run", "--port", str(port), "--", *gun]
+    if kind == "launcher-static-small":
+        return [str(LAUNCHER_SMALL), "run", "--port", str(port), "--", *gun]
     if kind == "tini":
         return [which("tini"), "--", *bound]
     if kind == "tini-static":
@@ -352,15 +357,16 @@ def log(msg):
 
 HOLDER = r"""
 import resource, socket, sys
-n = int(sys.argv[1])
-resource.setrlimit(resource.RLIMIT_NOFILE, (2 * n + 64, 2 * n + 64))
+n, port = int(sys.argv[1]), int(sys.argv[2])
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 l = socket.socket()
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind(("127.0.0.1", 9000))
+l.bind(("127.0.0.1", port))
 l.listen(4096)
 keep = []
 for _ in range(n):
-    c = socket.create_connection(("127.0.0.1", 9000))
+    c = socket.create_connection(("127.0.0.1", port))
     a, _ = l.accept()
     keep += [c, a]
 l.close()
@@ -405,9 +411,13 @@ def bench_check(args):
     become_subreaper()
     with tempfile.TemporaryDirectory(prefix="glbench-") as tmp, Netns("check"):
         tmp = Path(tmp)
-        log(f"opening {2 * pairs} TCP sockets ({pairs} connected loopback pairs)")
-        holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(pairs)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        assert holder.stdout.readline().strip() == b"ready"
+        # Several holders, as on a real host (and RLIMIT_NOFILE's hard limit may be 20,000).
+        per = int(args.get("pairs-per-process", 2500))
+        counts = [min(per, pairs - i) for i in range(0, pairs, per)]
+        log(f"opening {2 * pairs} TCP sockets ({pairs} connected loopback pairs in {len(counts)} processes)")
+        holders = [subprocess.Popen([sys.executable, "-c", HOLDER, str(n), str(9000 + i)], stdin=subprocess.PIPE, stdout=subprocess.PIPE) for i, n in enumerate(counts)]
+        for holder in holders:
+            assert holder.stdout.readline().strip() == b"ready"
         nsock, path = notify_socket(tmp)
         env = candidate_env(tmp, {"NOTIFY_SOCKET": path})
         launched = subprocess.Popen(supervised("launcher", port), cwd=EXAMPLES, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "launcher.log", "w"))
@@ -464,13 +474,13 @@ def bench_check(args):
             subprocess.run(cmd, env=plain, stdout=subprocess.DEVNULL, check=True)
             hyper = {r["command"]: summary([t * 1000 for t in r["times"]]) for r in json.loads(hf.read_text())["results"]}
             hyper["command"] = " ".join(cmd[:9]) + " ..."
-        holder.stdin.close()
+        for holder in holders:
+            holder.stdin.close()
         stop(launched)
         lo_only.terminate()
-        holder.wait()
         kill_everything_of_ours()
     save("check", {
-        "rounds": rounds, "pairs": pairs, "sockets_in_namespace": sockets_in_ns, "processes_on_host": processes,
+        "rounds": rounds, "pairs": pairs, "holders": len(counts), "sockets_in_namespace": sockets_in_ns, "processes_on_host": processes,
         "exit_codes": codes, "argv": tools, "ms": {k: summary(v) for k, v in times.items()},
         "probe_ms": probe_ms, "hyperfine_ms": hyper, "activity": act.report,
     })
@@ -484,6 +494,7 @@ def bench_startup(args):
     kinds = ["bare", "launcher", "tini", "dumb-init"] + (["launcher-static"] if LAUNCHER_STATIC.exists() else [])
     become_subreaper()
     times = {k: [] for k in kinds}
+    cpu = {k: [] for k in kinds}  # the supervisor's own CPU time from start to first 200
     port = 20000
     with tempfile.TemporaryDirectory(prefix="glbench-") as tmp, Netns("startup"):
         tmp = Path(tmp)
@@ -499,9 +510,11 @@ def bench_startup(args):
                         t0 = time.monotonic()
                         proc = subprocess.Popen(supervised(kind, port), cwd=EXAMPLES, env=env, stdout=logf, stderr=logf)
                         elapsed = first_200(port, t0)
+                    own = cpu_ms(proc.pid)
                     stop(proc)
                     if r >= 1:  # one warm-up round
                         times[kind].append(elapsed * 1000)
+                        cpu[kind].append(own)
     # The launcher's own work before it could exec gunicorn (CLI, config, command assembly,
     # `which`): `print-command` does all of it and then prints instead of forking.
     front = {"print-command": [str(LAUNCHER), "print-command", "--", str(GUNICORN), *APP], "true": [which("true")]}
@@ -516,6 +529,7 @@ def bench_startup(args):
         "front_ms": {k: summary(v) for k, v in front_ms.items()},
         "rounds": rounds, "argv": {k: supervised(k, 8001) for k in kinds},
         "ms": {k: summary(v) for k, v in times.items()},
+        "supervisor_cpu_ms": {k: summary(v) for k, v in cpu.items()},
         "ratio_to_bare": {k: statistics.median(v) / base for k, v in times.items()},
         "activity": act.report,
     })
@@ -530,6 +544,17 @@ def status_fields(pid):
         k, _, v = line.partition(":")
         out[k] = v.strip()
     return out
+
+
+def cpu_ms(pid):
+    """CPU time of `pid`'s live threads in ms, with µs precision (the scheduler's
+    se.sum_exec_runtime from /proc/PID/task/TID/sched); /proc/PID/stat counts 10 ms ticks."""
+    total = 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        for line in Path(f"/proc/{pid}/task/{tid}/sched").read_text().splitlines():
+            if line.startswith("se.sum_exec_runtime"):
+                total += float(line.split(":")[1])
+    return total
 
 
 def counters(pid):
@@ -573,6 +598,8 @@ def bench_idle(args):
     kinds = ["launcher", "launcher-static", "tini", "tini-static", "dumb-init", "supervisord", "bare"]
     if not LAUNCHER_STATIC.exists():
         kinds.remove("launcher-static")
+    if LAUNCHER_SMALL.exists():
+        kinds.insert(2, "launcher-static-small")
     become_subreaper()
     with tempfile.TemporaryDirectory(prefix="glbench-") as tmp, Netns("idle"):
         tmp = Path(tmp)

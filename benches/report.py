@@ -96,7 +96,7 @@ def check(c):
         "## 1. `check` vs `lsof -i :PORT` vs `ss -ltnp`",
         "",
         f"`{c['command']}` ({c['when']}). A network namespace holding {c['sockets_in_namespace']:,} TCP "
-        f"sockets (a Python process keeping {c['pairs']:,} connected loopback pairs), gunicorn (1 worker, "
+        f"sockets ({c.get('holders', 1)} Python processes keeping {c['pairs']:,} connected loopback pairs between them), gunicorn (1 worker, "
         "`examples/hello.py`) started by `gunicorn-launcher run` on `0.0.0.0:8001` and verified, and "
         "a second bare gunicorn on `127.0.0.1:8002`. Every tool runs inside that namespace, spawned "
         "with `posix_spawn` and waited for, output to /dev/null; "
@@ -146,14 +146,19 @@ def startup(s):
         "answers 200, polled every 1 ms by a tiny client in the bench process (a refused "
         "connection is retried 1 ms later; an accepted one waits for its answer). After each run "
         "the supervisor gets SIGTERM and the bench waits until nothing of its tree is left. "
-        f"{s['rounds']} rounds after 1 warm-up round, the order rotated every round.",
+        f"{s['rounds']} rounds after 1 warm-up round, the order rotated every round. The last column "
+        "is the supervisor process's own CPU time up to that first 200 (the scheduler's "
+        "`se.sum_exec_runtime` of its live threads, µs precision; threads already gone, such as "
+        "the launcher's probe threads, are not counted).",
         "",
-        "| supervisor | median ms | IQR ms | min–max ms | ÷ bare |",
-        "|---|---|---|---|---|",
+        "| supervisor | median ms | IQR ms | min–max ms | ÷ bare | supervisor's own CPU until then, ms (median, max) |",
+        "|---|---|---|---|---|---|",
     ]
     for k, v in ms.items():
         iqr, rng = spread(v)
-        out.append(f"| {k} | {f(v['median'])} | {iqr} | {rng} | {f(s['ratio_to_bare'][k], 3)} |")
+        c = s.get("supervisor_cpu_ms", {}).get(k)
+        own = "(is gunicorn)" if k == "bare" else (f"{f(c['median'], 2)}, {f(c['max'], 2)}" if c else "")
+        out.append(f"| {k} | {f(v['median'])} | {iqr} | {rng} | {f(s['ratio_to_bare'][k], 3)} | {own} |")
     if "front_ms" in s:
         pc, tr = s["front_ms"]["print-command"], s["front_ms"]["true"]
         out += ["", f"The launcher's own work before it forks gunicorn (CLI, config, command assembly, "
@@ -186,6 +191,10 @@ def idle(i):
     for k, v in s.items():
         po = v.get("VmRSS_after_pageout")
         out.append(f"| {k} | {v['VmRSS']} | {v['RssAnon']} | {v['RssFile']} | {v['idle_ticks']} | {v['idle_switches']} | {po if po is not None else 'n/a'} | `{v['binary']}` |")
+    if "launcher-static-small" in s:
+        out += ["", "`launcher-static-small` is the same source built by `make bench-variants`: static, "
+                "`opt-level = \"s\"`, fat LTO, one codegen unit (set through `CARGO_PROFILE_RELEASE_*`; "
+                "Cargo.toml is unchanged)."]
     out += ["", "RssFile is file-backed pages: the program's own code and, when dynamically linked, "
             "libc's and ld.so's, counted whole wherever they are mapped (the kernel maps up to 64 KiB "
             "of already-cached neighbours on every page fault), although they are shared with every "
