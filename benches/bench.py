@@ -490,7 +490,7 @@ def bench_check(args):
 
 
 def bench_startup(args):
-    rounds = int(args.get("rounds", 20))
+    rounds = int(args.get("rounds", 30))
     kinds = ["bare", "launcher", "tini", "dumb-init"] + (["launcher-static"] if LAUNCHER_STATIC.exists() else [])
     become_subreaper()
     times = {k: [] for k in kinds}
@@ -835,6 +835,7 @@ def machine():
         "ss": version(["ss", "-V"]),
         "rustc": version(["rustc", "--version"]),
         "launcher": f"{LAUNCHER.relative_to(ROOT)} ({size(LAUNCHER)}), static: {LAUNCHER_STATIC.relative_to(ROOT)} ({size(LAUNCHER_STATIC)})",
+        "launcher source": version(["git", "-C", str(ROOT), "log", "-1", "--format=src/ at commit %h (%cs)", "--", "src", "Cargo.toml", "Cargo.lock"]),
     }
 
 

@@ -52,7 +52,75 @@ def render(d, m):
         out += ready(d["ready"])
     if "signal" in d:
         out += sig(d["signal"])
+    out += analysis(d, m)
     return "\n".join(out) + "\n"
+
+
+def analysis(d, m):
+    """Where the launcher loses time or memory, and what a fix would take. Written against the
+    source named in the machine table; the figures quoted come from this run."""
+    out = ["## Where the launcher loses, and what it would take", "",
+           f"Read against {m.get('launcher source', 'the source measured')}; profiles taken by hand "
+           "with `perf record`/`perf trace` on one start (they are not part of `make bench`).", ""]
+    st = d.get("startup", {})
+    cpu = st.get("supervisor_cpu_ms", {})
+    if cpu:
+        out.append(
+            f"1. **Every verification attempt reads every process on the host.** "
+            f"`tree::descendants` (src/tree.rs) lists `/proc` and parses `/proc/PID/stat` of "
+            f"all processes, and `verify_step` (src/supervise.rs) calls it first, at each attempt: "
+            f"20, 60, 140, 300, 620 ms … after the start, then when gunicorn's READY arrives. Up to "
+            f"its first 200 the launcher used {f(cpu['launcher']['median'], 1)} ms of CPU (median) "
+            f"where tini used {f(cpu['tini']['median'], 1)} ms and dumb-init "
+            f"{f(cpu['dumb-init']['median'], 1)} ms; `perf record` of one start puts about half of "
+            "the launcher's own samples in procfs opening and reading `/proc/PID/stat`, and "
+            "`perf trace` showed the 40 ms between gunicorn's READY arriving and the launcher's "
+            "sock_diag query spent opening those files (tracing and a loaded machine inflate it). "
+            "On a 2-core host that CPU is taken from gunicorn's own start, and it is most of what "
+            "the launcher adds between the listener and READY=1 (section 5). Fix: ask sock_diag first and build the "
+            "tree only once a listener on the port exists (attempts before the bind then cost one "
+            "netlink query), and walk the tree from the launcher's own pid through "
+            "`/proc/PID/task/TID/children` (src/sockets.rs already has `children_from_task_files`) "
+            "instead of scanning all of `/proc`: the cost then follows gunicorn's tree, not the host.")
+    if "signal" in d and "during_verification" in d["signal"]:
+        v = d["signal"]["during_verification"]["ms"]
+        out.append(
+            f"2. **Signals wait while a verification step runs.** `Supervisor::verify_step` runs "
+            f"`verify::verdict` inline in the event loop, and its HTTP probe blocks until gunicorn's "
+            f"worker answers (up to `probe_timeout`, 2 s). A HUP sent then reached gunicorn after "
+            f"{f(v['launcher']['median'], 0)} ms (median) instead of {f(v['bare']['median'], 1)} ms; "
+            "TERM and Ctrl-C wait the same way. Fix: keep the loop responsive during verification: "
+            "run the verdict on a thread that reports through a pipe/eventfd in the poll set (the "
+            "supervisor already has one loop over fds), or make the probe non-blocking sockets polled "
+            "beside the signalfd.")
+    out.append(
+        "3. **A busy spin before each deadline.** `Supervisor::poll_timeout` truncates the time "
+        "left to whole milliseconds (`as_millis()`), so in the last millisecond before a deadline "
+        "`poll` gets timeout 0 and the loop spins: `perf trace` showed 25 `poll(…, 0)` calls in "
+        "0.7 ms at one retry. Fix: round up (`(nanos + 999_999) / 1_000_000`), or use `ppoll` "
+        "with a timespec.")
+    idle = d.get("idle", {}).get("supervisor", {})
+    if idle:
+        dyn, st_ = idle["launcher"], idle.get("launcher-static")
+        small = idle.get("launcher-static-small")
+        line = (
+            f"4. **RSS.** Dynamic {f(dyn['VmRSS'] / MIB, 2)} MiB, of which only "
+            f"{dyn['RssAnon']} KiB are the process's own (RssAnon); the rest are file pages of "
+            "libc, ld.so and the binary, mapped 64 KiB at a time on each fault.")
+        if st_:
+            line += (f" Static linking removes the shared libraries: {f(st_['VmRSS'] / MIB, 2)} MiB.")
+        if small:
+            line += (f" Static and optimised for size (`opt-level = \"s\"`, fat LTO, one codegen unit): "
+                     f"{f(small['VmRSS'] / MIB, 2)} MiB, still above 2 MiB.")
+        if st_ and st_.get("VmRSS_after_pageout") is not None:
+            line += (f" What the idle static launcher really needs is {st_['VmRSS_after_pageout']} KiB "
+                     "(after page-out), tini-static's order. So the 2 MiB target takes a static build "
+                     "and either giving back the start-up pages once verified (`madvise(MADV_PAGEOUT)` "
+                     "or `MADV_DONTNEED` on its own text after READY=1; Linux ≥ 5.4) or less code "
+                     "touched at start: clap's derive parser, serde/toml (only needed with `--config`) "
+                     "and procfs (a few direct reads would do) are the large parts.")
+        out.append(line)
+    return out + [""]
 
 
 def summary(d):
