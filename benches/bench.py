@@ -847,10 +847,11 @@ def bench_all(args):
 
 
 def report(args):
-    from report import render  # benches/report.py
+    from report import readme_table, render  # benches/report.py
 
     data = {p.stem: json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))}
     RESULTS.write_text(render(data, machine()))
+    (OUT / "readme-table.md").write_text(readme_table(data))
     log(f"wrote {RESULTS}")
 
 

@@ -338,3 +338,47 @@ def sig(s):
                 "by default): meanwhile no signal is read from the signalfd, so HUP, TERM and Ctrl-C "
                 "wait until the worker has loaded the app."]
     return out + ["", activity(s["activity"]), ""]
+
+
+def readme_table(d):
+    """The short table for the README's "Benchmarks" section (target/bench/readme-table.md)."""
+    rows = ["| measure | launcher | reference |", "|---|---|---|"]
+    if "check" in d:
+        c = d["check"]["ms"]
+        base = c["check"]["median"]
+        lsof = next(k for k in c if k.startswith("lsof"))
+        ssp = next(k for k in c if k.startswith("ss -ltnp"))
+        ssn = next(k for k in c if k.startswith("ss -ltn '"))
+        rows.append(f"| `check`, {d['check']['sockets_in_namespace']:,} TCP sockets open | {f(base)} ms | "
+                    f"`lsof -i` {f(c[lsof]['median'] / base)} ×, `ss -ltnp` {f(c[ssp]['median'] / base)} ×, "
+                    f"`ss -ltn` {f(c[ssn]['median'] / base, 2)} × as long |")
+    if "startup" in d:
+        r = d["startup"]["ratio_to_bare"]
+        rows.append(f"| start → first HTTP 200 (÷ bare gunicorn) | {f(r['launcher'], 2)} × | "
+                    f"tini {f(r['tini'], 2)} ×, dumb-init {f(r['dumb-init'], 2)} × (target ≤ 1.03 ×) |")
+    if "idle" in d:
+        s = d["idle"]["supervisor"]
+        st = s.get("launcher-static")
+        static = f", static {f(st['VmRSS'] / MIB, 2)} MiB" if st else ""
+        rows.append(f"| RSS once ready | {f(s['launcher']['VmRSS'] / MIB, 2)} MiB{static} | "
+                    f"tini {f(s['tini']['VmRSS'] / MIB, 2)}, dumb-init {f(s['dumb-init']['VmRSS'] / MIB, 2)}, "
+                    f"supervisord {f(s['supervisord']['VmRSS'] / MIB, 1)} MiB (target ≤ 2 MiB) |")
+        secs = int(d["idle"]["seconds"])
+        rows.append(f"| idle {secs} s: CPU ticks / context switches | {s['launcher']['idle_ticks']} / "
+                    f"{s['launcher']['idle_switches']} | tini {s['tini']['idle_ticks']} / {s['tini']['idle_switches']}, "
+                    f"dumb-init {s['dumb-init']['idle_ticks']} / {s['dumb-init']['idle_switches']}, "
+                    f"supervisord {s['supervisord']['idle_ticks']} / {s['supervisord']['idle_switches']} |")
+    if "ready" in d:
+        r = d["ready"]["ms_from_poll"]
+        rows.append(f"| listener → READY=1 | {f(r['launcher']['median'])} ms | "
+                    f"bare gunicorn's listener → first 200: {f(r['bare']['median'])} ms |")
+    if "signal" in d:
+        u = d["signal"]["us"]
+        rows.append(f"| HUP → gunicorn's handler | {f(u['launcher']['median'], 0)} µs | "
+                    f"direct {f(u['bare']['median'], 0)} µs, tini {f(u['tini']['median'], 0)} µs, "
+                    f"dumb-init {f(u['dumb-init']['median'], 0)} µs |")
+        if "during_verification" in d["signal"]:
+            v = d["signal"]["during_verification"]["ms"]
+            rows.append(f"| HUP while still verifying (app import 1 s) | {f(v['launcher']['median'], 0)} ms | "
+                        f"direct {f(v['bare']['median'], 1)} ms |")
+    return "\n".join(rows) + "\n"
