@@ -551,7 +551,11 @@ def cpu_ms(pid):
     se.sum_exec_runtime from /proc/PID/task/TID/sched); /proc/PID/stat counts 10 ms ticks."""
     total = 0.0
     for tid in os.listdir(f"/proc/{pid}/task"):
-        for line in Path(f"/proc/{pid}/task/{tid}/sched").read_text().splitlines():
+        try:
+            sched = Path(f"/proc/{pid}/task/{tid}/sched").read_text()
+        except OSError:  # a thread that ended since the listing (a probe thread)
+            continue
+        for line in sched.splitlines():
             if line.startswith("se.sum_exec_runtime"):
                 total += float(line.split(":")[1])
     return total
