@@ -64,6 +64,17 @@ def analysis(d, m):
            "with `perf record`/`perf trace` on one start (they are not part of `make bench`).", ""]
     st = d.get("startup", {})
     cpu = st.get("supervisor_cpu_ms", {})
+    if st:
+        r, b = st["ratio_to_bare"], st["ms"]["bare"]
+        out.append(
+            f"0. **Start → first 200: {f(r['launcher'], 3)} × bare, target ≤ 1.03 ×.** This machine "
+            f"cannot resolve 3 %: bare gunicorn's own runs spread over an IQR of {f(b['q1'], 0)}–"
+            f"{f(b['q3'], 0)} ms around {f(b['median'], 0)} ms, and tini and dumb-init, which do "
+            f"nothing between fork and wait, came out at {f(r['tini'], 3)} × and {f(r['dumb-init'], 3)} ×. "
+            "What the launcher does cost is item 1's CPU, taken from gunicorn's start whenever the "
+            "other core is busy. What it would take: fix item 1 (then the launcher's start is "
+            "`print-command`'s 1–2 ms plus a fork), and measure on a machine with nothing else "
+            "running, with `--rounds=100` or more.")
     if cpu:
         out.append(
             f"1. **Every verification attempt reads every process on the host.** "
@@ -76,8 +87,9 @@ def analysis(d, m):
             "the launcher's own samples in procfs opening and reading `/proc/PID/stat`, and "
             "`perf trace` showed the 40 ms between gunicorn's READY arriving and the launcher's "
             "sock_diag query spent opening those files (tracing and a loaded machine inflate it). "
-            "On a 2-core host that CPU is taken from gunicorn's own start, and it is most of what "
-            "the launcher adds between the listener and READY=1 (section 5). Fix: ask sock_diag first and build the "
+            "On a 2-core host that CPU is taken from gunicorn's own start, and the scan after "
+            "gunicorn's READY sits between the listener and the launcher's READY=1 (section 5): "
+            "cheap on an idle host, tens of ms on a loaded one. Fix: ask sock_diag first and build the "
             "tree only once a listener on the port exists (attempts before the bind then cost one "
             "netlink query), and walk the tree from the launcher's own pid through "
             "`/proc/PID/task/TID/children` (src/sockets.rs already has `children_from_task_files`) "
