@@ -489,6 +489,17 @@ def bench_check(args):
 # ---------------------------------------------------------------- 2. start -> first 200
 
 
+def ratio_ci(values, base, resamples=2000):
+    """95 % bootstrap interval of median(values) / median(base): how precisely this run pins
+    the ratio down, given its own spread."""
+    rng = random.Random(0)
+    ratios = sorted(
+        statistics.median(rng.choices(values, k=len(values))) / statistics.median(rng.choices(base, k=len(base)))
+        for _ in range(resamples)
+    )
+    return [ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1]]
+
+
 def bench_startup(args):
     rounds = int(args.get("rounds", 30))
     kinds = ["bare", "launcher", "tini", "dumb-init"] + (["launcher-static"] if LAUNCHER_STATIC.exists() else [])
@@ -531,6 +542,7 @@ def bench_startup(args):
         "ms": {k: summary(v) for k, v in times.items()},
         "supervisor_cpu_ms": {k: summary(v) for k, v in cpu.items()},
         "ratio_to_bare": {k: statistics.median(v) / base for k, v in times.items()},
+        "ratio_ci95": {k: ratio_ci(v, times["bare"]) for k, v in times.items()},
         "activity": act.report,
     })
 
