@@ -173,7 +173,8 @@ def summary(d):
         ratios = ", ".join(f"`{k}` {f(c[k]['median'] / base)} ×" for k in others)
         rows.append(f"| `check` on a host with {d['check']['sockets_in_namespace']:,} TCP sockets | {f(base)} ms; {ratios} slower | faster than each | {met(all(c[k]['median'] > base for k in others))} |")
     if "ready" in d:
-        lag = d["ready"]["launcher_lag_ms"]["launcher"]
+        poll = d["ready"]["ms_from_poll"]
+        lag = poll["launcher"]["median"] - poll["bare"]["median"]
         rows.append(f"| listener → READY=1, beyond bare gunicorn's own listener → first 200 | {f(lag)} ms | (none set) | |")
     if "signal" in d:
         fw = d["signal"]["forwarding_us"]["launcher"]
