@@ -1,0 +1,894 @@
+#!/usr/bin/env python3
+"""Whole-process benchmarks of gunicorn-launcher against the tools it replaces.
+
+    benches/bench.py check     # `check` vs lsof / ss -p / ss, 20,000 TCP sockets
+    benches/bench.py startup   # start -> first HTTP 200: launcher vs bare, tini, dumb-init
+    benches/bench.py idle      # RSS once ready + 60 s idle CPU ticks / context switches
+    benches/bench.py ready     # gunicorn's listener appearing -> READY=1 on our notify socket
+    benches/bench.py signal    # HUP to the supervisor -> gunicorn master's handler runs
+    benches/bench.py all       # every one of them, then `report`
+    benches/bench.py report    # benches/RESULTS.md from target/bench/*.json
+
+Every bench runs in a network namespace of its own (lo plus a veth pair, one end
+198.18.0.1/24, so the launcher probes two addresses as on a real host), with the compared
+tools interleaved within one run. Results go to target/bench/NAME.json; `report` turns them
+into benches/RESULTS.md. Needs root (namespaces), the release builds and the tools that
+benches/setup installs. Nothing here is a test: no figure is asserted.
+
+Only the standard library is used.
+"""
+
+import ctypes
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "target" / "bench"
+RESULTS = ROOT / "benches" / "RESULTS.md"
+LAUNCHER = ROOT / "target" / "release" / "gunicorn-launcher"
+# benches/setup builds it with --target <host> (so build scripts stay dynamic).
+LAUNCHER_STATIC = next(iter(sorted((ROOT / "target" / "static").glob("*/release/gunicorn-launcher"))), ROOT / "target" / "static" / "not-built")
+# Optional (`make bench-variants`): static and optimised for size (opt-level s, fat LTO, one
+# codegen unit), to show what the RSS target would take. The idle bench includes it if built.
+LAUNCHER_SMALL = next(iter(sorted((ROOT / "target" / "small-static").glob("*/release/gunicorn-launcher"))), ROOT / "target" / "small-static" / "not-built")
+GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+BENCH_VENV = ROOT / "target" / "bench-venv"
+DUMB_INIT = BENCH_VENV / "bin" / "dumb-init"
+SUPERVISORD = BENCH_VENV / "bin" / "supervisord"
+EXAMPLES = ROOT / "examples"
+HOOKS = ROOT / "benches" / "hooks.py"
+APP = ["-w", "1", "hello:app"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def which(name):
+    path = shutil.which(name)
+    if not path:
+        sys.exit(f"bench: {name} not found: run benches/setup")
+    return path
+
+
+# ---------------------------------------------------------------- namespaces and processes
+
+
+class Netns:
+    """A fresh network namespace that this process enters (and leaves on exit), with lo up
+    and veth0 = 198.18.0.1/24 up. Every child started inside inherits it."""
+
+    def __init__(self, tag):
+        self.name = f"glbench-{tag}-{os.getpid()}"
+
+    def __enter__(self):
+        ip = which("ip")
+        subprocess.run([ip, "netns", "add", self.name], check=True)
+        # No dummy driver on every kernel: a veth pair with both ends inside serves as
+        # the host's "eth0" (an up interface with an address the launcher must probe).
+        for cmd in (
+            ["link", "set", "lo", "up"],
+            ["link", "add", "veth0", "type", "veth", "peer", "name", "veth1"],
+            ["addr", "add", "198.18.0.1/24", "dev", "veth0"],
+            ["link", "set", "veth1", "up"],
+            ["link", "set", "veth0", "up"],
+        ):
+            if subprocess.run([ip, "-n", self.name, *cmd]).returncode != 0:
+                subprocess.run([ip, "netns", "del", self.name])
+                sys.exit(f"bench: ip {' '.join(cmd)} failed in {self.name}")
+        self.home = os.open("/proc/self/ns/net", os.O_RDONLY)
+        fd = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            sys.exit(f"bench: setns: {os.strerror(ctypes.get_errno())}")
+        os.close(fd)
+        return self
+
+    def __exit__(self, *exc):
+        libc.setns(self.home, CLONE_NEWNET)
+        os.close(self.home)
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
+def become_subreaper():
+    # Orphans of tini/dumb-init/gunicorn come to us, so cleanup can find and reap them.
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def ppid_map():
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+def descendants(root):
+    parents = ppid_map()
+    out, queue = [], [root]
+    while queue:
+        p = queue.pop()
+        for child, parent in parents.items():
+            if parent == p:
+                out.append(child)
+                queue.append(child)
+    return out
+
+
+def reap_all():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def kill_everything_of_ours():
+    for pid in descendants(os.getpid()):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5
+    while descendants(os.getpid()) and time.monotonic() < deadline:
+        reap_all()
+        time.sleep(0.01)
+    reap_all()
+
+
+def stop(proc, timeout=10.0):
+    """TERM the supervisor (as systemd would), wait for it, then make sure nothing of its
+    tree is left (SIGKILL and reap whatever is)."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        pass
+    kill_everything_of_ours()
+
+
+def candidate_env(xdg, extra=None):
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "LISTEN_FDS", "LISTEN_PID")}
+    env["PATH"] = f"{GUNICORN.parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    # gunicorn >= 25.1 opens $XDG_RUNTIME_DIR/gunicorn.ctl: one per instance, never shared.
+    env["XDG_RUNTIME_DIR"] = str(xdg)
+    env.update(extra or {})
+    return env
+
+
+def supervised(kind, port, extra_args=()):
+    """The argv that starts gunicorn (1 worker, examples/hello.py) on 0.0.0.0:port under `kind`."""
+    gun = [str(GUNICORN), *extra_args, *APP]
+    bound = [str(GUNICORN), "-b", f"0.0.0.0:{port}", *extra_args, *APP]
+    if kind == "bare":
+        return bound
+    if kind == "launcher":
+        return [str(LAUNCHER), "run", "--port", str(port), "--", *gun]
+    if kind == "launcher-static":
+        return [str(LAUNCHER_STATIC), "run", "--port", str(port), "--", *gun]
+    if kind == "launcher-static-small":
+        return [str(LAUNCHER_SMALL), "run", "--port", str(port), "--", *gun]
+    if kind == "tini":
+        return [which("tini"), "--", *bound]
+    if kind == "tini-static":
+        return [which("tini-static"), "--", *bound]
+    if kind == "dumb-init":
+        return [str(DUMB_INIT), *bound]
+    raise ValueError(kind)
+
+
+def supervisord_argv(port, workdir, env, extra_args=()):
+    conf = workdir / f"supervisord-{port}.conf"
+    command = " ".join([str(GUNICORN), "-b", f"0.0.0.0:{port}", *extra_args, *APP])
+    envline = ",".join(f'{k}="{env[k]}"' for k in ("PATH", "XDG_RUNTIME_DIR"))
+    conf.write_text(
+        "[supervisord]\n"
+        "nodaemon=true\n"
+        f"logfile={workdir}/supervisord-{port}.log\n"
+        f"pidfile={workdir}/supervisord-{port}.pid\n"
+        f"childlogdir={workdir}\n"
+        "[program:gunicorn]\n"
+        f"command={command}\n"
+        f"directory={EXAMPLES}\n"
+        f"environment={envline}\n"
+        "stopasgroup=true\n"
+        "killasgroup=true\n"
+        "autorestart=true\n"
+    )
+    return [str(SUPERVISORD), "-n", "-c", str(conf)]
+
+
+# ---------------------------------------------------------------- small clients
+
+
+def http_status(host, port, timeout=10.0):
+    """GET / and the status code, or None if refused/reset."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect((host, port))
+        s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(256)
+            if not chunk:
+                return None
+            data += chunk
+        return int(data.split(b" ", 2)[1])
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
+def first_200(port, t0, limit=60.0, period=0.001):
+    """Polls every `period` until GET / answers 200; returns monotonic seconds since t0."""
+    while True:
+        if http_status("127.0.0.1", port) == 200:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > limit:
+            raise RuntimeError(f"no HTTP 200 on port {port} within {limit} s")
+        time.sleep(period)
+
+
+def tcp_listening(port):
+    """True if an AF_INET TCP listener on `port` exists: one sock_diag dump, filtered by
+    state and port in the kernel (what `ss -ltn 'sport = :port'` asks), about 30 µs."""
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 4)  # NETLINK_SOCK_DIAG
+    try:
+        req = struct.pack("=BBBxI", socket.AF_INET, socket.IPPROTO_TCP, 0, 1 << 10)  # TCP_LISTEN
+        req += struct.pack("!HH", port, 0) + bytes(32) + struct.pack("=III", 0, 0xFFFFFFFF, 0xFFFFFFFF)
+        hdr = struct.pack("=IHHII", 16 + len(req), 20, 0x301, 1, 0)  # SOCK_DIAG_BY_FAMILY, REQUEST|DUMP
+        s.send(hdr + req)
+        found = False
+        while True:
+            data = s.recv(65536)
+            off = 0
+            while off + 16 <= len(data):
+                length, kind = struct.unpack_from("=IH", data, off)
+                if kind == 3 or kind == 2:  # DONE, ERROR
+                    return found
+                if kind == 20:
+                    state = data[off + 17]
+                    sport = struct.unpack_from("!H", data, off + 20)[0]
+                    found |= state == 10 and sport == port
+                off += (length + 3) & ~3
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------- statistics and context
+
+
+def summary(values):
+    v = sorted(values)
+    q = statistics.quantiles(v, n=4) if len(v) >= 2 else [v[0]] * 3
+    return {"n": len(v), "median": statistics.median(v), "q1": q[0], "q3": q[2], "min": v[0], "max": v[-1]}
+
+
+def proc_ticks():
+    """pid -> (comm, utime+stime) for every process on the host."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            f = stat.rsplit(")", 1)[1].split()
+            out[int(entry)] = (comm, int(f[11]) + int(f[12]))
+    return out
+
+
+def cpu_busy():
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = f[3] + f[4]
+    return sum(f), idle
+
+
+class Activity:
+    """What else the machine did while a bench ran: load averages, whole-machine CPU busy
+    share, and the other processes that used the most CPU (ours excluded)."""
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self.load0 = os.getloadavg()
+        self.cpu0 = cpu_busy()
+        self.ticks0 = proc_ticks()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.monotonic() - self.t0
+        self.load1 = os.getloadavg()
+        total1, idle1 = cpu_busy()
+        total = total1 - self.cpu0[0]
+        busy = total - (idle1 - self.cpu0[1])
+        ours = set(descendants(os.getpid())) | {os.getpid()}
+        by_comm = {}
+        for pid, (comm, ticks) in proc_ticks().items():
+            if pid in ours:
+                continue
+            before = self.ticks0.get(pid, (comm, 0))[1]
+            if ticks - before > 0:
+                by_comm[comm] = by_comm.get(comm, 0) + ticks - before
+        top = sorted(by_comm.items(), key=lambda kv: -kv[1])[:6]
+        self.report = {
+            "seconds": round(self.seconds, 1),
+            "loadavg_before": [round(x, 2) for x in self.load0],
+            "loadavg_after": [round(x, 2) for x in self.load1],
+            "cpu_busy_pct": round(100 * busy / total, 1) if total else 0,
+            "others_cpu_s": [[c, round(t / CLK_TCK, 1)] for c, t in top],
+        }
+
+
+def save(name, data):
+    OUT.mkdir(parents=True, exist_ok=True)
+    data["command"] = f"benches/bench.py {' '.join(sys.argv[1:])}".strip()
+    data["when"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    # Paths relative to the repository, so results read the same on any checkout.
+    (OUT / f"{name}.json").write_text(json.dumps(data, indent=1).replace(str(ROOT) + "/", ""))
+    print(f"bench: wrote {OUT / (name + '.json')}", file=sys.stderr)
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- 1. check vs lsof / ss
+
+HOLDER = r"""
+import resource, socket, sys
+n, port = int(sys.argv[1]), int(sys.argv[2])
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("127.0.0.1", port))
+l.listen(4096)
+keep = []
+for _ in range(n):
+    c = socket.create_connection(("127.0.0.1", port))
+    a, _ = l.accept()
+    keep += [c, a]
+l.close()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def spawn_timed(argv, env):
+    """Wall time of one whole process (posix_spawn to waitpid), and its exit code."""
+    devnull = [(os.POSIX_SPAWN_OPEN, fd, "/dev/null", os.O_RDWR, 0) for fd in (0, 1, 2)]
+    t0 = time.perf_counter_ns()
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=devnull)
+    _, status = os.waitpid(pid, 0)
+    t1 = time.perf_counter_ns()
+    return (t1 - t0) / 1e6, os.waitstatus_to_exitcode(status)
+
+
+def wait_ready_notify(sock, proc, timeout=60.0):
+    """Waits for READY=1 on our notify socket; returns the monotonic time it arrived."""
+    sock.settimeout(timeout)
+    while True:
+        try:
+            msg = sock.recv(4096)
+        except socket.timeout:
+            raise RuntimeError(f"no READY=1 within {timeout} s (launcher exit {proc.poll()})")
+        if b"READY=1" in msg.split(b"\n"):
+            return time.monotonic()
+
+
+def notify_socket(tmp):
+    path = str(tmp / f"notify-{time.monotonic_ns()}")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    return s, path
+
+
+def bench_check(args):
+    rounds = int(args.get("rounds", 30))
+    pairs = int(args.get("pairs", 10000))
+    port, single, empty = 8001, 8002, 8003
+    become_subreaper()
+    with tempfile.TemporaryDirectory(prefix="glbench-") as tmp, Netns("check"):
+        tmp = Path(tmp)
+        # Several holders, as on a real host (and RLIMIT_NOFILE's hard limit may be 20,000).
+        per = int(args.get("pairs-per-process", 2500))
+        counts = [min(per, pairs - i) for i in range(0, pairs, per)]
+        log(f"opening {2 * pairs} TCP sockets ({pairs} connected loopback pairs in {len(counts)} processes)")
+        holders = [subprocess.Popen([sys.executable, "-c", HOLDER, str(n), str(9000 + i)], stdin=subprocess.PIPE, stdout=subprocess.PIPE) for i, n in enumerate(counts)]
+        for holder in holders:
+            assert holder.stdout.readline().strip() == b"ready"
+        nsock, path = notify_socket(tmp)
+        env = candidate_env(tmp, {"NOTIFY_SOCKET": path})
+        launched = subprocess.Popen(supervised("launcher", port), cwd=EXAMPLES, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "launcher.log", "w"))
+        wait_ready_notify(nsock, launched)
+        # The same gunicorn bound to one address: `check` then stops before probing (exit 1).
+        (tmp / "xdg-single").mkdir()
+        lo_only = subprocess.Popen([str(GUNICORN), "-b", f"127.0.0.1:{single}", *APP], cwd=EXAMPLES, env=candidate_env(tmp / "xdg-single"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        first_200(single, time.monotonic())
+        ss = which("ss")
+        sockets_in_ns = len(subprocess.run([ss, "-Htan"], capture_output=True, text=True).stdout.splitlines())
+        processes = sum(1 for e in os.listdir("/proc") if e.isdigit())
+        tools = {
+            "check": [str(LAUNCHER), "check", "--port", str(port)],
+            "check-static": [str(LAUNCHER_STATIC), "check", "--port", str(port)],
+            "check (single address: no probe)": [str(LAUNCHER), "check", "--port", str(single)],
+            "check (nothing listening)": [str(LAUNCHER), "check", "--port", str(empty)],
+            f"lsof -i :{port}": [which("lsof"), "-i", f":{port}"],
+            f"ss -ltnp 'sport = :{port}'": [ss, "-ltnp", f"sport = :{port}"],
+            f"ss -ltn 'sport = :{port}'": [ss, "-ltn", f"sport = :{port}"],
+            "cat /proc/net/tcp /proc/net/tcp6": [which("cat"), "/proc/net/tcp", "/proc/net/tcp6"],
+            "true (process start floor)": [which("true")],
+        }
+        if not LAUNCHER_STATIC.exists():
+            del tools["check-static"]
+        plain = candidate_env(tmp, {})
+        codes = {name: spawn_timed(argv, plain)[1] for name, argv in tools.items()}
+        log(f"exit codes: {codes}")
+        times = {name: [] for name in tools}
+        rng = random.Random(1)
+        with Activity() as act:
+            for r in range(rounds + 3):
+                order = list(tools)
+                rng.shuffle(order)
+                for name in order:
+                    ms, _ = spawn_timed(tools[name], plain)
+                    if r >= 3:  # 3 warm-up rounds
+                        times[name].append(ms)
+        # What one probe costs, from this process: connect, GET /, status line.
+        probe_ms = {}
+        for host in ("127.0.0.1", "198.18.0.1"):
+            samples = []
+            for _ in range(50):
+                t0 = time.perf_counter_ns()
+                assert http_status(host, port) == 200
+                samples.append((time.perf_counter_ns() - t0) / 1e6)
+            probe_ms[host] = summary(samples)
+        hyper = None
+        if shutil.which("hyperfine") and not args.get("no-hyperfine"):
+            hf = tmp / "hyperfine.json"
+            names = ["check", f"lsof -i :{port}", f"ss -ltnp 'sport = :{port}'", f"ss -ltn 'sport = :{port}'"]
+            cmd = [which("hyperfine"), "-N", "-i", "--warmup", "3", "--runs", "20", "--export-json", str(hf)]
+            for n in names:
+                cmd += ["-n", n, " ".join(f"'{a}'" if " " in a else a for a in tools[n])]
+            subprocess.run(cmd, env=plain, stdout=subprocess.DEVNULL, check=True)
+            hyper = {r["command"]: summary([t * 1000 for t in r["times"]]) for r in json.loads(hf.read_text())["results"]}
+            hyper["command"] = " ".join(cmd[:9]) + " ..."
+        for holder in holders:
+            holder.stdin.close()
+        stop(launched)
+        lo_only.terminate()
+        kill_everything_of_ours()
+    save("check", {
+        "rounds": rounds, "pairs": pairs, "holders": len(counts), "sockets_in_namespace": sockets_in_ns, "processes_on_host": processes,
+        "exit_codes": codes, "argv": tools, "ms": {k: summary(v) for k, v in times.items()},
+        "probe_ms": probe_ms, "hyperfine_ms": hyper, "activity": act.report,
+    })
+
+
+# ---------------------------------------------------------------- 2. start -> first 200
+
+
+def ratio_ci(values, base, resamples=2000):
+    """95 % bootstrap interval of median(values) / median(base): how precisely this run pins
+    the ratio down, given its own spread."""
+    rng = random.Random(0)
+    ratios = sorted(
+        statistics.median(rng.choices(values, k=len(values))) / statistics.median(rng.choices(base, k=len(base)))
+        for _ in range(resamples)
+    )
+    return [ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1]]
+
+
+def bench_startup(args):
+    rounds = int(args.get("rounds", 30))
+    kinds = ["bare", "launcher", "tini", "dumb-init"] + (["launcher-static"] if LAUNCHER_STATIC.exists() else [])
+    become_subreaper()
+    times = {k: [] for k in kinds}
+    cpu = {k: [] for k in kinds}  # the supervisor's own CPU time from start to first 200
+    port = 20000
+    with tempfile.TemporaryDirectory(prefix="glbench-") as tmp, Netns("startup"):
+        tmp = Path(tmp)
+        with Activity() as act:
+            for r in range(rounds + 1):
+                order = kinds[r % len(kinds):] + kinds[: r % len(kinds)]
+                for kind in order:
+                    port += 1
+                    xdg = tmp / f"xdg-{port}"
+                    xdg.mkdir()
+                    env = candidate_env(xdg)
+                    with open(tmp / f"{kind}-{port}.log", "w") as logf:
+                        t0 = time.monotonic()
+                        proc = subprocess.Popen(supervised(kind, port), cwd=EXAMPLES, env=env, stdout=logf, stderr=logf)
+                        elapsed = first_200(port, t0)
+                    own = cpu_ms(proc.pid)
+                    stop(proc)
+                    if r >= 1:  # one warm-up round
+                        times[kind].append(elapsed * 1000)
+                        cpu[kind].append(own)
+    # The launcher's own work before it could exec gunicorn (CLI, config, command assembly,
+    # `which`): `print-command` does all of it and then prints instead of forking.
+    front = {"print-command": [str(LAUNCHER), "print-command", "--", str(GUNICORN), *APP], "true": [which("true")]}
+    front_ms = {k: [] for k in front}
+    for r in range(53):
+        for k in front:
+            ms, _ = spawn_timed(front[k], candidate_env(Path("/tmp")))
+            if r >= 3:
+                front_ms[k].append(ms)
+    base = statistics.median(times["bare"])
+    save("startup", {
+        "front_ms": {k: summary(v) for k, v in front_ms.items()},
+        "rounds": rounds, "argv": {k: supervised(k, 8001) for k in kinds},
+        "ms": {k: summary(v) for k, v in times.items()},
+        "supervisor_cpu_ms": {k: summary(v) for k, v in cpu.items()},
+        "ratio_to_bare": {k: statistics.median(v) / base for k, v in times.items()},
+        "ratio_ci95": {k: ratio_ci(v, times["bare"]) for k, v in times.items()},
+        "activity": act.report,
+    })
+
+
+# ---------------------------------------------------------------- 3+4. RSS and idle cost
+
+
+def status_fields(pid):
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        k, _, v = line.partition(":")
+        out[k] = v.strip()
+    return out
+
+
+def cpu_ms(pid):
+    """CPU time of `pid`'s live threads in ms, with µs precision (the scheduler's
+    se.sum_exec_runtime from /proc/PID/task/TID/sched); /proc/PID/stat counts 10 ms ticks."""
+    total = 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            sched = Path(f"/proc/{pid}/task/{tid}/sched").read_text()
+        except OSError:  # a thread that ended since the listing (a probe thread)
+            continue
+        for line in sched.splitlines():
+            if line.startswith("se.sum_exec_runtime"):
+                total += float(line.split(":")[1])
+    return total
+
+
+def counters(pid):
+    st = status_fields(pid)
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    kib = lambda k: int(st.get(k, "0 kB").split()[0])
+    return {
+        "ticks": int(f[11]) + int(f[12]),
+        "switches": int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"]),
+        "threads": int(st["Threads"]),
+        "VmRSS": kib("VmRSS"), "RssAnon": kib("RssAnon"), "RssFile": kib("RssFile"), "VmHWM": kib("VmHWM"),
+    }
+
+
+def page_out(pid):
+    """Asks the kernel to reclaim every page of `pid` that no other process maps
+    (process_madvise(MADV_PAGEOUT) over all its mappings), as the launcher could do to
+    itself once ready. What is resident a while later is the working set of its idle
+    loop. Returns False where the kernel refuses (older than 5.10, no CAP_SYS_NICE)."""
+    SYS_pidfd_open, SYS_process_madvise, MADV_PAGEOUT = 434, 440, 21
+    libc.syscall.restype = ctypes.c_long
+    pidfd = libc.syscall(SYS_pidfd_open, pid, 0)
+    if pidfd < 0:
+        return False
+    ok = True
+    try:
+        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            if line.rstrip().endswith("[vsyscall]"):
+                continue
+            iov = (ctypes.c_void_p * 2)(lo, hi - lo)
+            if libc.syscall(SYS_process_madvise, pidfd, iov, 1, MADV_PAGEOUT, 0) < 0:
+                ok = ok and ctypes.get_errno() not in (38, 1)  # ENOSYS, EPERM
+    finally:
+        os.close(pidfd)
+    return ok
+
+
+def bench_idle(args):
+    seconds = float(args.get("seconds", 60))
+    kinds = ["launcher", "launcher-static", "tini", "tini-static", "dumb-init", "supervisord", "bare"]
+    if not LAUNCHER_STATIC.exists():
+        kinds.remove("launcher-static")
+    if LAUNCHER_SMALL.exists():
+        kinds.insert(2, "launcher-static-small")
+    become_subreaper()
+    with tempfile.TemporaryDirectory(prefix="glbench-") as tmp, Netns("idle"):
+        tmp = Path(tmp)
+        procs, supervisor_pid = {}, {}
+        nsock, path = notify_socket(tmp)
+        for i, kind in enumerate(kinds):
+            port = 8101 + i
+            xdg = tmp / f"xdg-{kind}"
+            xdg.mkdir()
+            env = candidate_env(xdg)
+            if kind.startswith("launcher"):
+                # As under systemd (Type=notify, no watchdog): READY=1 goes to our socket.
+                env["NOTIFY_SOCKET"] = path
+            argv = supervisord_argv(port, tmp, env) if kind == "supervisord" else supervised(kind, port)
+            logf = open(tmp / f"{kind}.log", "w")
+            procs[kind] = subprocess.Popen(argv, cwd=EXAMPLES, env=env, stdout=logf, stderr=logf)
+            first_200(port, time.monotonic())
+            if kind.startswith("launcher"):
+                wait_ready_notify(nsock, procs[kind])
+            supervisor_pid[kind] = procs[kind].pid
+            log(f"{kind} ready on port {port}")
+        time.sleep(2)  # let every supervisor finish whatever follows readiness
+        with Activity() as act:
+            before = {k: counters(p) for k, p in supervisor_pid.items()}
+            time.sleep(seconds)
+            after = {k: counters(p) for k, p in supervisor_pid.items()}
+        alive = {k: p.poll() is None for k, p in procs.items()}
+        # What each one keeps resident of its own accord: page out, idle 5 s, read again.
+        paged = {k: page_out(p) for k, p in supervisor_pid.items()}
+        time.sleep(5)
+        after_pageout = {k: counters(p) for k, p in supervisor_pid.items()}
+        for p in procs.values():
+            stop(p)
+    rows = {}
+    for k in kinds:
+        rows[k] = dict(after[k])
+        rows[k]["idle_ticks"] = after[k]["ticks"] - before[k]["ticks"]
+        rows[k]["idle_switches"] = after[k]["switches"] - before[k]["switches"]
+        rows[k]["alive"] = alive[k]
+        rows[k]["VmRSS_after_pageout"] = after_pageout[k]["VmRSS"] if paged[k] else None
+        rows[k]["RssFile_after_pageout"] = after_pageout[k]["RssFile"] if paged[k] else None
+        rows[k]["binary"] = "supervisord (python)" if k == "supervisord" else supervised(k, 1)[0]
+    save("idle", {"seconds": seconds, "clk_tck": CLK_TCK, "supervisor": rows, "activity": act.report})
+
+
+# ---------------------------------------------------------------- 5. listener -> READY=1
+
+
+def wait_listener(port, t0, limit=60.0):
+    """Polls sock_diag until the listener exists. Returns (appeared, resolution): the start
+    of the first poll that saw it and the span between the start of the last poll that did
+    not and the end of the one that did (the listener appeared inside that span)."""
+    last_miss = t0
+    while True:
+        a = time.monotonic()
+        seen = tcp_listening(port)
+        b = time.monotonic()
+        if seen:
+            return a, b - last_miss
+        if a - t0 > limit:
+            raise RuntimeError(f"no listener on {port}")
+        last_miss = a
+        time.sleep(0.0001)
+
+
+def bench_ready(args):
+    rounds = int(args.get("rounds", 16))
+    kinds = ["launcher", "bare"] + (["launcher-static"] if LAUNCHER_STATIC.exists() else [])
+    become_subreaper()
+    from_stamp = {k: [] for k in kinds}
+    from_poll = {k: [] for k in kinds}
+    res, stamp_vs_poll = [], []
+    port = 21000
+    with tempfile.TemporaryDirectory(prefix="glbench-") as tmp, Netns("ready"):
+        tmp = Path(tmp)
+        with Activity() as act:
+            for r in range(rounds + 1):
+                for kind in kinds[r % len(kinds):] + kinds[: r % len(kinds)]:
+                    port += 1
+                    xdg = tmp / f"xdg-{port}"
+                    xdg.mkdir()
+                    stamp = tmp / f"listen-{port}"
+                    env = candidate_env(xdg, {"BENCH_LISTEN_FILE": str(stamp)})
+                    nsock = None
+                    if kind != "bare":
+                        nsock, path = notify_socket(tmp)
+                        env["NOTIFY_SOCKET"] = path
+                    with open(tmp / f"{kind}-{port}.log", "w") as logf:
+                        t0 = time.monotonic()
+                        argv = supervised(kind, port, ["-c", str(HOOKS)])
+                        proc = subprocess.Popen(argv, cwd=EXAMPLES, env=env, stdout=logf, stderr=logf)
+                        appeared, resolution = wait_listener(port, t0)
+                        if nsock:
+                            done = wait_ready_notify(nsock, proc)
+                            nsock.close()
+                        else:
+                            # Bare gunicorn: the first 200 after the listener appeared, the
+                            # earliest moment at which anything could honestly say "ready".
+                            first_200(port, t0)
+                            done = time.monotonic()
+                    stop(proc)
+                    listening = int(stamp.read_text().split()[0]) / 1e9
+                    if r >= 1:
+                        from_stamp[kind].append((done - listening) * 1000)
+                        from_poll[kind].append((done - appeared) * 1000)
+                        res.append(resolution * 1000)
+                        stamp_vs_poll.append((appeared - listening) * 1000)
+    base = statistics.median(from_stamp["bare"])
+    save("ready", {
+        "rounds": rounds,
+        "ms": {k: summary(v) for k, v in from_stamp.items()},
+        "ms_from_poll": {k: summary(v) for k, v in from_poll.items()},
+        "launcher_lag_ms": {k: statistics.median(v) - base for k, v in from_stamp.items()},
+        "resolution_ms": summary(res), "poll_after_stamp_ms": summary(stamp_vs_poll),
+        "activity": act.report,
+    })
+
+
+# ---------------------------------------------------------------- 6. HUP forwarding
+
+
+def bench_signal(args):
+    rounds = int(args.get("rounds", 20))
+    kinds = ["bare", "launcher", "tini", "dumb-init"] + (["launcher-static"] if LAUNCHER_STATIC.exists() else [])
+    become_subreaper()
+    lat = {k: [] for k in kinds}
+    with tempfile.TemporaryDirectory(prefix="glbench-") as tmp, Netns("signal"):
+        tmp = Path(tmp)
+        procs, stamps, ports = {}, {}, {}
+        for i, kind in enumerate(kinds):
+            port = ports[kind] = 8201 + i
+            xdg = tmp / f"xdg-{kind}"
+            xdg.mkdir()
+            stamps[kind] = tmp / f"hup-{kind}"
+            env = candidate_env(xdg, {"BENCH_HUP_FILE": str(stamps[kind])})
+            logf = open(tmp / f"{kind}.log", "w")
+            procs[kind] = subprocess.Popen(supervised(kind, port, ["-c", str(HOOKS)]), cwd=EXAMPLES, env=env, stdout=logf, stderr=logf)
+            first_200(port, time.monotonic())
+        time.sleep(1)
+        with Activity() as act:
+            for r in range(rounds + 1):
+                for kind in kinds[r % len(kinds):] + kinds[: r % len(kinds)]:
+                    seen = len(stamps[kind].read_text().split()) if stamps[kind].exists() else 0
+                    sent = time.monotonic_ns()
+                    os.kill(procs[kind].pid, signal.SIGHUP)
+                    deadline = time.monotonic() + 5
+                    while True:
+                        lines = stamps[kind].read_text().split() if stamps[kind].exists() else []
+                        if len(lines) > seen:
+                            break
+                        if time.monotonic() > deadline:
+                            raise RuntimeError(f"{kind}: HUP never reached gunicorn's master")
+                        time.sleep(0.001)
+                    if r >= 1:
+                        lat[kind].append((int(lines[seen]) - sent) / 1000)
+                    # Let the reload finish (new worker answering) before the next signal.
+                    time.sleep(0.3)
+                    first_200(ports[kind], time.monotonic())
+                    time.sleep(0.1)
+        for p in procs.values():
+            stop(p)
+        during = signal_during_verification(tmp, int(args.get("slow-rounds", 8)))
+    base = statistics.median(lat["bare"])
+    save("signal", {
+        "rounds": rounds, "us": {k: summary(v) for k, v in lat.items()},
+        "forwarding_us": {k: statistics.median(v) - base for k, v in lat.items()},
+        "activity": act.report, "during_verification": during,
+    })
+
+
+def signal_during_verification(tmp, rounds):
+    """HUP sent 50 ms after the listener appeared, while the app is still importing
+    (benches/slow_app.py, 1 s): bare gunicorn's master gets it at once; the launcher is
+    then verifying, its HTTP probe waiting for the worker."""
+    kinds = ["bare", "launcher"]
+    lat = {k: [] for k in kinds}
+    port = 22000
+    extra = ["-c", str(HOOKS), "--pythonpath", str(ROOT / "benches")]
+    for r in range(rounds):
+        for kind in kinds[r % 2:] + kinds[: r % 2]:
+            port += 1
+            xdg = tmp / f"xdg-slow-{port}"
+            xdg.mkdir()
+            stamp = tmp / f"hup-slow-{port}"
+            env = candidate_env(xdg, {"BENCH_HUP_FILE": str(stamp), "BENCH_IMPORT_SECONDS": "1"})
+            argv = supervised(kind, port, extra)
+            argv[-1] = "slow_app:app"
+            with open(tmp / f"slow-{kind}-{port}.log", "w") as logf:
+                proc = subprocess.Popen(argv, cwd=EXAMPLES, env=env, stdout=logf, stderr=logf)
+                wait_listener(port, time.monotonic())
+                time.sleep(0.05)
+                while not stamp.exists():  # the master's wrapper is in place (when_ready ran)
+                    time.sleep(0.001)
+                sent = time.monotonic_ns()
+                proc.send_signal(signal.SIGHUP)
+                deadline = time.monotonic() + 10
+                while not stamp.read_text().split() and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                got = stamp.read_text().split()
+            stop(proc)
+            lat[kind].append((int(got[0]) - sent) / 1e6 if got else float("nan"))
+    return {"rounds": rounds, "import_seconds": 1, "ms": {k: summary(v) for k, v in lat.items()}}
+
+
+# ---------------------------------------------------------------- report
+
+
+def version(cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        return (p.stdout + p.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "not installed"
+
+
+def machine():
+    mem = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
+    os_name = next((l.split("=", 1)[1].strip('"') for l in Path("/etc/os-release").read_text().splitlines() if l.startswith("PRETTY_NAME")), "?")
+    size = lambda p: f"{p.stat().st_size / 1024 / 1024:.1f} MiB" if p.exists() else "not built"
+    return {
+        "cpu": f"{os.cpu_count()} × {cpu}",
+        "memory": f"{int(mem.split()[1]) // 1024} MiB",
+        "kernel": platform.release(),
+        "os": os_name,
+        "python": platform.python_version(),
+        "gunicorn": version([str(GUNICORN), "--version"]),
+        "tini": version([which("tini"), "--version"]),
+        "dumb-init": version([str(DUMB_INIT), "--version"]),
+        "supervisord": version([str(SUPERVISORD), "--version"]),
+        "hyperfine": version(["hyperfine", "--version"]),
+        "lsof": version(["sh", "-c", "lsof -v 2>&1 | grep revision | head -1"]),
+        "ss": version(["ss", "-V"]),
+        "rustc": version(["rustc", "--version"]),
+        "launcher": f"{LAUNCHER.relative_to(ROOT)} ({size(LAUNCHER)}), static: {LAUNCHER_STATIC.relative_to(ROOT)} ({size(LAUNCHER_STATIC)})",
+        "launcher source": version(["git", "-C", str(ROOT), "log", "-1", "--format=src/ at commit %h (%cs)", "--", "src", "Cargo.toml", "Cargo.lock"]),
+    }
+
+
+def bench_all(args):
+    for name in ("check", "startup", "idle", "ready", "signal"):
+        log(f"--- {name}")
+        BENCHES[name](args)
+    report(args)
+
+
+def report(args):
+    from report import readme_table, render  # benches/report.py
+
+    data = {p.stem: json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))}
+    RESULTS.write_text(render(data, machine()))
+    (OUT / "readme-table.md").write_text(readme_table(data))
+    log(f"wrote {RESULTS}")
+
+
+BENCHES = {"check": bench_check, "startup": bench_startup, "idle": bench_idle, "ready": bench_ready, "signal": bench_signal}
+
+
+def main():
+    if len(sys.argv) < 2 or sys.argv[1] not in (*BENCHES, "all", "report"):
+        sys.exit(__doc__)
+    if os.geteuid() != 0 and sys.argv[1] != "report":
+        sys.exit("bench: needs root (it creates network namespaces)")
+    args = dict(a.lstrip("-").split("=", 1) if "=" in a else (a.lstrip("-"), "1") for a in sys.argv[2:])
+    sys.dont_write_bytecode = True  # no benches/__pycache__ from importing report.py
+    sys.path.insert(0, str(Path(__file__).parent))
+    if sys.argv[1] == "report":
+        return report(args)
+    try:
+        bench_all(args) if sys.argv[1] == "all" else BENCHES[sys.argv[1]](args)
+    finally:
+        kill_everything_of_ours()
+
+
+if __name__ == "__main__":
+    main()
