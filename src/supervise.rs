@@ -320,9 +320,12 @@ impl Supervisor {
         match next {
             None => PollTimeout::NONE,
             Some(t) => {
+                // Rounded up: rounding down wakes early and spins on a
+                // zero timeout until the deadline's last millisecond.
                 let ms = t
                     .saturating_duration_since(Instant::now())
-                    .as_millis()
+                    .as_micros()
+                    .div_ceil(1000)
                     .min(i32::MAX as u128);
                 PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
             }
@@ -512,7 +515,8 @@ impl Supervisor {
             return;
         }
         if during && self.exit_override.is_none() {
-            let port = verify::verdict(&self.settings.target, Scope::Tree(&[]));
+            // Gone: whatever listens now is someone else's.
+            let port = verify::verdict(&self.settings.target, Scope::TreeOf(self.master));
             let held = if port.kind == verify::Kind::Foreign {
                 format!("; {}", port.summary)
             } else {
@@ -579,8 +583,7 @@ impl Supervisor {
     }
 
     fn verify_step(&mut self, now: Instant, deadline: Instant, delay: Duration) {
-        let pids = tree::descendants(Pid::this());
-        let v = verify::verdict(&self.settings.target, Scope::Tree(&pids));
+        let v = verify::verdict(&self.settings.target, Scope::TreeOf(Pid::this()));
         if v.ok() {
             self.handlers_are_up();
             log::info(&format!("verified: {}", v.summary));
@@ -650,8 +653,7 @@ impl Supervisor {
             return;
         }
         if !self.settings.recheck_interval.is_zero() {
-            let pids = tree::descendants(Pid::this());
-            let v = verify::verdict(&self.settings.target, Scope::Tree(&pids));
+            let v = verify::verdict(&self.settings.target, Scope::TreeOf(Pid::this()));
             match (verified, v.ok()) {
                 (true, false) => {
                     self.verification_failed(&v.summary);

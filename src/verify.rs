@@ -23,10 +23,13 @@ pub struct Target {
 }
 
 /// Whose listeners count.
-pub enum Scope<'a> {
-    /// `run`: only sockets owned by gunicorn's process tree are ours; any
-    /// other listener on the port is a foreign holder.
-    Tree(&'a [Pid]),
+pub enum Scope {
+    /// `run`: only sockets owned by the process tree under this pid (the
+    /// launcher: gunicorn's processes are its descendants) are ours; any
+    /// other listener on the port is a foreign holder. The tree is read
+    /// only once the kernel shows a listener, so retries while gunicorn
+    /// boots cost one netlink query, not a walk of every process.
+    TreeOf(Pid),
     /// `check`: every listener on the port, owners searched on the host.
     Host,
 }
@@ -107,17 +110,21 @@ fn holders(owners: &[Owner]) -> String {
 }
 
 /// Looks at the port and decides.
-pub fn verdict(target: &Target, scope: Scope<'_>) -> Verdict {
+pub fn verdict(target: &Target, scope: Scope) -> Verdict {
     let all = sockets::listeners_on_port(target.port).unwrap_or_default();
     let inodes: Vec<u64> = all.iter().map(|l| l.inode).collect();
     let owners: HashMap<u64, Vec<Owner>> = match scope {
-        Scope::Tree(pids) => sockets::owners_among(
+        _ if all.is_empty() => HashMap::new(),
+        Scope::TreeOf(root) => sockets::owners_among(
             &inodes,
-            &pids.iter().map(|p| p.as_raw()).collect::<Vec<_>>(),
+            &crate::tree::descendants(root)
+                .iter()
+                .map(|p| p.as_raw())
+                .collect::<Vec<_>>(),
         ),
         Scope::Host => sockets::owners_on_host(&all),
     };
-    let in_tree = matches!(scope, Scope::Tree(_));
+    let in_tree = matches!(scope, Scope::TreeOf(_));
     let (ours, foreign): (Vec<Seen>, Vec<Seen>) = all
         .into_iter()
         .map(|l| Seen {
