@@ -434,8 +434,14 @@ impl AppDir {
     /// The launcher inside `ns`, in this directory, with `args`.
     pub fn launcher_in(&self, ns: &Netns, args: &[&str]) -> Command {
         let mut c = ns.cmd(launcher());
-        c.args(args)
-            .current_dir(self.path())
+        c.args(args);
+        self.launcher_env(c)
+    }
+
+    /// This directory, a private control-socket directory, the venv first on
+    /// PATH, and none of the variables the launcher rewrites.
+    fn launcher_env(&self, mut c: Command) -> Command {
+        c.current_dir(self.path())
             .env("XDG_RUNTIME_DIR", self.path().join("run"))
             .env(
                 "PATH",
@@ -492,22 +498,8 @@ impl AppDir {
     pub fn launcher_under(&self, ns: &Netns, wrapper: &[&str], args: &[&str]) -> Command {
         let (first, rest) = wrapper.split_first().expect("a wrapper program");
         let mut c = ns.cmd(first);
-        c.args(rest)
-            .arg(launcher())
-            .args(args)
-            .current_dir(self.path())
-            .env("XDG_RUNTIME_DIR", self.path().join("run"))
-            .env(
-                "PATH",
-                format!(
-                    "{}/bin:{}",
-                    venv().display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("GUNICORN_CMD_ARGS");
-        c
+        c.args(rest).arg(launcher()).args(args);
+        self.launcher_env(c)
     }
 }
 
