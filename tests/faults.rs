@@ -698,6 +698,10 @@ fn signals_during_a_stop_do_not_spoil_it() {
         Proc::spawn(app.launcher_in(&ns, &["run", "--", "gunicorn", "-w", "2", "hello:app"]));
     let _cleanup = KillTreeOnDrop(l.pid());
     l.wait_line("verified:", LONG);
+    // Both workers booted: gunicorn <= 23 told to stop while a worker is
+    // still booting waits its whole graceful timeout for it.
+    let master = master_of(l.pid());
+    wait_until("two workers", LONG, || children(master).len() == 2);
     let tree = descendants(l.pid());
     l.signal(Signal::SIGTERM);
     // Not before the launcher has taken the TERM: signals pending together
