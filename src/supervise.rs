@@ -585,11 +585,12 @@ impl Supervisor {
     fn verify_step(&mut self, now: Instant, deadline: Instant, delay: Duration) {
         let v = verify::verdict(&self.settings.target, Scope::TreeOf(Pid::this()));
         if v.ok() {
-            self.handlers_are_up();
             log::info(&format!("verified: {}", v.summary));
             self.systemd.ready(&format!("verified: {}", v.summary));
             self.phase = Phase::Settled { verified: true };
             self.schedule_tick(Instant::now());
+            // Last: a held HUP delivered now starts a verification of its own.
+            self.handlers_are_up();
             return;
         }
         // A wrong bind or a foreign holder will not fix itself; anything
