@@ -100,7 +100,7 @@ pub fn table(v: &Verdict, target: &Target, colour: bool) -> String {
                 family(&seen.listener).into(),
                 addr.clone(),
                 o.pid.to_string(),
-                o.user.clone(),
+                o.user(),
                 o.command.clone(),
             ]);
         }
@@ -137,7 +137,7 @@ pub fn to_json(v: &Verdict, target: &Target) -> serde_json::Value {
             "port": s.listener.port,
             "v6_only": s.listener.v6_only,
             "all_interfaces": s.listener.is_wildcard() && (s.listener.covers_ipv4()),
-            "owners": s.owners.iter().map(|o| json!({"pid": o.pid, "command": o.command, "user": o.user})).collect::<Vec<_>>(),
+            "owners": s.owners.iter().map(|o| json!({"pid": o.pid, "command": o.command, "user": o.user()})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "probes": v.probes.iter().map(|p| json!({
             "address": p.addr.to_string(),

@@ -11,9 +11,12 @@
 //!   launch form, where gunicorn's arguments start, every bind spelling
 //!   removed, the launcher's bind placed right after the program, the child's
 //!   environment cleaned.
-//! - [`supervise`]: the process and its signals, one loop over one signalfd,
-//!   the child's notify socket and a deadline; [`tree`] finds gunicorn's
-//!   processes by the process tree, from the few `/proc` facts in [`proc`].
+//! - [`run`]: `run` and `print-command` as a handful of named steps;
+//!   [`spawn`] forks and execs gunicorn; [`supervise`] is the loop over the
+//!   signalfd, gunicorn's notify socket, the HTTP probes' sockets and a
+//!   deadline; [`tree`] finds gunicorn's processes by the process tree, from
+//!   the few `/proc` facts in [`proc`]; [`memory`] gives back start-up's
+//!   pages once the launcher is idle.
 //! - [`sockets`]: listening sockets from the kernel (sock_diag) and their
 //!   owners; [`probe`]: the HTTP probe; [`verify`]: the single verdict that
 //!   `run`, `check` and the installer share.
@@ -31,10 +34,13 @@ pub mod gunicorn_args;
 pub mod install;
 pub mod launch;
 pub mod log;
+pub mod memory;
 pub mod notify;
 pub mod probe;
 pub mod proc;
+pub mod run;
 pub mod sockets;
+pub mod spawn;
 pub mod supervise;
 pub mod tree;
 pub mod unit_file;

@@ -28,9 +28,13 @@
 //! none of them.
 
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpStream};
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags};
 
 use nix::ifaddrs::getifaddrs;
 use nix::net::if_::{InterfaceFlags, if_nametoindex};
@@ -178,74 +182,177 @@ impl fmt::Display for ProbeResult {
     }
 }
 
-/// One probe: connect with timeout, send `GET <path> HTTP/1.1` with `Host`
-/// (the address, IPv6 in brackets), `User-Agent: gunicorn-launcher` and
-/// `Connection: close`, read until the end of the status line (at most
-/// [`MAX_STATUS_LINE`] bytes) and parse `HTTP/x.y NNN`. Everything, connect
-/// included, happens within `timeout`. An empty `path` means `/`.
+/// One probe, alone: [`probe_all`] of one address.
 pub fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> ProbeResult {
-    let deadline = deadline_after(timeout);
-    ProbeResult {
-        addr,
-        outcome: probe_until(addr, path, deadline),
-    }
+    probe_all(&[addr], path, timeout).remove(0)
 }
 
-/// Probe every address concurrently (one thread per address, see the module
-/// doc) and return the results in the order of `addrs`. The whole call is
-/// bounded by `timeout`: every probe shares one deadline.
+/// Probes every address at once and returns the results in the order of
+/// `addrs`. The whole call is bounded by `timeout`: every probe shares one
+/// deadline. This is [`Probes`] with a poll loop of its own, for callers
+/// that have nothing else to wait for (`check`, the installer).
 pub fn probe_all(addrs: &[SocketAddr], path: &str, timeout: Duration) -> Vec<ProbeResult> {
-    let deadline = deadline_after(timeout);
-    if let [addr] = addrs {
-        // One address needs no thread.
-        return vec![ProbeResult {
-            addr: *addr,
-            outcome: probe_until(*addr, path, deadline),
-        }];
+    let mut probes = Probes::start(addrs, path, timeout);
+    while !probes.done() {
+        let mut fds = probes.poll_fds();
+        let wait = poll_timeout(probes.deadline());
+        let ready = match nix::poll::poll(&mut fds, wait) {
+            Ok(_) => fds
+                .iter()
+                .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        drop(fds);
+        probes.advance(&ready, Instant::now());
     }
-    std::thread::scope(|scope| {
-        let running: Vec<_> = addrs
+    probes.results()
+}
+
+/// Milliseconds until `deadline`, rounded up (rounding down would wake
+/// early and spin on a zero timeout).
+pub fn poll_timeout(deadline: Instant) -> nix::poll::PollTimeout {
+    let ms = deadline
+        .saturating_duration_since(Instant::now())
+        .as_micros()
+        .div_ceil(1000)
+        .min(i32::MAX as u128);
+    nix::poll::PollTimeout::try_from(ms as i32).unwrap_or(nix::poll::PollTimeout::MAX)
+}
+
+/// Probes under way, on non-blocking sockets whose readiness the caller
+/// waits for: the supervisor polls them beside its signalfd, so it never
+/// waits for an app that is slow to answer; [`probe_all`] polls them alone.
+/// No thread is started.
+///
+/// Each probe connects, sends `GET <path> HTTP/1.1` with `Host` (the
+/// address, IPv6 in brackets), `User-Agent: gunicorn-launcher` and
+/// `Connection: close`, and reads until the end of the status line (at most
+/// [`MAX_STATUS_LINE`] bytes), which it parses as `HTTP/x.y NNN`. Everything,
+/// connect included, happens before the shared deadline.
+pub struct Probes {
+    deadline: Instant,
+    probes: Vec<Probe>,
+}
+
+struct Probe {
+    addr: SocketAddr,
+    stage: Stage,
+}
+
+enum Stage {
+    /// `connect` is under way; then `request` is sent.
+    Connecting {
+        socket: OwnedFd,
+        request: Vec<u8>,
+    },
+    /// `request[sent..]` is still to be written.
+    Sending {
+        socket: OwnedFd,
+        request: Vec<u8>,
+        sent: usize,
+    },
+    /// The status line so far.
+    Reading {
+        socket: OwnedFd,
+        received: Vec<u8>,
+    },
+    Done(Outcome),
+}
+
+impl Probes {
+    /// Starts a probe of each address; a zero `timeout` times them all out
+    /// at once.
+    pub fn start(addrs: &[SocketAddr], path: &str, timeout: Duration) -> Probes {
+        let deadline = Instant::now() + timeout.min(MAX_TIMEOUT);
+        let probes = addrs
             .iter()
-            .map(|&addr| {
-                let spawned = std::thread::Builder::new()
-                    .name(format!("probe {addr}"))
-                    .spawn_scoped(scope, move || probe_until(addr, path, deadline));
-                (addr, spawned)
+            .map(|&addr| Probe {
+                addr,
+                stage: if timeout.is_zero() {
+                    Stage::Done(Outcome::Timeout)
+                } else {
+                    connect(addr, path)
+                },
             })
             .collect();
-        running
-            .into_iter()
-            .map(|(addr, spawned)| {
-                // Running a probe inline when a thread cannot start would break
-                // the time bound, so that address is reported as an error.
-                let outcome = match spawned {
-                    Ok(handle) => handle
-                        .join()
-                        .unwrap_or_else(|_| Outcome::Error("probe thread panicked".to_owned())),
-                    Err(e) => Outcome::Error(format!("could not start a probe thread: {e}")),
+        Probes { deadline, probes }
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Every probe has its outcome.
+    pub fn done(&self) -> bool {
+        self.probes
+            .iter()
+            .all(|p| matches!(p.stage, Stage::Done(_)))
+    }
+
+    /// What to poll, one entry per probe (a finished probe asks for nothing),
+    /// in the order [`Probes::advance`] takes the results.
+    pub fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        self.probes
+            .iter()
+            .filter_map(|p| {
+                let (socket, events) = match &p.stage {
+                    Stage::Connecting { socket, .. } | Stage::Sending { socket, .. } => {
+                        (socket, PollFlags::POLLOUT)
+                    }
+                    Stage::Reading { socket, .. } => (socket, PollFlags::POLLIN),
+                    Stage::Done(_) => return None,
                 };
-                ProbeResult { addr, outcome }
+                Some(PollFd::new(socket.as_fd(), events))
             })
             .collect()
-    })
+    }
+
+    /// Moves each probe on whose descriptor is ready (`ready` holds the
+    /// `revents` in [`Probes::poll_fds`]' order; a shorter slice leaves the
+    /// rest as they are), then times out what is left at the deadline.
+    pub fn advance(&mut self, ready: &[PollFlags], now: Instant) {
+        let mut ready = ready.iter();
+        for probe in &mut self.probes {
+            if matches!(probe.stage, Stage::Done(_)) {
+                continue;
+            }
+            let Some(&events) = ready.next() else { break };
+            if !events.is_empty() {
+                probe.step();
+            }
+        }
+        if now >= self.deadline {
+            for probe in &mut self.probes {
+                if !matches!(probe.stage, Stage::Done(_)) {
+                    probe.stage = Stage::Done(Outcome::Timeout);
+                }
+            }
+        }
+    }
+
+    /// The results in the order of the addresses; an unfinished probe
+    /// counts as timed out.
+    pub fn results(self) -> Vec<ProbeResult> {
+        self.probes
+            .into_iter()
+            .map(|p| ProbeResult {
+                addr: p.addr,
+                outcome: match p.stage {
+                    Stage::Done(outcome) => outcome,
+                    _ => Outcome::Timeout,
+                },
+            })
+            .collect()
+    }
 }
 
-fn deadline_after(timeout: Duration) -> Instant {
-    Instant::now() + timeout.min(MAX_TIMEOUT)
-}
-
-/// Time left before `deadline`, or `None` once it has passed. Zero counts as
-/// passed because std rejects a zero socket timeout.
-fn remaining(deadline: Instant) -> Option<Duration> {
-    deadline
-        .checked_duration_since(Instant::now())
-        .filter(|left| !left.is_zero())
-}
-
-fn probe_until(addr: SocketAddr, path: &str, deadline: Instant) -> Outcome {
+/// The first stage of a probe: a non-blocking connect.
+fn connect(addr: SocketAddr, path: &str) -> Stage {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6, socket};
     let request = match build_request(addr, path) {
         Ok(request) => request,
-        Err(message) => return Outcome::Error(message),
+        Err(message) => return Stage::Done(Outcome::Error(message)),
     };
     if let SocketAddr::V6(v6) = addr
         && v6.ip().is_unicast_link_local()
@@ -253,19 +360,132 @@ fn probe_until(addr: SocketAddr, path: &str, deadline: Instant) -> Outcome {
     {
         // The kernel would answer EINVAL ("Invalid argument"), which hides
         // the real cause.
-        return Outcome::Error("link-local address without a scope id".to_owned());
+        return Stage::Done(Outcome::Error(
+            "link-local address without a scope id".to_owned(),
+        ));
     }
-    let Some(left) = remaining(deadline) else {
-        return Outcome::Timeout;
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    let mut stream = match TcpStream::connect_timeout(&addr, left) {
-        Ok(stream) => stream,
-        Err(e) => return io_outcome(&e),
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let socket = match socket(family, SockType::Stream, flags, None) {
+        Ok(socket) => socket,
+        Err(e) => return Stage::Done(errno_outcome(e)),
     };
-    if let Err(e) = send(&mut stream, &request, deadline) {
-        return io_outcome(&e);
+    let fd = socket.as_raw_fd();
+    let connected = match addr {
+        SocketAddr::V4(v4) => nix::sys::socket::connect(fd, &SockaddrIn::from(v4)),
+        SocketAddr::V6(v6) => nix::sys::socket::connect(fd, &SockaddrIn6::from(v6)),
+    };
+    match connected {
+        Ok(()) => Stage::Sending {
+            socket,
+            request,
+            sent: 0,
+        },
+        Err(Errno::EINPROGRESS | Errno::EINTR) => Stage::Connecting { socket, request },
+        Err(e) => Stage::Done(errno_outcome(e)),
     }
-    read_status(&mut stream, deadline)
+}
+
+impl Probe {
+    /// One step on a ready descriptor: never blocks.
+    fn step(&mut self) {
+        let stage = std::mem::replace(&mut self.stage, Stage::Done(Outcome::Timeout));
+        self.stage = match stage {
+            Stage::Connecting { socket, request } => {
+                match nix::sys::socket::getsockopt(&socket, nix::sys::socket::sockopt::SocketError)
+                {
+                    Ok(0) => send_more(socket, request, 0),
+                    Ok(errno) => Stage::Done(errno_outcome(Errno::from_raw(errno))),
+                    Err(e) => Stage::Done(errno_outcome(e)),
+                }
+            }
+            Stage::Sending {
+                socket,
+                request,
+                sent,
+            } => send_more(socket, request, sent),
+            Stage::Reading {
+                socket,
+                mut received,
+            } => read_more(socket, &mut received),
+            done @ Stage::Done(_) => done,
+        };
+    }
+}
+
+/// Writes what the socket takes of the request; reading begins once all
+/// of it is gone.
+fn send_more(socket: OwnedFd, request: Vec<u8>, mut sent: usize) -> Stage {
+    use nix::sys::socket::{MsgFlags, send};
+    while sent < request.len() {
+        match send(socket.as_raw_fd(), &request[sent..], MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) => sent += n,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                return Stage::Sending {
+                    socket,
+                    request,
+                    sent,
+                };
+            }
+            Err(e) => return Stage::Done(errno_outcome(e)),
+        }
+    }
+    Stage::Reading {
+        socket,
+        received: Vec::new(),
+    }
+}
+
+/// Reads what has arrived, until the status line is complete, proven not
+/// to be HTTP, or too long.
+fn read_more(socket: OwnedFd, received: &mut Vec<u8>) -> Stage {
+    let mut buf = [0u8; MAX_STATUS_LINE];
+    loop {
+        let room = MAX_STATUS_LINE - received.len();
+        match nix::sys::socket::recv(
+            socket.as_raw_fd(),
+            &mut buf[..room],
+            nix::sys::socket::MsgFlags::empty(),
+        ) {
+            Ok(0) if received.is_empty() => {
+                return Stage::Done(Outcome::Error(
+                    "connection closed before any response".to_owned(),
+                ));
+            }
+            Ok(0) => {
+                return Stage::Done(Outcome::Error(format!(
+                    "connection closed inside the status line: {}",
+                    preview(received)
+                )));
+            }
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => {
+                return Stage::Reading {
+                    socket,
+                    received: std::mem::take(received),
+                };
+            }
+            Err(e) => return Stage::Done(errno_outcome(e)),
+        }
+        match parse_status_line(received) {
+            StatusLine::Status(code) => return Stage::Done(Outcome::Status(code)),
+            StatusLine::NotHttp => {
+                return Stage::Done(Outcome::Error(format!("not HTTP: {}", preview(received))));
+            }
+            StatusLine::Incomplete if received.len() == MAX_STATUS_LINE => {
+                return Stage::Done(Outcome::Error(format!(
+                    "no end of status line in the first {MAX_STATUS_LINE} bytes: {}",
+                    preview(received)
+                )));
+            }
+            StatusLine::Incomplete => {}
+        }
+    }
 }
 
 /// The request bytes, or why `path` cannot be sent: a space or a control
@@ -289,75 +509,20 @@ fn build_request(addr: SocketAddr, path: &str) -> Result<Vec<u8>, String> {
     .into_bytes())
 }
 
-fn send(stream: &mut TcpStream, request: &[u8], deadline: Instant) -> io::Result<()> {
-    let left = remaining(deadline).ok_or(io::ErrorKind::TimedOut)?;
-    stream.set_write_timeout(Some(left))?;
-    // A request of ~100 bytes fits the empty send buffer of a new connection,
-    // so this is one write that does not block.
-    stream.write_all(request)
-}
-
-/// Reads until the status line is complete, proven not to be HTTP, too long,
-/// or the deadline passes. Each read waits only for the time left, so a server
-/// that trickles bytes cannot stretch the probe beyond the deadline.
-fn read_status(stream: &mut TcpStream, deadline: Instant) -> Outcome {
-    let mut buf = [0u8; MAX_STATUS_LINE];
-    let mut len = 0;
-    loop {
-        let received = &buf[..len];
-        match parse_status_line(received) {
-            StatusLine::Status(code) => return Outcome::Status(code),
-            StatusLine::NotHttp => {
-                return Outcome::Error(format!("not HTTP: {}", preview(received)));
-            }
-            StatusLine::Incomplete if len == buf.len() => {
-                return Outcome::Error(format!(
-                    "no end of status line in the first {MAX_STATUS_LINE} bytes: {}",
-                    preview(received)
-                ));
-            }
-            StatusLine::Incomplete => {}
-        }
-        let Some(left) = remaining(deadline) else {
-            return Outcome::Timeout;
-        };
-        if let Err(e) = stream.set_read_timeout(Some(left)) {
-            return io_outcome(&e);
-        }
-        match stream.read(&mut buf[len..]) {
-            Ok(0) if len == 0 => {
-                return Outcome::Error("connection closed before any response".to_owned());
-            }
-            Ok(0) => {
-                return Outcome::Error(format!(
-                    "connection closed inside the status line: {}",
-                    preview(&buf[..len])
-                ));
-            }
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return io_outcome(&e),
-        }
-    }
-}
-
 /// Short lowercase words for the errors an operator will meet, so a `check`
 /// report reads "connection reset" rather than "Connection reset by peer (os error 104)".
-fn io_outcome(e: &io::Error) -> Outcome {
-    use io::ErrorKind as K;
-    let message = match e.kind() {
-        // Socket timeouts surface as EAGAIN (WouldBlock) from read and write,
-        // as TimedOut from connect_timeout.
-        K::WouldBlock | K::TimedOut => return Outcome::Timeout,
-        K::ConnectionRefused => return Outcome::Refused,
-        K::ConnectionReset => "connection reset",
-        K::ConnectionAborted => "connection aborted",
-        K::BrokenPipe => "connection closed before the request was sent",
-        K::HostUnreachable => "host unreachable",
-        K::NetworkUnreachable => "network unreachable",
+fn errno_outcome(e: Errno) -> Outcome {
+    let message = match e {
+        Errno::ETIMEDOUT => return Outcome::Timeout,
+        Errno::ECONNREFUSED => return Outcome::Refused,
+        Errno::ECONNRESET => "connection reset",
+        Errno::ECONNABORTED => "connection aborted",
+        Errno::EPIPE => "connection closed before the request was sent",
+        Errno::EHOSTUNREACH => "host unreachable",
+        Errno::ENETUNREACH => "network unreachable",
         // E.g. an address removed, or still tentative (IPv6 DAD), meanwhile.
-        K::AddrNotAvailable => "address not available",
-        _ => return Outcome::Error(e.to_string()),
+        Errno::EADDRNOTAVAIL => "address not available",
+        _ => return Outcome::Error(format!("{} ({e})", e.desc())),
     };
     Outcome::Error(message.to_owned())
 }
@@ -434,8 +599,9 @@ pub fn parse_status_line(buf: &[u8]) -> StatusLine {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::io::BufRead;
+    use std::io::{BufRead, Write};
     use std::net::TcpListener;
+    use std::net::TcpStream;
     use std::sync::mpsc;
     use std::thread;
 

@@ -6,6 +6,21 @@
 //! two reads: every function answers `None` or nothing for it, never an error.
 
 use std::fs;
+use std::io::Read;
+
+/// A whole `/proc` file. Its size says 0, so std's `read_to_string` would
+/// grow its buffer from 32 bytes, one `read` each time; this reads into
+/// `capacity` bytes at once (more only if the file is longer).
+pub fn read(path: &str, capacity: usize) -> Option<Vec<u8>> {
+    let mut text = Vec::with_capacity(capacity);
+    fs::File::open(path).ok()?.read_to_end(&mut text).ok()?;
+    Some(text)
+}
+
+/// [`read`] as text (`/proc` text files are ASCII but for names).
+pub fn read_text(path: &str) -> Option<String> {
+    read(path, 4096).map(|t| String::from_utf8_lossy(&t).into_owned())
+}
 
 /// Every pid in this PID namespace's `/proc`.
 pub fn all_pids() -> Vec<i32> {
@@ -18,22 +33,79 @@ pub fn all_pids() -> Vec<i32> {
         .collect()
 }
 
-/// The parent pid, from `/proc/<pid>/stat` (cheaper for the kernel than `status`).
-pub fn ppid(pid: i32) -> Option<i32> {
-    parse_ppid(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+/// What `/proc/<pid>/stat` says of a process (cheaper for the kernel than `status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// `R`, `S`, `T`, `Z`, ...
+    pub state: char,
+    pub ppid: i32,
+    /// Start time in clock ticks after boot: with the pid, it names one
+    /// process even if the pid is reused later.
+    pub start: u64,
 }
 
-/// `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so
-/// fields are counted from its last closing parenthesis.
-pub fn parse_ppid(stat: &str) -> Option<i32> {
+pub fn stat(pid: i32) -> Option<Stat> {
+    parse_stat(&read_text(&format!("/proc/{pid}/stat"))?)
+}
+
+/// The parent pid.
+pub fn ppid(pid: i32) -> Option<i32> {
+    stat(pid).map(|s| s.ppid)
+}
+
+/// `pid (comm) state ppid ... starttime ...`: comm may hold spaces and
+/// parentheses, so fields are counted from its last closing parenthesis
+/// (starttime is field 22 of the line, the 20th after comm).
+pub fn parse_stat(stat: &str) -> Option<Stat> {
     let (_, fields) = stat.rsplit_once(')')?;
-    fields.split_whitespace().nth(1)?.parse().ok()
+    let mut fields = fields.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let start = fields.nth(17)?.parse().ok()?;
+    Some(Stat { state, ppid, start })
+}
+
+/// The children of `pid`, from `/proc/<pid>/task/<tid>/children` (a forked
+/// child is listed under the thread that forked it, so every thread is
+/// read); `None` on a kernel built without those files.
+pub fn children(pid: i32) -> Option<Vec<i32>> {
+    let mut found = Vec::new();
+    let mut any = false;
+    for task in fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        if let Some(list) = read_text(&format!(
+            "/proc/{pid}/task/{}/children",
+            task.file_name().to_string_lossy()
+        )) {
+            any = true;
+            found.extend(
+                list.split_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok()),
+            );
+        }
+    }
+    any.then_some(found)
+}
+
+/// Signals pending for the process (its shared queue and its main
+/// thread's), as a mask with bit `N - 1` for signal N.
+pub fn pending_signals(pid: i32) -> Option<u64> {
+    let status = read_text(&format!("/proc/{pid}/status"))?;
+    let mut mask = None;
+    for line in status.lines() {
+        if let Some(hex) = line
+            .strip_prefix("SigPnd:")
+            .or_else(|| line.strip_prefix("ShdPnd:"))
+        {
+            mask = Some(mask.unwrap_or(0) | u64::from_str_radix(hex.trim(), 16).ok()?);
+        }
+    }
+    mask
 }
 
 /// The command line, words joined by spaces; `None` for a kernel thread or
 /// a process that is gone.
 pub fn command_line(pid: i32) -> Option<String> {
-    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let raw = read(&format!("/proc/{pid}/cmdline"), 4096)?;
     let words: Vec<String> = raw
         .split(|&byte| byte == 0)
         .filter(|word| !word.is_empty())
@@ -44,7 +116,7 @@ pub fn command_line(pid: i32) -> Option<String> {
 
 /// One variable of the environment the process was exec'd with.
 pub fn environ_var(pid: i32, name: &str) -> Option<String> {
-    let raw = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let raw = read(&format!("/proc/{pid}/environ"), 8192)?;
     raw.split(|&byte| byte == 0).find_map(|entry| {
         let value = entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
         Some(String::from_utf8_lossy(value).into_owned())
@@ -56,13 +128,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ppid_survives_odd_command_names() {
-        assert_eq!(parse_ppid("42 (gunicorn: a) b)) S 41 42 42 0 -1"), Some(41));
-        assert_eq!(parse_ppid("42 (x) S"), None);
-        assert_eq!(parse_ppid("42 x S 41"), None);
+    fn stat_survives_odd_command_names() {
+        let tail = "42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000";
+        assert_eq!(
+            parse_stat(&format!("42 (gunicorn: a) b)) S 41 {tail}")),
+            Some(Stat {
+                state: 'S',
+                ppid: 41,
+                start: 123456
+            })
+        );
+        assert_eq!(parse_stat("42 (x) S 41 42"), None);
+        assert_eq!(parse_stat(&format!("42 x S 41 {tail}")), None);
         let me = std::process::id() as i32;
         assert_eq!(ppid(me), Some(nix::unistd::getppid().as_raw()));
         assert!(all_pids().contains(&me));
+        assert!(stat(me).is_some_and(|s| s.state.is_ascii_uppercase() && s.start > 0));
+    }
+
+    #[test]
+    fn children_and_pending_signals_of_real_processes() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let me = std::process::id() as i32;
+        assert!(children(me).unwrap().contains(&pid));
+        assert_eq!(children(pid), Some(Vec::new()));
+        // A stopped process keeps what is sent to it pending.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGSTOP,
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while stat(pid).map(|s| s.state) != Some('T') {
+            assert!(std::time::Instant::now() < deadline, "never stopped");
+            std::thread::yield_now();
+        }
+        assert_eq!(pending_signals(pid), Some(0));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGUSR1,
+        )
+        .unwrap();
+        assert_eq!(pending_signals(pid), Some(1 << (10 - 1)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(children(-5), None);
     }
 
     #[test]

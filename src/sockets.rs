@@ -155,21 +155,27 @@ mod sock_diag {
     use netlink_packet_sock_diag::inet::{
         ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags,
     };
-    use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
-    use nix::sys::socket::{MsgFlags, setsockopt, sockopt};
+    use nix::sys::socket::{
+        AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, send,
+        setsockopt, socket, sockopt,
+    };
     use nix::sys::time::{TimeVal, TimeValLike};
     use std::io;
     use std::net::IpAddr;
+    use std::os::fd::OwnedFd;
 
-    /// The kernel builds dump datagrams of at most 32 KiB; twice that never truncates.
-    const RECEIVE_BUFFER: usize = 64 * 1024;
+    /// A dump datagram is at most as large as the largest buffer this socket
+    /// has offered to `recvmsg`, and never below the kernel's own page-sized
+    /// minimum (`NLMSG_GOODSIZE`, under 8 KiB): a fixed buffer of this size
+    /// is never cut short, and `MSG_TRUNC` would show it if it were.
+    const RECEIVE_BUFFER: usize = 16 * 1024;
     /// A dump is answered at once; a silent kernel must not hang `check` or startup.
     const REPLY_TIMEOUT_SECONDS: i64 = 5;
     const NETLINK_HEADER_LEN: usize = 16;
 
     pub(super) fn listeners(port: u16) -> io::Result<Vec<Listener>> {
         let socket = connect()?;
-        let mut buffer = vec![0; RECEIVE_BUFFER];
+        let mut buffer = [0; RECEIVE_BUFFER];
         let mut found = Vec::new();
         for (sequence, family) in [(1, AF_INET), (2, AF_INET6)] {
             send_all(&socket, &dump_request(family, port, sequence))?;
@@ -180,10 +186,18 @@ mod sock_diag {
         Ok(found)
     }
 
-    fn connect() -> io::Result<Socket> {
-        let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
-        socket.bind_auto()?;
-        socket.connect(&SocketAddr::new(0, 0))?;
+    fn connect() -> io::Result<OwnedFd> {
+        let socket = socket(
+            AddressFamily::Netlink,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkSockDiag,
+        )?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
+        // Port 0: the kernel picks this socket's address; connected to the
+        // kernel (port 0 too), it takes datagrams from nobody else.
+        bind(fd, &NetlinkAddr::new(0, 0))?;
+        nix::sys::socket::connect(fd, &NetlinkAddr::new(0, 0))?;
         let timeout = TimeVal::seconds(REPLY_TIMEOUT_SECONDS);
         setsockopt(&socket, sockopt::ReceiveTimeout, &timeout)?;
         Ok(socket)
@@ -213,8 +227,12 @@ mod sock_diag {
         bytes
     }
 
-    fn send_all(socket: &Socket, request: &[u8]) -> io::Result<()> {
-        let sent = socket.send(request, 0)?;
+    fn send_all(socket: &OwnedFd, request: &[u8]) -> io::Result<()> {
+        let sent = send(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            request,
+            MsgFlags::empty(),
+        )?;
         if sent != request.len() {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
@@ -228,14 +246,20 @@ mod sock_diag {
     /// socket to `on_response`. An `NLMSG_ERROR`, an error in `NLMSG_DONE` (the kernel's
     /// way to report a dump that failed halfway) or an overrun makes the whole table untrustworthy.
     fn receive_dump(
-        socket: &Socket,
+        socket: &OwnedFd,
         sequence: u32,
         buffer: &mut [u8],
         mut on_response: impl FnMut(&InetResponse),
     ) -> io::Result<()> {
         loop {
             // MSG_TRUNC makes recv return the datagram's real size, so a cut-off is visible.
-            let received = socket.recv(&mut &mut buffer[..], MsgFlags::MSG_TRUNC.bits())?;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(socket);
+            let received = loop {
+                match recv(fd, buffer, MsgFlags::MSG_TRUNC) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    other => break other?,
+                }
+            };
             let datagram = buffer
                 .get(..received)
                 .ok_or_else(|| invalid_data("sock_diag reply larger than the receive buffer"))?;
@@ -398,8 +422,19 @@ pub struct Owner {
     pub pid: i32,
     /// `/proc/<pid>/cmdline` joined by spaces; the kernel's `comm` when that is empty.
     pub command: String,
-    /// Name of the effective uid; the number when it has no name.
-    pub user: String,
+    /// The effective uid; [`Owner::user`] names it.
+    pub uid: u32,
+}
+
+impl Owner {
+    /// The name of the owner's uid, the number when it has none. Looked up
+    /// only when shown: `run` needs names only to explain a failure.
+    pub fn user(&self) -> String {
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(self.uid))
+            .ok()
+            .flatten()
+            .map_or_else(|| self.uid.to_string(), |user| user.name)
+    }
 }
 
 /// Which processes hold each socket inode; pids ascending.
@@ -560,7 +595,7 @@ impl Family {
     fn relatives(&mut self, pid: i32) -> Vec<i32> {
         let parent = crate::proc::ppid(pid).filter(|&ppid| ppid > 0);
         let children = if self.children_files {
-            children_from_task_files(pid)
+            crate::proc::children(pid).unwrap_or_default()
         } else {
             self.children_by_parent(pid)
         };
@@ -578,24 +613,7 @@ impl Family {
     }
 }
 
-/// A forked child is listed under the thread that forked it, so every thread is read.
-fn children_from_task_files(pid: i32) -> Vec<i32> {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    let lists = tasks
-        .flatten()
-        .filter_map(|task| fs::read_to_string(task.path().join("children")).ok());
-    let words: Vec<String> = lists.collect();
-    words
-        .iter()
-        .flat_map(|list| list.split_whitespace())
-        .filter_map(|child| child.parse().ok())
-        .collect()
-}
-
 fn describe(holders: &Holders) -> HashMap<u64, Vec<Owner>> {
-    let mut users = UserNames::default();
     let mut described: HashMap<i32, Option<Owner>> = HashMap::new();
     let mut owners = HashMap::new();
     for (&inode, pids) in holders {
@@ -604,7 +622,7 @@ fn describe(holders: &Holders) -> HashMap<u64, Vec<Owner>> {
             .filter_map(|&pid| {
                 described
                     .entry(pid)
-                    .or_insert_with(|| describe_process(pid, &mut users))
+                    .or_insert_with(|| describe_process(pid))
                     .clone()
             })
             .collect();
@@ -616,28 +634,11 @@ fn describe(holders: &Holders) -> HashMap<u64, Vec<Owner>> {
 }
 
 /// `None` when the process has exited since its fd table was read.
-fn describe_process(pid: i32, users: &mut UserNames) -> Option<Owner> {
+fn describe_process(pid: i32) -> Option<Owner> {
     let info = read_process(pid)?;
-    let user = users.name(info.effective_uid());
+    let uid = info.effective_uid();
     let command = crate::proc::command_line(pid).unwrap_or(info.name);
-    Some(Owner { pid, command, user })
-}
-
-#[derive(Default)]
-struct UserNames(HashMap<u32, String>);
-
-impl UserNames {
-    fn name(&mut self, uid: u32) -> String {
-        self.0
-            .entry(uid)
-            .or_insert_with(|| {
-                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                    .ok()
-                    .flatten()
-                    .map_or_else(|| uid.to_string(), |user| user.name)
-            })
-            .clone()
-    }
+    Some(Owner { pid, command, uid })
 }
 
 /// The owner of `/proc/<pid>`: the effective uid. Unlike the files in it, the directory
@@ -665,7 +666,7 @@ impl ProcessInfo {
 }
 
 fn read_process(pid: i32) -> Option<ProcessInfo> {
-    parse_status(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+    parse_status(&crate::proc::read_text(&format!("/proc/{pid}/status"))?)
 }
 
 fn parse_status(status: &str) -> Option<ProcessInfo> {
@@ -1105,7 +1106,7 @@ mod tests {
         assert!(owner.command.contains(exe_name), "{owner:?}");
         let me = nix::unistd::User::from_uid(nix::unistd::geteuid()).unwrap();
         assert_eq!(
-            owner.user,
+            owner.user(),
             me.map_or_else(|| nix::unistd::geteuid().to_string(), |u| u.name)
         );
     }
@@ -1248,8 +1249,8 @@ os.waitpid(child, 0)
         let owners = owners_on_host(&found);
         let holders = &owners[&found[0].inode];
         assert_eq!(owner_pids(holders), vec![server.0.id() as i32, worker]);
-        assert_eq!(holders[0].user, user_name(0));
-        assert_eq!(holders[1].user, user_name(NOBODY));
+        assert_eq!(holders[0].user(), user_name(0));
+        assert_eq!(holders[1].user(), user_name(NOBODY));
     }
 
     /// gunicorn `--reuse-port --user nobody` run as root: each worker binds its own socket
@@ -1285,7 +1286,7 @@ os.waitpid(worker, 0)
         assert_eq!(proc_owner(worker), Some(NOBODY));
         let owners = owners_on_host(&found);
         assert_eq!(pids(&owners, found[0].inode), vec![worker]);
-        assert_eq!(owners[&found[0].inode][0].user, user_name(NOBODY));
+        assert_eq!(owners[&found[0].inode][0].user(), user_name(NOBODY));
         drop(master);
     }
 

@@ -1,50 +1,64 @@
-//! The supervisor: start gunicorn, then one loop over its event sources.
+//! The supervisor: one loop over its event sources, which never waits on
+//! anything else.
 //!
-//! Sources: a signalfd (every signal we handle, SIGCHLD included, is blocked
-//! and read from it, so there are no async signal handlers anywhere), the
-//! child's notify socket, and one deadline (verification retry, stop
-//! timeout, recheck, watchdog). Each turn of the loop: wait, then handle
-//! what arrived. Nothing runs between events, so an idle, verified service
-//! costs no wakeups unless a recheck interval or systemd's watchdog asks.
+//! Sources: a signalfd (every signal it handles, SIGCHLD included, is
+//! blocked and read from it, so there are no async handlers anywhere),
+//! gunicorn's notify socket, the sockets of the HTTP probes under way, and
+//! the nearest deadline. Nothing runs between events: a verified, idle
+//! service sleeps in `poll` without a timeout.
 //!
-//! gunicorn runs as our child in its own session and process group (so a
-//! terminal's Ctrl-C reaches it once, through us, and a stray TTIN/TTOU
-//! cannot stop it), with SIGTERM as parent-death signal
-//! (SIGKILL would leave sync workers alive for `timeout / 2`), while we are a
-//! child subreaper that reaps everything left behind.
+//! Verification waits only in this loop's `poll`. Its one slow part is the
+//! HTTP probe, which waits for an app that may take seconds to import; the
+//! probes are non-blocking sockets in the poll set ([`crate::probe::Probes`]),
+//! so a signal that comes meanwhile is read and passed on at once. The rest
+//! of a verification (one sock_diag query, the tree's `/proc` files) is a
+//! few hundred microseconds of system calls that never wait on anything
+//! outside the kernel, done in place. A verifier thread would do the same
+//! with a second stack, a second malloc arena and a wake-up per answer, which
+//! is most of what the launcher spends between its start and gunicorn's
+//! first answer.
+//!
+//! Where the launcher stands is one [`State`]; what a signal does, and what a
+//! verdict means, depends on it. After a HUP (or once a master started by
+//! USR2 is adopted) READY=1 comes only when every worker of the previous
+//! generation is gone and the new generation answers, so a reload is never
+//! vouched for by old workers still draining.
 
-use crate::command::EnvChange;
 use crate::config::OnFailure;
 use crate::log;
 use crate::notify::{ChildSocket, Systemd};
-use crate::tree;
-use crate::verify::{self, Scope, Target};
+use crate::probe::Probes;
+use crate::tree::{self, Proc};
+use crate::verify::{self, Look, Scope, Target, Verdict};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, killpg, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
+use std::collections::VecDeque;
 use std::os::fd::AsFd;
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// What to start.
-pub struct Child {
-    pub program: PathBuf,
-    pub argv: Vec<String>,
-    pub env: Vec<EnvChange>,
-}
-
-/// How to supervise it.
+/// How to supervise.
 pub struct Settings {
     pub target: Target,
     pub stop_timeout: Duration,
     pub startup_timeout: Duration,
     pub recheck_interval: Duration,
     pub on_failure: OnFailure,
+}
+
+/// How gunicorn ended, for the launcher's exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ending {
+    /// The master's last status.
+    pub status: WaitStatus,
+    /// The launcher's own code instead (verification failed).
+    pub code: Option<i32>,
+    /// gunicorn died of the very signal the launcher was asked to stop with
+    /// (it had no handler yet): the launcher should end the same way.
+    pub died_of_our_stop: bool,
 }
 
 /// Exit code for "startup verification failed" (EX_UNAVAILABLE).
@@ -66,20 +80,80 @@ const FORWARDED: [Signal; 9] = [
 /// operator is hammering, and gunicorn itself (up to 23) keeps only five.
 const MAX_HELD: usize = 64;
 
+/// Held signals go out one at a time: gunicorn (Python) runs one handler
+/// for any number of the same signal that arrive before it looks, so the
+/// next waits until the last one is no longer pending in the master, and
+/// then this long, for Python to have run its handler.
+const HELD_GAP: Duration = Duration::from_millis(10);
+/// How often to look whether the last held signal was taken; and how long
+/// to wait for that at most (a master that never takes it is stuck anyway).
+const HELD_POLL: Duration = Duration::from_millis(5);
+const HELD_PATIENCE: Duration = Duration::from_secs(1);
+
 /// si_code of a signal the kernel raised itself (a terminal's WINCH or ^C).
 const SI_KERNEL: i32 = 0x80;
 
-/// Where verification stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Waiting for the port to be right; retry at `next`, give up at `deadline`.
-    Verifying {
-        next: Instant,
-        deadline: Instant,
-        delay: Duration,
+/// The first verification retry, and the longest pause between retries.
+const FIRST_RETRY: Duration = Duration::from_millis(20);
+const MAX_RETRY: Duration = Duration::from_millis(500);
+/// Every gunicorn since 20 sends READY=1 once it has bound, and that starts
+/// the first verification; this first look is for one that sends nothing.
+const UNANNOUNCED: Duration = Duration::from_millis(250);
+
+/// Blocks every signal the supervisor handles and opens the signalfd that
+/// receives them. Done before gunicorn exists, so none is lost or taken by
+/// its default action meanwhile; before any thread exists, so every thread
+/// inherits the mask.
+pub fn take_signals() -> Result<SignalFd, String> {
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(s);
+    }
+    set.add(Signal::SIGCHLD);
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(|e| format!("cannot block signals: {e}"))?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| format!("cannot create a signalfd: {e}"))
+}
+
+/// One verification under way: asked (or to be asked) at `next`, given up at
+/// `deadline`.
+struct Check {
+    /// Names this check's questions; an answer to an older check is dropped.
+    id: u64,
+    next: Instant,
+    deadline: Instant,
+    delay: Duration,
+    /// Workers of the generation before a reload; gone before anything counts.
+    previous: Vec<Proc>,
+}
+
+/// Where the launcher stands.
+enum State {
+    /// gunicorn runs but has no signal handlers yet: until it does, a HUP
+    /// would kill it and TTIN/TTOU stop it, so those wait in `held`.
+    Starting {
+        check: Check,
+        held: Vec<Signal>,
     },
-    /// Verified (or failed with on_failure = warn); idle.
-    Settled { verified: bool },
+    /// gunicorn is up; the port is not verified yet.
+    Verifying {
+        check: Check,
+    },
+    /// READY=1 sent (`verified` false: failed with on_failure = warn);
+    /// idle but for the recheck and the watchdog, if asked for.
+    Serving {
+        verified: bool,
+        next_tick: Option<Instant>,
+        /// A recheck's question, while it is out.
+        recheck: Option<u64>,
+    },
+    /// After a HUP, or a USR2 master's adoption: READY=1 again only once the
+    /// previous generation is gone and the new one answers.
+    Reloading {
+        check: Check,
+    },
+    Stopping(Stop),
 }
 
 struct Stop {
@@ -90,246 +164,163 @@ struct Stop {
     killed: bool,
 }
 
+/// Signals delivered one at a time (those held while gunicorn started, and
+/// any that came behind them).
+struct Outbox {
+    queue: VecDeque<Signal>,
+    next: Instant,
+    last: Option<(Signal, Instant)>,
+}
+
+/// What one look at the port found.
+enum Finding {
+    /// This many workers of the previous generation still run: any of them
+    /// might answer a probe, so there is no verdict yet.
+    PreviousStillRunning(usize),
+    Verdict(Verdict),
+}
+
+/// A verification waiting for its HTTP probes.
+struct InFlight {
+    /// The question's id: its check's, or a recheck's.
+    id: u64,
+    probing: verify::Probing,
+    probes: Probes,
+}
+
 struct Supervisor {
     settings: Settings,
     systemd: Systemd,
     master: Pid,
     group: Pid,
-    phase: Phase,
-    stop: Option<Stop>,
+    state: State,
+    outbox: Outbox,
+    /// Probes under way.
+    in_flight: Option<InFlight>,
+    last_id: u64,
     /// Exit with this instead of gunicorn's status (verification failed).
-    exit_override: Option<i32>,
+    code: Option<i32>,
     /// The master's status once it is gone for good.
     master_status: Option<WaitStatus>,
-    next_tick: Option<Instant>,
-    /// gunicorn has its signal handlers; until then reload and scaling
-    /// signals wait in `held`.
-    handlers_up: bool,
-    held: Vec<Signal>,
 }
 
-/// Starts gunicorn and supervises it until it is gone; returns the exit code.
-pub fn run(child: Child, settings: Settings) -> i32 {
-    let mask = handled_signals();
-    // Blocked before any thread exists, so every thread inherits the mask and
-    // every signal lands in the signalfd.
-    if let Err(e) = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None) {
-        log::error(&format!("cannot block signals: {e}"));
-        return crate::exit::SOFTWARE;
-    }
-    let signals = match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-    {
-        Ok(fd) => fd,
-        Err(e) => {
-            log::error(&format!("cannot create a signalfd: {e}"));
-            return crate::exit::SOFTWARE;
-        }
-    };
-    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-        log::warn(&format!(
-            "cannot become a child subreaper ({e}): orphans of gunicorn will not be reaped here"
-        ));
-    }
-    close_inherited_descriptors();
-    let notify = match ChildSocket::bind() {
-        Ok(s) => s,
-        Err(e) => {
-            log::error(&format!("cannot create gunicorn's notify socket: {e}"));
-            return crate::exit::SOFTWARE;
-        }
-    };
-    let master = match spawn(&child, &notify.address) {
-        Ok(pid) => pid,
-        Err((code, msg)) => {
-            log::error(&msg);
-            return code;
-        }
-    };
-    log::info(&format!(
-        "started gunicorn, pid {master}: {}",
-        child.argv.join(" ")
-    ));
+/// Supervises the gunicorn master `master` until nothing of its tree is
+/// left.
+pub fn supervise(
+    master: Pid,
+    signals: &SignalFd,
+    notify: &ChildSocket,
+    settings: Settings,
+) -> Result<Ending, String> {
     let now = Instant::now();
     let mut sup = Supervisor {
-        phase: Phase::Verifying {
-            next: now + Duration::from_millis(20),
-            deadline: now + settings.startup_timeout,
-            delay: Duration::from_millis(20),
+        state: State::Starting {
+            check: Check {
+                id: 1,
+                next: now + UNANNOUNCED,
+                deadline: now + settings.startup_timeout,
+                delay: FIRST_RETRY,
+                previous: Vec::new(),
+            },
+            held: Vec::new(),
         },
         settings,
         systemd: Systemd::from_env(),
         master,
         group: master,
-        stop: None,
-        exit_override: None,
+        outbox: Outbox {
+            queue: VecDeque::new(),
+            next: now,
+            last: None,
+        },
+        in_flight: None,
+        last_id: 1,
+        code: None,
         master_status: None,
-        next_tick: None,
-        handlers_up: false,
-        held: Vec::new(),
     };
     sup.systemd.status("starting gunicorn");
-    sup.schedule_tick(now);
-    sup.run_loop(&signals, &notify)
-}
-
-fn handled_signals() -> SigSet {
-    let mut set = SigSet::empty();
-    for s in FORWARDED {
-        set.add(s);
-    }
-    set.add(Signal::SIGCHLD);
-    set
-}
-
-/// Descriptors inherited from our parent (systemd's socket-activation fds,
-/// a shell's stray fds) must not leak into gunicorn: a listening socket
-/// passed down would let gunicorn serve on an address we never checked.
-fn close_inherited_descriptors() {
-    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return;
-    };
-    let fds: Vec<i32> = dir
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter(|&fd| fd > 2)
-        .collect();
-    for fd in fds {
-        let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
-    }
-}
-
-fn spawn(child: &Child, notify_address: &str) -> Result<Pid, (i32, String)> {
-    let mut cmd = Command::new(&child.program);
-    cmd.args(&child.argv[1..])
-        .stdin(Stdio::null())
-        .env("NOTIFY_SOCKET", notify_address);
-    for change in &child.env {
-        match change {
-            EnvChange::Unset(k) => {
-                cmd.env_remove(k);
-            }
-            EnvChange::Set(k, v) => {
-                cmd.env(k, v);
-            }
-        }
-    }
-    // NOTIFY_SOCKET is in the scrub list; set ours again after it.
-    cmd.env("NOTIFY_SOCKET", notify_address);
-    let parent = Pid::this();
-    // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (sigprocmask, setsid, prctl, getppid); it
-    // allocates nothing and touches no lock.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Our mask blocks every handled signal (they go to the
-            // signalfd); exec keeps the mask, and a gunicorn with SIGCHLD
-            // and SIGTERM blocked never reaps a worker nor stops.
-            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
-            // A session of its own, hence a process group of its own that
-            // is orphaned: the kernel then discards TTIN/TTOU/TSTP whose
-            // action is the default (before gunicorn installs its handlers,
-            // or after Python removes them at exit) instead of stopping
-            // gunicorn; and no terminal can stop it (TOSTOP).
-            nix::unistd::setsid()?;
-            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
-            // We may have died between fork and prctl: then nobody would
-            // ever send the parent-death signal.
-            if nix::unistd::getppid() != parent {
-                return Err(std::io::Error::other("the launcher exited during start"));
-            }
-            Ok(())
-        });
-    }
-    match cmd.spawn() {
-        Ok(c) => Ok(Pid::from_raw(c.id() as i32)),
-        Err(e) => {
-            let code = match e.raw_os_error() {
-                Some(libc_enoent) if libc_enoent == Errno::ENOENT as i32 => 127,
-                _ => 126,
-            };
-            Err((
-                code,
-                format!("cannot start {}: {e}", child.program.display()),
-            ))
-        }
-    }
+    sup.run_loop(signals, notify)
 }
 
 impl Supervisor {
-    fn run_loop(&mut self, signals: &SignalFd, notify: &ChildSocket) -> i32 {
+    fn run_loop(&mut self, signals: &SignalFd, notify: &ChildSocket) -> Result<Ending, String> {
         loop {
             let timeout = self.poll_timeout();
-            let mut fds = [
+            let mut fds = vec![
                 PollFd::new(signals.as_fd(), PollFlags::POLLIN),
                 PollFd::new(notify.fd(), PollFlags::POLLIN),
             ];
+            if let Some(f) = &self.in_flight {
+                fds.extend(f.probes.poll_fds());
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => {
-                    log::error(&format!("poll failed: {e}"));
-                    return crate::exit::SOFTWARE;
-                }
+                Err(e) => return Err(format!("poll failed: {e}")),
             }
-            let signalled = fds[0].any().unwrap_or(false);
-            let notified = fds[1].any().unwrap_or(false);
+            let revents: Vec<PollFlags> = fds
+                .iter()
+                .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+                .collect();
+            drop(fds);
+            let (signalled, notified) = (!revents[0].is_empty(), !revents[1].is_empty());
+            // gunicorn's READY first: it says whether held signals may go.
+            if notified && notify.drain_ready() {
+                self.gunicorn_is_up();
+            }
             if signalled {
                 while let Ok(Some(info)) = signals.read_signal() {
                     self.on_signal(info.ssi_signo as i32, info.ssi_code);
                 }
-                if let Some(code) = self.reap() {
-                    return code;
+                if let Some(ending) = self.reap() {
+                    return Ok(ending);
                 }
             }
-            let ready = notified && notify.drain_ready();
-            if ready {
-                self.handlers_are_up();
-            }
-            if ready
-                && let Phase::Verifying {
-                    deadline, delay, ..
-                } = self.phase
-            {
-                // gunicorn says it bound: look now rather than at the next retry.
-                self.phase = Phase::Verifying {
-                    next: Instant::now(),
-                    deadline,
-                    delay,
-                };
-            }
+            self.on_probes(&revents[2..]);
             self.on_time(Instant::now());
+        }
+    }
+
+    /// Moves the probes on; once all have answered, the verdict.
+    fn on_probes(&mut self, ready: &[PollFlags]) {
+        let Some(f) = &mut self.in_flight else {
+            return;
+        };
+        f.probes.advance(ready, Instant::now());
+        if !f.probes.done() {
+            return;
+        }
+        if let Some(f) = self.in_flight.take() {
+            let verdict = verify::judge(f.probing, f.probes.results());
+            self.on_finding(f.id, Finding::Verdict(verdict));
         }
     }
 
     /// The nearest deadline, or none: an idle verified service sleeps.
     fn poll_timeout(&self) -> PollTimeout {
-        let mut next: Option<Instant> = self.next_tick;
+        let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        // Verification is suspended while stopping (`on_time`): its
-        // deadline, already past, must not turn poll into a busy loop.
-        if let Phase::Verifying { next, deadline, .. } = self.phase
-            && self.stop.is_none()
-        {
-            consider(next.min(deadline));
-        }
-        if let Some(stop) = &self.stop
-            && !stop.killed
-        {
-            consider(stop.deadline);
-        }
-        match next {
-            None => PollTimeout::NONE,
-            Some(t) => {
-                // Rounded up: rounding down wakes early and spins on a
-                // zero timeout until the deadline's last millisecond.
-                let ms = t
-                    .saturating_duration_since(Instant::now())
-                    .as_micros()
-                    .div_ceil(1000)
-                    .min(i32::MAX as u128);
-                PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
+        match &self.state {
+            State::Starting { check, .. }
+            | State::Verifying { check }
+            | State::Reloading { check } => {
+                if self.in_flight.is_none() {
+                    consider(check.next.min(check.deadline));
+                }
+            }
+            State::Serving { next_tick, .. } => next_tick.iter().for_each(|&t| consider(t)),
+            State::Stopping(stop) => {
+                if !stop.killed {
+                    consider(stop.deadline);
+                }
             }
         }
+        if !self.outbox.queue.is_empty() {
+            consider(self.outbox.next);
+        }
+        if let Some(f) = &self.in_flight {
+            consider(f.probes.deadline());
+        }
+        next.map_or(PollTimeout::NONE, crate::probe::poll_timeout)
     }
 
     fn on_signal(&mut self, signo: i32, code: i32) {
@@ -341,52 +332,64 @@ impl Supervisor {
             // A terminal's resize is not an order to gunicorn: on WINCH a
             // daemonised gunicorn stops all its workers.
             Signal::SIGWINCH if code == SI_KERNEL => {}
-            Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT => self.begin_stop(sig),
-            // Stopping: gunicorn would not act on a reload or scaling
-            // signal, and once Python has begun to exit its handlers are
-            // gone: HUP, USR1 or USR2 would kill it (a clean stop turned
-            // into exit 129), TTIN or TTOU stop it.
-            _ if self.stop.is_some() => {}
-            // Before gunicorn has its handlers, HUP/USR1/USR2 would kill it
-            // and TTIN/TTOU stop it: hold them until it is up.
-            _ if !self.handlers_up => {
-                if self.held.len() < MAX_HELD {
-                    log::info(&format!(
-                        "holding {sig} until gunicorn has its signal handlers"
-                    ));
-                    self.held.push(sig);
-                } else if self.held.len() == MAX_HELD {
-                    log::warn(&format!(
-                        "more than {MAX_HELD} signals before gunicorn was up; dropping the rest"
-                    ));
-                    self.held.push(sig);
+            Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT => self.begin_stop(Some(sig)),
+            _ => match &mut self.state {
+                // Stopping: gunicorn would not act on a reload or scaling
+                // signal, and once Python has begun to exit its handlers are
+                // gone: HUP, USR1 or USR2 would kill it (a clean stop turned
+                // into exit 129), TTIN or TTOU stop it.
+                State::Stopping(_) => {}
+                State::Starting { held, .. } => {
+                    if held.len() < MAX_HELD {
+                        log::info(&format!(
+                            "holding {sig} until gunicorn has its signal handlers"
+                        ));
+                        held.push(sig);
+                    } else if held.len() == MAX_HELD {
+                        log::warn(&format!(
+                            "more than {MAX_HELD} signals before gunicorn was up; dropping the rest"
+                        ));
+                        held.push(sig);
+                    }
                 }
-            }
-            _ => self.deliver(sig),
+                // Behind the held ones, to keep their order.
+                _ if !self.outbox.queue.is_empty() => self.outbox.queue.push_back(sig),
+                _ => self.deliver(sig),
+            },
         }
     }
 
     /// gunicorn has installed its signal handlers (it sent READY=1, which
-    /// every version does after setting them up, or it answered HTTP):
-    /// deliver what was held, in order.
-    fn handlers_are_up(&mut self) {
-        if !self.handlers_up {
-            self.handlers_up = true;
-            let held = std::mem::take(&mut self.held);
-            for sig in held.into_iter().take(MAX_HELD) {
-                self.deliver(sig);
-            }
-        }
+    /// every version does after setting them up, or it answered HTTP): what
+    /// was held goes out now, one at a time.
+    fn gunicorn_is_up(&mut self) {
+        let State::Starting { check, held } = std::mem::replace(
+            &mut self.state,
+            State::Serving {
+                verified: false,
+                next_tick: None,
+                recheck: None,
+            },
+        ) else {
+            return;
+        };
+        let mut check = check;
+        // gunicorn says it bound: look now rather than at the next retry.
+        check.next = Instant::now();
+        self.state = State::Verifying { check };
+        self.outbox.queue.extend(held.into_iter().take(MAX_HELD));
+        self.outbox.next = Instant::now();
     }
 
     /// A reload, upgrade or scaling signal, to a gunicorn that can take it.
     fn deliver(&mut self, sig: Signal) {
         match sig {
             Signal::SIGHUP => {
+                // Named before the signal goes: after it, new workers appear.
+                let previous = tree::named(gunicorns_workers(self.master));
                 self.forward(sig);
-                self.systemd.reloading();
-                log::info("reloading gunicorn (HUP); will verify the port again");
-                self.verify_again();
+                log::info("reloading gunicorn (HUP); READY=1 again once the new workers answer");
+                self.reload(previous);
             }
             Signal::SIGUSR2 => {
                 self.forward(sig);
@@ -395,6 +398,39 @@ impl Supervisor {
                 );
             }
             _ => self.forward(sig),
+        }
+    }
+
+    /// A new generation is on its way: verify it once `previous` is gone.
+    fn reload(&mut self, previous: Vec<Proc>) {
+        let check = self.new_check(previous);
+        self.state = match std::mem::replace(
+            &mut self.state,
+            State::Stopping(Stop {
+                signal: None,
+                deadline: Instant::now(),
+                killed: false,
+            }),
+        ) {
+            State::Serving { .. } | State::Reloading { .. } => {
+                self.systemd.reloading();
+                State::Reloading { check }
+            }
+            // Not READY yet: nothing to take back from systemd.
+            State::Starting { .. } | State::Verifying { .. } => State::Verifying { check },
+            stopping @ State::Stopping(_) => stopping,
+        };
+    }
+
+    fn new_check(&mut self, previous: Vec<Proc>) -> Check {
+        self.last_id += 1;
+        let now = Instant::now();
+        Check {
+            id: self.last_id,
+            next: now + FIRST_RETRY,
+            deadline: now + self.settings.startup_timeout,
+            delay: FIRST_RETRY,
+            previous,
         }
     }
 
@@ -407,34 +443,44 @@ impl Supervisor {
         }
     }
 
-    fn begin_stop(&mut self, sig: Signal) {
-        self.forward(sig);
-        if self.stop.is_none() {
+    /// TERM, INT or QUIT to the master, then CONT to it and its workers, as
+    /// systemd does: a stopped process would never act on the first.
+    fn begin_stop(&mut self, sig: Option<Signal>) {
+        if let Some(sig) = sig {
+            self.forward(sig);
+            let _ = killpg(self.group, Signal::SIGCONT);
+            tree::signal_all(&tree::descendants(Pid::this()), Signal::SIGCONT);
+        }
+        if matches!(self.state, State::Stopping(_)) {
+            return;
+        }
+        let dropped = match &self.state {
+            State::Starting { held, .. } => held.len().min(MAX_HELD),
+            _ => 0,
+        } + self.outbox.queue.len();
+        if dropped > 0 {
+            log::warn(&format!(
+                "dropping {dropped} signal(s) held for gunicorn: it is stopping before it could take them"
+            ));
+        }
+        self.outbox.queue.clear();
+        if let Some(sig) = sig {
             self.systemd.stopping();
             log::info(&format!(
                 "stopping gunicorn ({sig}); waiting up to {:?}",
                 self.settings.stop_timeout
             ));
-            self.stop = Some(Stop {
-                signal: Some(sig),
-                deadline: Instant::now() + self.settings.stop_timeout,
-                killed: false,
-            });
         }
+        self.state = State::Stopping(Stop {
+            signal: sig,
+            deadline: Instant::now() + self.settings.stop_timeout,
+            killed: false,
+        });
     }
 
-    fn verify_again(&mut self) {
-        let now = Instant::now();
-        self.phase = Phase::Verifying {
-            next: now + Duration::from_millis(20),
-            deadline: now + self.settings.startup_timeout,
-            delay: Duration::from_millis(20),
-        };
-    }
-
-    /// Reaps every exited child. Returns the exit code once the master is
-    /// gone for good and nothing of its tree is left.
-    fn reap(&mut self) -> Option<i32> {
+    /// Reaps every exited child. Returns the ending once the master is gone
+    /// for good and nothing of its tree is left.
+    fn reap(&mut self) -> Option<Ending> {
         loop {
             match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => return None,
@@ -445,7 +491,7 @@ impl Supervisor {
                 }
                 Err(Errno::EINTR) => continue,
                 // No child at all: the whole tree is gone.
-                Err(_) => return self.master_status.map(|s| self.exit_code(s)),
+                Err(_) => return self.master_status.map(|s| self.ending(s)),
             }
         }
     }
@@ -453,43 +499,54 @@ impl Supervisor {
     fn on_master_exit(&mut self, status: WaitStatus) {
         let old = self.master;
         if let Some(new) = self.successor(old) {
-            self.master = new;
-            log::info(&format!(
-                "gunicorn master {old} exited; adopted the new master {}",
-                tree::describe(new)
-            ));
-            match &self.stop {
-                Some(Stop {
-                    signal: Some(sig), ..
-                }) => {
-                    let sig = *sig;
-                    self.forward(sig);
-                }
-                _ => self.verify_again(),
-            }
+            self.adopt(old, new);
             return;
         }
         self.master_status = Some(status);
         // The master is gone: whatever of its tree is left (workers of a
         // SIGKILLed master notice only after timeout/2) is stopped now.
         let rest = tree::descendants(Pid::this());
-        if self.stop.is_none() {
+        if !matches!(self.state, State::Stopping(_)) {
             self.explain_exit(status, !rest.is_empty());
         }
-        if !rest.is_empty() {
-            tree::signal_all(&rest, Signal::SIGTERM);
-            let deadline = Instant::now() + self.settings.stop_timeout.min(Duration::from_secs(5));
-            match &mut self.stop {
-                Some(stop) => stop.deadline = stop.deadline.min(deadline),
-                None => {
-                    self.stop = Some(Stop {
-                        signal: None,
-                        deadline,
-                        killed: false,
-                    })
+        if rest.is_empty() {
+            return;
+        }
+        tree::signal_all(&rest, Signal::SIGTERM);
+        tree::signal_all(&rest, Signal::SIGCONT);
+        let soon = Instant::now() + self.settings.stop_timeout.min(Duration::from_secs(5));
+        match &mut self.state {
+            State::Stopping(stop) => stop.deadline = stop.deadline.min(soon),
+            _ => {
+                self.begin_stop(None);
+                if let State::Stopping(stop) = &mut self.state {
+                    stop.deadline = soon;
                 }
             }
         }
+    }
+
+    /// The master started by USR2 takes the old one's place; the old one's
+    /// workers are the previous generation.
+    fn adopt(&mut self, old: Pid, new: Pid) {
+        self.master = new;
+        log::info(&format!(
+            "gunicorn master {old} exited; adopted the new master {}",
+            tree::describe(new)
+        ));
+        if let State::Stopping(Stop {
+            signal: Some(sig), ..
+        }) = self.state
+        {
+            self.forward(sig);
+            return;
+        }
+        let mut new_tree = tree::descendants(new);
+        new_tree.push(new);
+        let previous = tree::descendants(Pid::this())
+            .into_iter()
+            .filter(|p| !new_tree.contains(p));
+        self.reload(tree::named(previous));
     }
 
     /// A live child of ours that gunicorn started as the old master's
@@ -501,7 +558,7 @@ impl Supervisor {
     }
 
     fn explain_exit(&mut self, status: WaitStatus, left_behind: bool) {
-        let during = matches!(self.phase, Phase::Verifying { .. });
+        let during = matches!(self.state, State::Starting { .. } | State::Verifying { .. });
         let what = describe_status(status);
         if during && left_behind && status == WaitStatus::Exited(self.master, 0) {
             // gunicorn's daemonize(): the master forks, the parent exits 0,
@@ -511,11 +568,14 @@ impl Supervisor {
                        (gunicorn.conf.py or -c FILE); stopping what it left behind";
             log::error(why);
             self.systemd.status(why);
-            self.exit_override = Some(EXIT_UNVERIFIED);
+            self.code = Some(EXIT_UNVERIFIED);
             return;
         }
-        if during && self.exit_override.is_none() {
-            // Gone: whatever listens now is someone else's.
+        if during && self.code.is_none() {
+            // Gone: whatever listens now is someone else's. Asked here, in
+            // the loop: the service is ending, and the answer (one kernel
+            // query, and an owner search only if something listens) is
+            // what the message is for.
             let port = verify::verdict(&self.settings.target, Scope::TreeOf(self.master));
             let held = if port.kind == verify::Kind::Foreign {
                 format!("; {}", port.summary)
@@ -530,30 +590,27 @@ impl Supervisor {
         }
     }
 
-    fn exit_code(&self, status: WaitStatus) -> i32 {
-        if let Some(code) = self.exit_override {
-            return code;
-        }
-        match status {
-            WaitStatus::Exited(_, code) => code,
-            WaitStatus::Signaled(_, sig, _) => {
-                // gunicorn died of the very signal we were asked to stop
-                // with (it had no handler yet): end the same way, which
-                // systemd counts as a clean stop, unlike exit 143.
-                if let Some(stop) = &self.stop
-                    && stop.signal == Some(sig)
-                    && !stop.killed
-                {
-                    die_by(sig);
-                }
-                128 + sig as i32
-            }
-            _ => crate::exit::SOFTWARE,
+    fn ending(&self, status: WaitStatus) -> Ending {
+        let died_of_our_stop = match (status, &self.state) {
+            (
+                WaitStatus::Signaled(_, sig, _),
+                State::Stopping(Stop {
+                    signal: Some(asked),
+                    killed: false,
+                    ..
+                }),
+            ) => sig == *asked,
+            _ => false,
+        };
+        Ending {
+            status,
+            code: self.code,
+            died_of_our_stop,
         }
     }
 
     fn on_time(&mut self, now: Instant) {
-        if let Some(stop) = &mut self.stop
+        if let State::Stopping(stop) = &mut self.state
             && !stop.killed
             && now >= stop.deadline
         {
@@ -567,70 +624,196 @@ impl Supervisor {
             let _ = killpg(self.group, Signal::SIGKILL);
             tree::signal_all(&rest, Signal::SIGKILL);
         }
-        if let Phase::Verifying {
-            next,
-            deadline,
-            delay,
-        } = self.phase
-            && now >= next.min(deadline)
-            && self.stop.is_none()
+        self.ask_if_due(now);
+        if let State::Serving {
+            verified,
+            next_tick: Some(t),
+            recheck,
+        } = &mut self.state
+            && now >= *t
         {
-            self.verify_step(now, deadline, delay);
+            let verified = *verified;
+            if verified {
+                self.systemd.watchdog();
+            }
+            if !self.settings.recheck_interval.is_zero()
+                && recheck.is_none()
+                && self.in_flight.is_none()
+            {
+                self.last_id += 1;
+                *recheck = Some(self.last_id);
+                let id = self.last_id;
+                self.look(id, Vec::new());
+            }
+            self.schedule_tick(now);
         }
-        if self.next_tick.is_some_and(|t| now >= t) {
-            self.tick(now);
+        if !self.outbox.queue.is_empty() && now >= self.outbox.next {
+            self.deliver_next_held(now);
         }
     }
 
-    fn verify_step(&mut self, now: Instant, deadline: Instant, delay: Duration) {
-        let v = verify::verdict(&self.settings.target, Scope::TreeOf(Pid::this()));
-        if v.ok() {
-            log::info(&format!("verified: {}", v.summary));
-            self.systemd.ready(&format!("verified: {}", v.summary));
-            self.phase = Phase::Settled { verified: true };
-            self.schedule_tick(Instant::now());
-            // Last: a held HUP delivered now starts a verification of its own.
-            self.handlers_are_up();
+    fn ask_if_due(&mut self, now: Instant) {
+        if self.in_flight.is_some() {
             return;
         }
-        // A wrong bind or a foreign holder will not fix itself; anything
-        // else (not listening yet, app still loading) may, until the deadline.
-        let definitive = matches!(v.kind, verify::Kind::SingleAddress | verify::Kind::Foreign);
-        if definitive || Instant::now() >= deadline {
-            self.verification_failed(&v.summary);
+        let (State::Starting { check, .. }
+        | State::Verifying { check }
+        | State::Reloading { check }) = &self.state
+        else {
             return;
-        }
-        let delay = (delay * 2).min(Duration::from_millis(500));
-        self.phase = Phase::Verifying {
-            next: now.max(Instant::now()) + delay,
-            deadline,
-            delay,
         };
+        if now >= check.next.min(check.deadline) {
+            let (id, previous) = (check.id, check.previous.clone());
+            self.look(id, previous);
+        }
+    }
+
+    /// One look at the port for question `id`: decided at once from the
+    /// kernel and the process tree, or probes started.
+    fn look(&mut self, id: u64, previous: Vec<Proc>) {
+        let running = previous.iter().filter(|p| p.running()).count();
+        if running > 0 {
+            return self.on_finding(id, Finding::PreviousStillRunning(running));
+        }
+        match verify::look(&self.settings.target, Scope::TreeOf(Pid::this())) {
+            Look::Decided(v) => self.on_finding(id, Finding::Verdict(v)),
+            Look::Probing(probing) => {
+                let target = &self.settings.target;
+                let probes = Probes::start(&probing.addrs, &target.path, target.probe_timeout);
+                self.in_flight = Some(InFlight {
+                    id,
+                    probing,
+                    probes,
+                });
+                // Nothing to probe: decided already.
+                self.on_probes(&[]);
+            }
+        }
+    }
+
+    fn on_finding(&mut self, id: u64, finding: Finding) {
+        match (&mut self.state, finding) {
+            (State::Serving { recheck, .. }, Finding::Verdict(v)) if *recheck == Some(id) => {
+                *recheck = None;
+                self.rechecked(v);
+            }
+            (
+                State::Starting { check, .. }
+                | State::Verifying { check }
+                | State::Reloading { check },
+                finding,
+            ) if check.id == id => {
+                let give_up = Instant::now() >= check.deadline;
+                match finding {
+                    Finding::Verdict(v) if v.ok() => self.verified(v),
+                    // A wrong bind or a foreign holder will not fix itself;
+                    // anything else (not listening yet, app still loading,
+                    // old workers still draining) may, until the deadline.
+                    Finding::Verdict(v)
+                        if give_up
+                            || matches!(
+                                v.kind,
+                                verify::Kind::SingleAddress | verify::Kind::Foreign
+                            ) =>
+                    {
+                        self.verification_failed(&v.summary)
+                    }
+                    Finding::PreviousStillRunning(n) if give_up => {
+                        self.verification_failed(&format!(
+                            "{n} worker(s) of the previous generation still running after {:?}",
+                            self.settings.startup_timeout
+                        ))
+                    }
+                    finding => {
+                        if let Finding::PreviousStillRunning(n) = finding {
+                            self.systemd.status(&format!(
+                                "reloading gunicorn: {n} worker(s) of the previous generation still running"
+                            ));
+                        }
+                        check.delay = (check.delay * 2).min(MAX_RETRY);
+                        check.next = Instant::now() + check.delay;
+                    }
+                }
+            }
+            // A finding that no longer matters (a HUP or a stop came meanwhile).
+            _ => {}
+        }
+    }
+
+    fn verified(&mut self, v: Verdict) {
+        let reload = matches!(self.state, State::Reloading { .. });
+        let up = matches!(self.state, State::Starting { .. });
+        if up {
+            // It answered HTTP: its handlers are up.
+            self.gunicorn_is_up();
+        }
+        log::info(&format!(
+            "{}: {}",
+            if reload {
+                "reloaded and verified"
+            } else {
+                "verified"
+            },
+            v.summary
+        ));
+        self.systemd.ready(&format!("verified: {}", v.summary));
+        self.serve(true);
+    }
+
+    fn serve(&mut self, verified: bool) {
+        self.state = State::Serving {
+            verified,
+            next_tick: None,
+            recheck: None,
+        };
+        self.schedule_tick(Instant::now());
+        // Idle from here: start-up's pages are not needed now.
+        crate::memory::release_code_pages();
+    }
+
+    fn rechecked(&mut self, v: Verdict) {
+        let State::Serving { verified, .. } = self.state else {
+            return;
+        };
+        match (verified, v.ok()) {
+            (true, false) => self.verification_failed(&v.summary),
+            (false, true) => {
+                log::info(&format!("verified again: {}", v.summary));
+                self.systemd.status(&format!("verified: {}", v.summary));
+                if let State::Serving { verified, .. } = &mut self.state {
+                    *verified = true;
+                }
+            }
+            _ => {}
+        }
     }
 
     fn verification_failed(&mut self, why: &str) {
+        let what = if matches!(self.state, State::Reloading { .. }) {
+            "reload not verified"
+        } else {
+            "verification failed"
+        };
         match self.settings.on_failure {
             OnFailure::Fail => {
                 log::error(&format!(
-                    "verification failed: {why}; stopping gunicorn (exit {EXIT_UNVERIFIED})"
+                    "{what}: {why}; stopping gunicorn (exit {EXIT_UNVERIFIED})"
                 ));
-                self.systemd.status(&format!("verification failed: {why}"));
-                self.exit_override = Some(EXIT_UNVERIFIED);
-                self.phase = Phase::Settled { verified: false };
-                self.begin_stop(Signal::SIGTERM);
+                self.systemd.status(&format!("{what}: {why}"));
+                self.code = Some(EXIT_UNVERIFIED);
+                self.begin_stop(Some(Signal::SIGTERM));
             }
             OnFailure::Warn => {
                 // Running anyway: gunicorn has been up long enough to take
                 // what was held for it.
-                self.handlers_are_up();
+                self.gunicorn_is_up();
                 log::warn(&format!(
-                    "verification failed: {why}; on_failure = \"warn\": gunicorn keeps running"
+                    "{what}: {why}; on_failure = \"warn\": gunicorn keeps running"
                 ));
+                self.serve(false);
                 self.systemd.ready(&format!(
                     "WARNING: not verified, running anyway (on_failure = warn): {why}"
                 ));
-                self.phase = Phase::Settled { verified: false };
-                self.schedule_tick(Instant::now());
             }
         }
     }
@@ -642,46 +825,41 @@ impl Supervisor {
             Some(self.settings.recheck_interval).filter(|d| !d.is_zero()),
             self.systemd.watchdog_period(),
         ];
-        self.next_tick = periods.into_iter().flatten().min().map(|p| now + p);
+        if let State::Serving { next_tick, .. } = &mut self.state {
+            *next_tick = periods.into_iter().flatten().min().map(|p| now + p);
+        }
     }
 
-    fn tick(&mut self, now: Instant) {
-        let Phase::Settled { verified } = self.phase else {
-            self.schedule_tick(now);
+    /// Delivers the next held signal once the last one has been taken.
+    fn deliver_next_held(&mut self, now: Instant) {
+        if let Some((last, sent)) = self.outbox.last
+            && now < sent + HELD_PATIENCE
+            && crate::proc::pending_signals(self.master.as_raw())
+                .is_some_and(|mask| mask & (1 << (last as i32 - 1)) != 0)
+        {
+            self.outbox.next = now + HELD_POLL;
+            return;
+        }
+        let Some(sig) = self.outbox.queue.pop_front() else {
             return;
         };
-        if self.stop.is_some() {
-            return;
-        }
-        if !self.settings.recheck_interval.is_zero() {
-            let v = verify::verdict(&self.settings.target, Scope::TreeOf(Pid::this()));
-            match (verified, v.ok()) {
-                (true, false) => {
-                    self.verification_failed(&v.summary);
-                    return;
-                }
-                (false, true) => {
-                    log::info(&format!("verified again: {}", v.summary));
-                    self.systemd.status(&format!("verified: {}", v.summary));
-                    self.phase = Phase::Settled { verified: true };
-                }
-                _ => {}
-            }
-        }
-        if self.phase == (Phase::Settled { verified: true }) {
-            self.systemd.watchdog();
-        }
-        self.schedule_tick(now);
+        self.deliver(sig);
+        self.outbox.last = Some((sig, now));
+        self.outbox.next = now + HELD_GAP;
     }
 }
 
-/// Ends the launcher by `sig`, the default action, as if unsupervised.
-fn die_by(sig: Signal) -> ! {
-    let mut set = SigSet::empty();
-    set.add(sig);
-    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
-    let _ = signal_hook::low_level::emulate_default_handler(sig as i32);
-    std::process::exit(128 + sig as i32)
+/// The master's workers, the generation a reload replaces. gunicorn (≥ 25)
+/// can also run a "dirty arbiter", a child that keeps its own pool of
+/// workers and outlives reloads: a child with children of its own is not
+/// counted (a sync worker has none).
+fn gunicorns_workers(master: Pid) -> Vec<Pid> {
+    crate::proc::children(master.as_raw())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&c| crate::proc::children(c).is_none_or(|grand| grand.is_empty()))
+        .map(Pid::from_raw)
+        .collect()
 }
 
 /// gunicorn's exit status in words (its own codes: 3 worker boot error,

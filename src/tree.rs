@@ -11,8 +11,27 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::HashMap;
 
-/// Every live descendant of `root`, parents before children.
+/// Every live descendant of `root`, parents before children. The walk
+/// follows the tree's own children lists, so it costs what the tree holds,
+/// not what the host runs; without them (a kernel built without
+/// `CONFIG_PROC_CHILDREN`) every process's parent is read once.
 pub fn descendants(root: Pid) -> Vec<Pid> {
+    let Some(first) = proc::children(root.as_raw()) else {
+        return descendants_by_parent(root);
+    };
+    let mut out = Vec::new();
+    let mut queue: Vec<i32> = first;
+    queue.reverse();
+    while let Some(p) = queue.pop() {
+        out.push(Pid::from_raw(p));
+        let mut below = proc::children(p).unwrap_or_default();
+        below.reverse();
+        queue.extend(below);
+    }
+    out
+}
+
+fn descendants_by_parent(root: Pid) -> Vec<Pid> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     for pid in proc::all_pids() {
         if let Some(ppid) = proc::ppid(pid) {
@@ -28,6 +47,33 @@ pub fn descendants(root: Pid) -> Vec<Pid> {
         }
     }
     out
+}
+
+/// One process, named by pid and start time so that a reused pid is never
+/// taken for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: Pid,
+    start: u64,
+}
+
+impl Proc {
+    pub fn of(pid: Pid) -> Option<Proc> {
+        proc::stat(pid.as_raw()).map(|s| Proc {
+            pid,
+            start: s.start,
+        })
+    }
+
+    /// Still running: the same process, not yet exited (a zombie serves nothing).
+    pub fn running(&self) -> bool {
+        proc::stat(self.pid.as_raw()).is_some_and(|s| s.start == self.start && s.state != 'Z')
+    }
+}
+
+/// The processes in `pids` that exist now, as [`Proc`]s.
+pub fn named(pids: impl IntoIterator<Item = Pid>) -> Vec<Proc> {
+    pids.into_iter().filter_map(Proc::of).collect()
 }
 
 /// Sends `signal` to each process; ones that are already gone are fine.
@@ -75,12 +121,31 @@ mod tests {
         let grandchild = Pid::from_raw(line.trim().parse().unwrap());
         let me = Pid::this();
         let found = descendants(me);
+        let scanned = descendants_by_parent(me);
         let sh = Pid::from_raw(child.id() as i32);
         assert!(found.contains(&sh), "{found:?}");
         assert!(found.contains(&grandchild), "{found:?}");
+        assert!(
+            scanned.contains(&sh) && scanned.contains(&grandchild),
+            "{scanned:?}"
+        );
         assert!(found.iter().position(|p| *p == sh) < found.iter().position(|p| *p == grandchild));
+        let named_now = named([sh, grandchild]);
+        assert_eq!(named_now.len(), 2);
+        assert!(named_now.iter().all(Proc::running));
         signal_all(&[grandchild, sh], Signal::SIGKILL);
         child.wait().unwrap();
+        // sh is reaped: gone; the grandchild, orphaned, is reaped by init or
+        // a subreaper, and until then a zombie: not running either way.
+        assert!(!named_now[0].running());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while named_now[1].running() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the grandchild never died"
+            );
+            std::thread::yield_now();
+        }
     }
 
     #[test]

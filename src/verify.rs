@@ -104,13 +104,41 @@ fn holders(owners: &[Owner]) -> String {
     owners
         .iter()
         .take(3)
-        .map(|o| format!("pid {} ({}) of user {}", o.pid, o.command, o.user))
+        .map(|o| format!("pid {} ({}) of user {}", o.pid, o.command, o.user()))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// Looks at the port and decides.
+/// Looks at the port and decides, probing as it must: the one verdict.
 pub fn verdict(target: &Target, scope: Scope) -> Verdict {
+    match look(target, scope) {
+        Look::Decided(v) => v,
+        Look::Probing(probing) => {
+            let results = probe::probe_all(&probing.addrs, &target.path, target.probe_timeout);
+            judge(probing, results)
+        }
+    }
+}
+
+/// What the kernel and the process tree say, before any probe.
+pub enum Look {
+    /// Decided without HTTP: nothing listens, a single address, a foreign holder.
+    Decided(Verdict),
+    /// Listening right: the addresses to probe, then [`judge`].
+    Probing(Probing),
+}
+
+/// A verdict waiting for its probes.
+pub struct Probing {
+    pub addrs: Vec<std::net::SocketAddr>,
+    path: String,
+    ours: Vec<Seen>,
+}
+
+/// The verdict from the kernel's socket table and the process tree; when
+/// the listener is right, the addresses to probe (a caller with an event
+/// loop probes them without blocking, see [`probe::Probes`]).
+pub fn look(target: &Target, scope: Scope) -> Look {
     let all = sockets::listeners_on_port(target.port).unwrap_or_default();
     let inodes: Vec<u64> = all.iter().map(|l| l.inode).collect();
     let owners: HashMap<u64, Vec<Owner>> = match scope {
@@ -133,11 +161,13 @@ pub fn verdict(target: &Target, scope: Scope) -> Verdict {
         })
         .partition(|s| !in_tree || !s.owners.is_empty());
     let port = target.port;
-    let done = |kind, listeners, probes, summary| Verdict {
-        kind,
-        listeners,
-        probes,
-        summary,
+    let done = |kind, listeners, probes, summary| {
+        Look::Decided(Verdict {
+            kind,
+            listeners,
+            probes,
+            summary,
+        })
     };
 
     if ours.is_empty() {
@@ -210,8 +240,22 @@ pub fn verdict(target: &Target, scope: Scope) -> Verdict {
         );
     }
 
-    let addrs = probe::targets(port, families).unwrap_or_default();
-    let probes = probe::probe_all(&addrs, &target.path, target.probe_timeout);
+    Look::Probing(Probing {
+        addrs: probe::targets(port, families).unwrap_or_default(),
+        path: target.path.clone(),
+        ours,
+    })
+}
+
+/// The verdict once the probes of [`look`] have their results.
+pub fn judge(probing: Probing, probes: Vec<ProbeResult>) -> Verdict {
+    let Probing { path, ours, .. } = probing;
+    let done = |kind, listeners, probes, summary| Verdict {
+        kind,
+        listeners,
+        probes,
+        summary,
+    };
     let failed: Vec<String> = probes
         .iter()
         .filter(|p| !p.reachable())
@@ -225,7 +269,7 @@ pub fn verdict(target: &Target, scope: Scope) -> Verdict {
         let summary = format!(
             "listening on {} but HTTP GET {} failed: {}",
             bound.join(", "),
-            target.path,
+            path,
             if failed.is_empty() {
                 "no address to probe".to_string()
             } else {

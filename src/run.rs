@@ -1,0 +1,243 @@
+//! `run` and `print-command`, told as tini tells its `main`: configuration,
+//! command, spawn, supervise, exit status. Each step is a function below;
+//! the work is in the modules they call.
+
+use crate::cli::RunArgs;
+use crate::command::{self, Assembled, EnvChange, Note};
+use crate::notify::ChildSocket;
+use crate::supervise::{self, Ending};
+use crate::{config, exit, launch, log, spawn, verify};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
+
+/// Everything `run` decided before starting anything.
+pub struct Plan {
+    pub config: config::Config,
+    pub assembled: Assembled,
+    pub program: std::path::PathBuf,
+    pub env: Vec<EnvChange>,
+    pub notes: Vec<Note>,
+}
+
+pub fn run(args: &RunArgs) -> i32 {
+    let plan = match configure(args) {
+        Ok(plan) => plan,
+        Err((code, msg)) => {
+            log::error(&msg);
+            return code;
+        }
+    };
+    announce(&plan.notes);
+    let signals = match supervise::take_signals() {
+        Ok(fd) => fd,
+        Err(msg) => return fail(exit::SOFTWARE, &msg),
+    };
+    let notify = match ChildSocket::bind() {
+        Ok(s) => s,
+        Err(e) => {
+            return fail(
+                exit::SOFTWARE,
+                &format!("cannot create gunicorn's notify socket: {e}"),
+            );
+        }
+    };
+    let master = match start(&plan, &notify.address) {
+        Ok(pid) => pid,
+        Err((code, msg)) => return fail(code, &msg),
+    };
+    match supervise::supervise(master, &signals, &notify, settings(&plan.config)) {
+        Ok(ending) => exit_status(ending),
+        Err(msg) => fail(exit::SOFTWARE, &msg),
+    }
+}
+
+fn fail(code: i32, msg: &str) -> i32 {
+    log::error(msg);
+    code
+}
+
+/// Configuration and command: the config, the command, the program and the
+/// environment, each checked before anything starts; the error carries the
+/// exit code.
+pub fn configure(args: &RunArgs) -> Result<Plan, (i32, String)> {
+    let mut config = match &args.config {
+        Some(path) => config::load(path).map_err(|e| (exit::CONFIG, e.0))?,
+        None => config::Config::default(),
+    };
+    if let Some(port) = args.port {
+        config.port = port;
+    }
+    let (command, origin_code) = chosen_command(&config, args);
+    let assembled =
+        command::assemble(&command, config.host, config.port).map_err(|e| (origin_code, e))?;
+    let program = launch::resolve(&assembled.argv, &assembled.launch).map_err(|e| match e {
+        launch::Unrunnable::NotFound(m) => (exit::NOT_FOUND, format!("gunicorn not found: {m}")),
+        launch::Unrunnable::NotExecutable(m) => (
+            exit::NOT_EXECUTABLE,
+            format!("gunicorn not executable: {m}"),
+        ),
+    })?;
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let ours = command::bind_value(config.host, config.port);
+    let (env, env_notes) = command::env_changes(&env, &ours).map_err(|e| (exit::CONFIG, e))?;
+    let mut notes = assembled.notes.clone();
+    notes.extend(env_notes);
+    let gunicorn_args = &assembled.argv[assembled.launch.program_len..];
+    let (stop_timeout, note) = command::stop_timeout_for(gunicorn_args, config.stop_timeout);
+    config.stop_timeout = stop_timeout;
+    notes.extend(note);
+    Ok(Plan {
+        config,
+        assembled,
+        program,
+        env,
+        notes,
+    })
+}
+
+/// The command after `--` wins whole; otherwise the config's program, args
+/// and app. Returns the exit code for refusing it: a bad command line is a
+/// usage error, a bad config a config error.
+fn chosen_command(config: &config::Config, args: &RunArgs) -> (Vec<String>, i32) {
+    if !args.command.is_empty() {
+        return (args.command.clone(), exit::USAGE);
+    }
+    let mut command = config.command.clone();
+    command.extend(config.args.iter().cloned());
+    command.extend(config.app.iter().cloned());
+    (command, exit::CONFIG)
+}
+
+/// Each change to the user's command, once.
+fn announce(notes: &[Note]) {
+    for note in notes {
+        if note.warning {
+            log::warn(&note.text);
+        } else {
+            log::info(&note.text);
+        }
+    }
+}
+
+/// Spawn: gunicorn as our child, with our notify socket, and nothing of
+/// ours that it should not have.
+fn start(plan: &Plan, notify_address: &str) -> Result<Pid, (i32, String)> {
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        log::warn(&format!(
+            "cannot become a child subreaper ({e}): orphans of gunicorn will not be reaped here"
+        ));
+    }
+    close_inherited_descriptors();
+    let cmd = spawn::Command::new(
+        &plan.program,
+        &plan.assembled.argv,
+        &plan.env,
+        &[("NOTIFY_SOCKET", notify_address)],
+    )
+    .map_err(|e| (exit::CONFIG, e))?;
+    let master = spawn::spawn(&cmd).map_err(|e| (e.code, e.message))?;
+    log::info(&format!(
+        "started gunicorn, pid {master}: {}",
+        plan.assembled.argv.join(" ")
+    ));
+    Ok(master)
+}
+
+/// Descriptors inherited from our parent (systemd's socket-activation fds,
+/// a shell's stray fds) must not leak into gunicorn: a listening socket
+/// passed down would let gunicorn serve on an address we never checked.
+fn close_inherited_descriptors() {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    }
+}
+
+/// Supervise: what the loop needs from the configuration.
+fn settings(c: &config::Config) -> supervise::Settings {
+    supervise::Settings {
+        target: verify::Target {
+            port: c.port,
+            path: c.probe_path.clone(),
+            probe_timeout: c.probe_timeout,
+        },
+        stop_timeout: c.stop_timeout,
+        startup_timeout: c.startup_timeout,
+        recheck_interval: c.recheck_interval,
+        on_failure: c.on_failure,
+    }
+}
+
+/// Exit status: gunicorn's own, `128+N` when a signal N ended it, or the
+/// launcher's verdict. When gunicorn died of the very TERM or INT we were
+/// asked to stop with (it had no handler yet), the launcher ends by that
+/// signal too, which systemd counts as a clean stop (exit 143 would be
+/// `Result=exit-code`).
+pub fn exit_status(ending: Ending) -> i32 {
+    if let Some(code) = ending.code {
+        return code;
+    }
+    match ending.status {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, sig, _) => {
+            if ending.died_of_our_stop {
+                die_by(sig);
+            }
+            128 + sig as i32
+        }
+        _ => exit::SOFTWARE,
+    }
+}
+
+/// Ends the launcher by `sig`'s default action, as if unsupervised. Where
+/// that cannot end it, it exits `128 + N` instead: as PID 1 of a PID
+/// namespace (a container) the kernel discards a signal the process has no
+/// handler for, so a container runtime sees exit 143 for TERM, as with
+/// tini or dumb-init.
+fn die_by(sig: Signal) -> ! {
+    let mut set = SigSet::empty();
+    set.add(sig);
+    // Never handled, only blocked (signals are read from the signalfd):
+    // unblocked, the default action applies.
+    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    if std::process::id() != 1 {
+        let _ = signal_hook::low_level::raise(sig as i32);
+    }
+    std::process::exit(128 + sig as i32)
+}
+
+/// `print-command`: the same decisions, printed and not run.
+pub fn print_command(args: &RunArgs) -> i32 {
+    let plan = match configure(args) {
+        Ok(plan) => plan,
+        Err((code, msg)) => return fail(code, &msg),
+    };
+    let mut out = String::new();
+    out.push_str(&format!("program: {}\n", plan.program.display()));
+    for token in &plan.assembled.argv {
+        out.push_str(&format!("argv: {token}\n"));
+    }
+    for change in &plan.env {
+        match change {
+            EnvChange::Unset(k) => out.push_str(&format!("env-unset: {k}\n")),
+            EnvChange::Set(k, v) => out.push_str(&format!("env-set: {k}={v}\n")),
+        }
+    }
+    out.push_str("env-set: NOTIFY_SOCKET=<the launcher's own socket>\n");
+    for note in &plan.notes {
+        out.push_str(&format!("note: {}\n", note.text));
+    }
+    print!("{out}");
+    0
+}

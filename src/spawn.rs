@@ -1,0 +1,295 @@
+//! Starting gunicorn: `clone` and `execve`, with everything the child
+//! needs built beforehand.
+//!
+//! The child is started as `posix_spawn` starts one: `clone(CLONE_VM |
+//! CLONE_VFORK)`, sharing the launcher's memory until it execs, the launcher
+//! paused meanwhile. No page table is copied, and the launcher does not pay
+//! afterwards with a copy-on-write fault for each page it writes, as it does
+//! after `fork`. Sharing memory (and the verifier thread's, once it runs)
+//! means the child may only make system calls until it execs: no
+//! allocation, no lock, nothing written but its own stack and one report.
+//! So the program, its arguments and its environment are C strings and
+//! pointer arrays made here, in the parent, and a failure travels back as
+//! the step and errno written into that report.
+
+use crate::command::EnvChange;
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use std::ffi::{CString, OsString, c_char};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The command, ready for `execve`.
+pub struct Command {
+    program: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+/// Why gunicorn could not be started, worded for the operator.
+#[derive(Debug)]
+pub struct SpawnError {
+    /// The launcher's exit code for it: 127 not found, 126 not executable,
+    /// 70 a system call of the launcher's own failed.
+    pub code: i32,
+    pub message: String,
+}
+
+/// Where the child stopped before gunicorn ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+enum Step {
+    Prepare = 1,
+    LauncherGone = 2,
+    Exec = 3,
+}
+
+impl Command {
+    /// The command line `argv` (its first word is what `ps` shows, `program`
+    /// is what runs) with the launcher's environment changed by `env`, then
+    /// `set` on top.
+    pub fn new(
+        program: &Path,
+        argv: &[String],
+        env: &[EnvChange],
+        set: &[(&str, &str)],
+    ) -> Result<Command, String> {
+        let nul =
+            |what: &str| format!("{what} contains a NUL byte, which no command line can carry");
+        let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        let mut put = |k: &str, v: Option<&str>| {
+            vars.retain(|(name, _)| name != k);
+            if let Some(v) = v {
+                vars.push((k.into(), v.into()));
+            }
+        };
+        for change in env {
+            match change {
+                EnvChange::Unset(k) => put(k, None),
+                EnvChange::Set(k, v) => put(k, Some(v)),
+            }
+        }
+        for (k, v) in set {
+            put(k, Some(v));
+        }
+        let envp = vars
+            .into_iter()
+            .map(|(mut k, v)| {
+                k.push("=");
+                k.push(v);
+                CString::new(k.into_vec()).map_err(|_| nul("an environment variable"))
+            })
+            .collect::<Result<_, _>>()?;
+        let argv = argv
+            .iter()
+            .map(|a| CString::new(a.as_bytes()).map_err(|_| nul(&format!("argument {a:?}"))))
+            .collect::<Result<_, _>>()?;
+        let program = CString::new(program.as_os_str().as_encoded_bytes())
+            .map_err(|_| nul("the program's path"))?;
+        Ok(Command {
+            program,
+            argv,
+            envp,
+        })
+    }
+}
+
+/// Starts `cmd`: gunicorn in a session of its own (so a terminal's Ctrl-C
+/// reaches it once, through the launcher, and TTIN/TTOU sent before it has
+/// handlers cannot stop it: its process group is orphaned), stdin on
+/// /dev/null, every signal unblocked, and SIGTERM as its parent-death signal
+/// (SIGKILL would leave sync workers alive for `timeout / 2`). Returns once
+/// gunicorn's program runs.
+pub fn spawn(cmd: &Command) -> Result<Pid, SpawnError> {
+    let software = |what: &str, e: Errno| SpawnError {
+        code: crate::exit::SOFTWARE,
+        message: format!("cannot start gunicorn: {what}: {e}"),
+    };
+    let stdin: OwnedFd = std::fs::File::open("/dev/null")
+        .map_err(|e| {
+            software(
+                "cannot open /dev/null",
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        })?
+        .into();
+    let ptrs = |v: &[CString]| -> Vec<*const c_char> {
+        v.iter()
+            .map(|s| s.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
+    let argv = ptrs(&cmd.argv);
+    let envp = ptrs(&cmd.envp);
+    let parent = Pid::this();
+    let stdin = stdin.as_raw_fd();
+    // Step and errno of a failure, written by the child before it exits.
+    let report = AtomicU64::new(0);
+    let mut stack = [0u8; CHILD_STACK];
+    let child = Box::new(|| {
+        let (step, errno) = match prepare_child(parent, stdin) {
+            // SAFETY: see the `clone` below; the arrays are null-terminated
+            // and point at live C strings.
+            Ok(()) => unsafe {
+                nix::libc::execve(cmd.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                (Step::Exec, Errno::last())
+            },
+            Err(failed) => failed,
+        };
+        report.store(
+            (step as u64) << 32 | u64::from(errno as i32 as u32),
+            Ordering::SeqCst,
+        );
+        127
+    });
+    // SAFETY: with CLONE_VM | CLONE_VFORK the child runs the closure above
+    // on `stack` (16 KiB of this frame, for a few system calls), in this process's memory,
+    // while this thread waits; the closure makes only system calls through
+    // nix's thin wrappers and `libc::execve` on the C strings and pointer
+    // arrays built above, which stay alive and unchanged until `clone`
+    // returns here, after the child has exec'd or exited. It allocates
+    // nothing and takes no lock, so neither this thread's paused state nor
+    // another thread's held locks can hang it, and it writes nothing of
+    // ours but `report`, an atomic. Returning from the closure ends the
+    // child with the exit system call, not libc's `exit`.
+    let cloned = unsafe {
+        nix::sched::clone(
+            child,
+            &mut stack,
+            CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK,
+            Some(Signal::SIGCHLD as i32),
+        )
+    };
+    let child = cloned.map_err(|e| software("clone", e))?;
+    match report.load(Ordering::SeqCst) {
+        0 => Ok(child),
+        failed => {
+            let _ = waitpid(child, None);
+            let errno = Errno::from_raw(failed as u32 as i32);
+            Err(explain(&cmd.program, (failed >> 32) as u32, errno))
+        }
+    }
+}
+
+/// The child's stack until it execs: a few system calls' worth.
+const CHILD_STACK: usize = 16 * 1024;
+
+/// The child's own settings, before exec; the step and errno on failure.
+fn prepare_child(parent: Pid, stdin: i32) -> Result<(), (Step, Errno)> {
+    let at = |e| (Step::Prepare, e);
+    // The launcher blocks every signal it handles (they go to its
+    // signalfd); exec keeps the mask, and a gunicorn with SIGCHLD and
+    // SIGTERM blocked never reaps a worker nor stops.
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(at)?;
+    nix::unistd::setsid().map_err(at)?;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(at)?;
+    // The launcher may have died between fork and prctl: then nobody would
+    // ever send the parent-death signal.
+    if nix::unistd::getppid() != parent {
+        return Err((Step::LauncherGone, Errno::ESRCH));
+    }
+    nix::unistd::dup2(stdin, 0).map_err(at)?;
+    // Rust's runtime ignores SIGPIPE and exec keeps an ignored signal
+    // ignored: gunicorn gets the default. (Dispositions are the child's own:
+    // no CLONE_SIGHAND.)
+    // SAFETY: SIG_DFL installs no handler.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map_err(at)?;
+    Ok(())
+}
+
+fn explain(program: &CString, step: u32, errno: Errno) -> SpawnError {
+    let shown = program.to_string_lossy();
+    match (step, errno) {
+        (s, Errno::ENOENT) if s == Step::Exec as u32 => SpawnError {
+            code: crate::exit::NOT_FOUND,
+            message: format!("cannot start {shown}: {}", errno.desc()),
+        },
+        (s, Errno::E2BIG) if s == Step::Exec as u32 => SpawnError {
+            code: crate::exit::CONFIG,
+            message: format!(
+                "cannot start {shown}: the kernel refused its arguments and environment as too long (E2BIG)"
+            ),
+        },
+        (s, _) if s == Step::Exec as u32 => SpawnError {
+            code: crate::exit::NOT_EXECUTABLE,
+            message: format!("cannot start {shown}: {}", errno.desc()),
+        },
+        (s, _) if s == Step::LauncherGone as u32 => SpawnError {
+            code: crate::exit::SOFTWARE,
+            message: "the launcher's parent process changed while gunicorn started".into(),
+        },
+        _ => SpawnError {
+            code: crate::exit::SOFTWARE,
+            message: format!("cannot prepare gunicorn's process: {}", errno.desc()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::wait::WaitStatus;
+
+    fn run(program: &str, argv: &[&str], set: &[(&str, &str)]) -> Result<WaitStatus, SpawnError> {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let cmd = Command::new(Path::new(program), &argv, &[], set).unwrap();
+        let pid = spawn(&cmd)?;
+        Ok(waitpid(pid, None).unwrap())
+    }
+
+    #[test]
+    fn the_child_gets_its_own_session_stdin_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let script = format!(
+            "read -r x; echo \"stdin=${{x:-empty}} sid=$(ps -o sid= -p $$) pid=$$ v=$GL_SPAWN_TEST\" > {}",
+            out.display()
+        );
+        let status = run(
+            "/bin/sh",
+            &["sh", "-c", &script],
+            &[("GL_SPAWN_TEST", "a b")],
+        )
+        .unwrap();
+        assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+        let text = std::fs::read_to_string(&out).unwrap();
+        let pid = status.pid().unwrap().as_raw();
+        assert!(text.starts_with("stdin=empty sid="), "{text}");
+        let sid: i32 = text
+            .split("sid=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(sid, pid, "{text}");
+        assert!(text.trim_end().ends_with("v=a b"), "{text}");
+    }
+
+    #[test]
+    fn missing_and_unrunnable_programs_have_their_exit_codes() {
+        let e = run("/nonexistent/gunicorn", &["gunicorn"], &[]).unwrap_err();
+        assert_eq!(e.code, crate::exit::NOT_FOUND, "{}", e.message);
+        assert!(e.message.contains("/nonexistent/gunicorn"), "{}", e.message);
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("gunicorn");
+        std::fs::write(&plain, "not a program").unwrap();
+        let e = run(plain.to_str().unwrap(), &["gunicorn"], &[]).unwrap_err();
+        assert_eq!(e.code, crate::exit::NOT_EXECUTABLE, "{}", e.message);
+    }
+
+    #[test]
+    fn an_argument_with_a_nul_byte_is_refused_before_any_fork() {
+        let e = Command::new(Path::new("/bin/true"), &["a\0b".into()], &[], &[])
+            .err()
+            .unwrap();
+        assert!(e.contains("NUL byte"), "{e}");
+    }
+}
