@@ -1,7 +1,11 @@
 # The README's two commands: `make demo` and `make test`.
-.PHONY: demo test test-matrix setup build lint bench bench-check bench-setup bench-variants
+.PHONY: demo test test-matrix setup build lint bench bench-check bench-setup
 
 CARGO ?= cargo
+# Where `cargo build --release` puts the launcher: .cargo/config.toml builds for an
+# explicit target (that is what lets it link the launcher statically).
+TRIPLE := $(shell sed -n 's/^target *= *"\(.*\)"/\1/p' .cargo/config.toml)
+LAUNCHER := target/$(TRIPLE)/release/gunicorn-launcher
 
 build:
 	$(CARGO) build --release
@@ -11,7 +15,7 @@ setup:
 
 # The launcher serving examples/hello.py on 0.0.0.0:8001 with the embedded defaults.
 demo: setup build
-	cd examples && PATH="$(CURDIR)/.venv/bin:$$PATH" $(CURDIR)/target/release/gunicorn-launcher run -- gunicorn hello:app
+	cd examples && PATH="$(CURDIR)/.venv/bin:$$PATH" $(CURDIR)/$(LAUNCHER) run -- gunicorn hello:app
 
 # Everything: formatting, lints, unit, property and real-gunicorn integration tests.
 test: setup lint
@@ -65,10 +69,3 @@ bench: bench-setup
 bench-check: bench-setup
 	python3 benches/bench.py check
 	python3 benches/bench.py report
-
-# Optional, for the RSS comparison: the launcher static and optimised for size, in
-# target/small-static (the idle bench includes it when present). Cargo.toml is unchanged.
-bench-variants:
-	CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
-	RUSTFLAGS="-C target-feature=+crt-static" \
-	$(CARGO) build --release --target "$$(rustc -vV | sed -n 's/^host: //p')" --target-dir target/small-static

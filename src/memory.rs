@@ -1,35 +1,36 @@
-//! Giving back the code pages that start-up and verification touched, once
-//! the launcher has nothing left to do but wait.
+//! Giving back the pages that start-up and verification touched, once the
+//! launcher has nothing left to do but wait.
 //!
-//! Most of a waiting launcher's resident memory is code it ran once: its
-//! own, libc's and the loader's (each page fault maps up to 16 neighbouring
-//! pages of an already cached file, so the launcher's whole text ends up
-//! resident). Once it is serving, the launcher tells the kernel it does not
-//! need those pages now (`MADV_DONTNEED`) on its executable file mappings.
-//! Code is never written, so nothing is lost: the pages stay in the page
-//! cache, shared as before, and come back on a minor fault when that code
-//! runs again. Read-only data is left alone: telling it apart from the
-//! relocated (written) parts of a library takes `/proc/self/smaps`, which
-//! costs more to read than those pages are worth.
+//! Most of a waiting launcher's resident memory is code and constant data
+//! it read once (each page fault maps up to 16 neighbouring pages of an
+//! already cached file, so most of the binary ends up resident). Once it is
+//! serving, the launcher tells the kernel it does not need those pages now
+//! (`MADV_DONTNEED`) on every mapping where that loses nothing: read-only,
+//! backed by a file, and without a single page modified in memory (smaps'
+//! `Anonymous: 0 kB`; the relocated part of the binary is such a modified
+//! copy and stays). The pages stay in the page cache and come back on a
+//! minor fault when that code runs again. The launcher is linked statically,
+//! so that is a dozen mappings to read, not a hundred.
 
 use std::ops::Range;
 
 /// Releases what it can; returns how many bytes of mappings it advised.
-pub fn release_code_pages() -> usize {
-    let Some(maps) = crate::proc::read("/proc/self/maps", 8192) else {
+pub fn release_clean_pages() -> usize {
+    let Some(smaps) = crate::proc::read("/proc/self/smaps", 32 * 1024) else {
         return 0;
     };
     let mut released = 0;
-    for range in code_mappings(&maps) {
+    for range in clean_file_mappings(&smaps) {
         let len = range.end - range.start;
         let Some(start) = std::ptr::NonNull::new(range.start as *mut std::ffi::c_void) else {
             continue;
         };
-        // SAFETY: the range is a whole private mapping of a file, readable
-        // and executable but not writable: code, which nothing in this
-        // process writes (no JIT, no text relocations). Dropping its pages
-        // discards nothing; the next access reads them back from the file,
-        // and no reference into it can be invalidated.
+        // SAFETY: the range is a whole mapping, read-only and backed by a
+        // file, with no page modified in memory (checked just now; a
+        // read-only mapping cannot gain one, as nothing here changes
+        // protections): dropping its pages discards nothing, the next access
+        // reads them back from the file, and no reference into it can be
+        // invalidated.
         let advised = unsafe {
             nix::sys::mman::madvise(start, len, nix::sys::mman::MmapAdvise::MADV_DONTNEED)
         };
@@ -40,58 +41,95 @@ pub fn release_code_pages() -> usize {
     released
 }
 
-/// The executable, non-writable file mappings of a `/proc/PID/maps` text
-/// (`start-end perms offset dev inode path`).
-pub fn code_mappings(maps: &[u8]) -> Vec<Range<usize>> {
-    maps.split(|&b| b == b'\n')
-        .filter_map(|line| {
-            let mut fields = line.split(|&b| b == b' ').filter(|f| !f.is_empty());
-            let range = fields.next()?;
-            let dash = range.iter().position(|&b| b == b'-')?;
-            let hex = |d: &[u8]| usize::from_str_radix(std::str::from_utf8(d).ok()?, 16).ok();
-            let (start, end) = (hex(&range[..dash])?, hex(&range[dash + 1..])?);
-            let perms = fields.next()?;
-            let inode = fields.nth(2)?;
-            let path = fields.next()?;
-            let code = perms == b"r-xp" && inode != b"0" && path.first() == Some(&b'/');
-            (code && start < end).then_some(start..end)
-        })
-        .collect()
+/// The mappings of a `/proc/PID/smaps` text that are read-only, backed by a
+/// file, and have no anonymous (modified) page. Header lines are
+/// `start-end perms offset dev inode path`; the field lines of a mapping
+/// follow its header.
+pub fn clean_file_mappings(smaps: &[u8]) -> Vec<Range<usize>> {
+    let mut found = Vec::new();
+    let mut current: Option<Range<usize>> = None;
+    for line in smaps.split(|&b| b == b'\n') {
+        if let Some(kb) = line.strip_prefix(b"Anonymous:") {
+            if let Some(range) = current.take()
+                && kb.trim_ascii() == b"0 kB"
+            {
+                found.push(range);
+            }
+        } else if line.first().is_some_and(u8::is_ascii_hexdigit)
+            && let Some(header) = mapping_header(line)
+        {
+            current = header;
+        }
+    }
+    found
+}
+
+/// `Some(None)` for a mapping that does not qualify, `Some(Some(range))` for
+/// one that may, `None` for a line that is not a header.
+fn mapping_header(line: &[u8]) -> Option<Option<Range<usize>>> {
+    let mut fields = line.split(|&b| b == b' ').filter(|f| !f.is_empty());
+    let range = fields.next()?;
+    let dash = range.iter().position(|&b| b == b'-')?;
+    let hex = |d: &[u8]| usize::from_str_radix(std::str::from_utf8(d).ok()?, 16).ok();
+    let (start, end) = (hex(&range[..dash])?, hex(&range[dash + 1..])?);
+    let perms = fields.next()?;
+    let inode = fields.nth(2)?;
+    let path = fields.next().unwrap_or_default();
+    let qualifies = perms.len() == 4
+        && perms[0] == b'r'
+        && perms[1] == b'-'
+        && inode != b"0"
+        && path.first() == Some(&b'/')
+        && start < end;
+    Some(qualifies.then_some(start..end))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const MAPS: &str = "\
-55d0c0000000-55d0c0010000 r--p 00000000 08:01 1234 /usr/bin/gunicorn-launcher
-55d0c0010000-55d0c0020000 r-xp 00010000 08:01 1234 /usr/bin/gunicorn-launcher
-55d0c0020000-55d0c0024000 r--p 00020000 08:01 1234 /usr/bin/gunicorn-launcher
-55d0c0024000-55d0c0025000 rw-p 00024000 08:01 1234 /usr/bin/gunicorn-launcher
+    const SMAPS: &str = "\
+55d0c0000000-55d0c0010000 r--p 00000000 08:01 1234                       /usr/bin/gunicorn-launcher
+Size:                 64 kB
+Anonymous:             0 kB
+55d0c0010000-55d0c0020000 r-xp 00010000 08:01 1234                       /usr/bin/gunicorn-launcher
+Size:                 64 kB
+Anonymous:             0 kB
+55d0c0020000-55d0c0024000 r--p 00020000 08:01 1234                       /usr/bin/gunicorn-launcher
+Size:                 16 kB
+Anonymous:            16 kB
+55d0c0024000-55d0c0025000 rw-p 00024000 08:01 1234                       /usr/bin/gunicorn-launcher
+Anonymous:             0 kB
 55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0                          [heap]
-7f0000000000-7f0000100000 r-xp 00026000 08:01 99 /usr/lib/x86_64-linux-gnu/libc.so.6
-7f0000200000-7f0000201000 r-xs 00000000 08:01 98 /dev/shm/x
-7f0000300000-7f0000301000 rwxp 00000000 08:01 97 /tmp/jit
+Anonymous:           132 kB
+7f0000000000-7f0000001000 r--s 00000000 08:01 99                         /var/cache/x (deleted)
+Anonymous:             0 kB
+7f0000002000-7f0000003000 ---p 00000000 08:01 99                         /var/cache/x
+Anonymous:             0 kB
 7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0                          [vdso]
+Anonymous:             0 kB
 ";
 
     #[test]
-    fn only_private_code_mappings_of_files_qualify() {
+    fn only_unmodified_read_only_file_mappings_qualify() {
         assert_eq!(
-            code_mappings(MAPS.as_bytes()),
+            clean_file_mappings(SMAPS.as_bytes()),
             vec![
+                0x55d0c0000000..0x55d0c0010000,
                 0x55d0c0010000..0x55d0c0020000,
-                0x7f0000000000..0x7f0000100000
+                0x7f0000000000..0x7f0000001000,
             ]
         );
-        assert!(code_mappings(b"garbage\n\n-\n").is_empty());
+        assert!(clean_file_mappings(b"garbage\nAnonymous: 0 kB\n").is_empty());
+        // A header without its Anonymous line never qualifies.
+        assert!(clean_file_mappings(&SMAPS.as_bytes()[..100]).is_empty());
     }
 
     #[test]
     fn releasing_keeps_the_process_working() {
-        let maps = std::fs::read("/proc/self/maps").unwrap();
-        assert!(!code_mappings(&maps).is_empty());
-        assert!(release_code_pages() > 0);
+        let smaps = std::fs::read("/proc/self/smaps").unwrap();
+        assert!(!clean_file_mappings(&smaps).is_empty());
+        assert!(release_clean_pages() > 0);
         // The code runs on, read back from the file.
         let v: Vec<String> = (0..100).map(|i| format!("{i}")).collect();
         assert_eq!(v.join(",").len(), 289);

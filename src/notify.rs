@@ -56,6 +56,16 @@ fn says_ready(msg: &[u8]) -> bool {
     msg.split(|&b| b == b'\n').any(|l| l == b"READY=1")
 }
 
+/// One notify datagram, ready to send.
+pub struct Message(Vec<u8>);
+
+impl Message {
+    fn of(states: &[sd_notify::NotifyState]) -> Message {
+        let text: String = states.iter().map(|s| format!("{s}\n")).collect();
+        Message(text.into_bytes())
+    }
+}
+
 /// What the launcher tells systemd. Silent when not run by systemd
 /// (`NOTIFY_SOCKET` unset); errors are ignored on purpose: a lost status
 /// update must never stop the service.
@@ -103,15 +113,26 @@ impl Systemd {
     }
 
     fn send(&self, states: &[sd_notify::NotifyState]) {
+        self.post(&Message::of(states));
+    }
+
+    /// Sends a message made beforehand (see [`Systemd::ready_message`]).
+    pub fn post(&self, message: &Message) {
         if let Some((socket, addr)) = &self.socket {
-            let msg: String = states.iter().map(|s| format!("{s}\n")).collect();
-            let _ = socket.send_to_addr(msg.as_bytes(), addr);
+            let _ = socket.send_to_addr(&message.0, addr);
         }
     }
 
     pub fn ready(&self, status: &str) {
+        self.post(&Systemd::ready_message(status));
+    }
+
+    /// `READY=1` with `status`, made now and sent later by [`Systemd::post`]:
+    /// the supervisor gives its start-up pages back in between, and sending
+    /// a finished message touches little code again.
+    pub fn ready_message(status: &str) -> Message {
         use sd_notify::NotifyState::*;
-        self.send(&[Ready, Status(status)]);
+        Message::of(&[Ready, Status(status)])
     }
 
     pub fn status(&self, status: &str) {

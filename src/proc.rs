@@ -8,12 +8,25 @@
 use std::fs;
 use std::io::Read;
 
-/// A whole `/proc` file. Its size says 0, so std's `read_to_string` would
-/// grow its buffer from 32 bytes, one `read` each time; this reads into
-/// `capacity` bytes at once (more only if the file is longer).
+/// A whole `/proc` file. Its size says 0, so std's `read_to_end` would ask
+/// for the size and position first and then grow its buffer from 32 bytes;
+/// this reads into `capacity` bytes at once (more only if the file is longer).
 pub fn read(path: &str, capacity: usize) -> Option<Vec<u8>> {
-    let mut text = Vec::with_capacity(capacity);
-    fs::File::open(path).ok()?.read_to_end(&mut text).ok()?;
+    let mut file = fs::File::open(path).ok()?;
+    let mut text = vec![0; capacity.max(64)];
+    let mut len = 0;
+    loop {
+        if len == text.len() {
+            text.resize(len * 2, 0);
+        }
+        match file.read(&mut text[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    text.truncate(len);
     Some(text)
 }
 
@@ -123,6 +136,28 @@ pub fn environ_var(pid: i32, name: &str) -> Option<String> {
     })
 }
 
+/// The name of `uid` in `/etc/passwd`, the number when it has none. Read
+/// here rather than through glibc's NSS: the launcher is linked statically,
+/// and a static glibc serves NSS by loading the modules of the glibc it was
+/// built with. Users known only to a directory service (LDAP, SSSD) show as
+/// numbers.
+pub fn user_name(uid: u32) -> String {
+    let passwd = read("/etc/passwd", 4096).unwrap_or_default();
+    name_in_passwd(&passwd, uid).unwrap_or_else(|| uid.to_string())
+}
+
+/// `name:password:uid:...` lines: the first name whose uid is `uid`.
+pub fn name_in_passwd(passwd: &[u8], uid: u32) -> Option<String> {
+    let wanted = uid.to_string();
+    passwd.split(|&b| b == b'\n').find_map(|line| {
+        let mut fields = line.split(|&b| b == b':');
+        let name = fields.next()?;
+        let id = fields.nth(1)?;
+        (id == wanted.as_bytes() && !name.is_empty() && !name.starts_with(b"#"))
+            .then(|| String::from_utf8_lossy(name).into_owned())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +179,19 @@ mod tests {
         assert_eq!(ppid(me), Some(nix::unistd::getppid().as_raw()));
         assert!(all_pids().contains(&me));
         assert!(stat(me).is_some_and(|s| s.state.is_ascii_uppercase() && s.start > 0));
+    }
+
+    #[test]
+    fn user_names_come_from_passwd_lines() {
+        let passwd = b"root:x:0:0:root:/root:/bin/bash\n#x:x:7:7::/:\n\
+                       solvit:x:998:998::/opt/solvit:/usr/sbin/nologin\nbad\n:x:5:5::/:\n";
+        assert_eq!(name_in_passwd(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(name_in_passwd(passwd, 998).as_deref(), Some("solvit"));
+        assert_eq!(name_in_passwd(passwd, 7), None);
+        assert_eq!(name_in_passwd(passwd, 5), None);
+        assert_eq!(name_in_passwd(passwd, 99), None);
+        assert_eq!(user_name(0), "root");
+        assert_eq!(user_name(4_000_000_000), "4000000000");
     }
 
     #[test]

@@ -427,13 +427,10 @@ pub struct Owner {
 }
 
 impl Owner {
-    /// The name of the owner's uid, the number when it has none. Looked up
+    /// The name of the owner's uid ([`crate::proc::user_name`]). Looked up
     /// only when shown: `run` needs names only to explain a failure.
     pub fn user(&self) -> String {
-        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(self.uid))
-            .ok()
-            .flatten()
-            .map_or_else(|| self.uid.to_string(), |user| user.name)
+        crate::proc::user_name(self.uid)
     }
 }
 

@@ -126,6 +126,8 @@ struct Check {
     delay: Duration,
     /// Workers of the generation before a reload; gone before anything counts.
     previous: Vec<Proc>,
+    /// Said with the verdict: why it does not vouch for a new generation.
+    note: Option<String>,
 }
 
 /// Where the launcher stands.
@@ -221,6 +223,7 @@ pub fn supervise(
                 deadline: now + settings.startup_timeout,
                 delay: FIRST_RETRY,
                 previous: Vec::new(),
+                note: None,
             },
             held: Vec::new(),
         },
@@ -431,6 +434,7 @@ impl Supervisor {
             deadline: now + self.settings.startup_timeout,
             delay: FIRST_RETRY,
             previous,
+            note: None,
         }
     }
 
@@ -718,11 +722,23 @@ impl Supervisor {
                     {
                         self.verification_failed(&v.summary)
                     }
+                    // Still there after the whole startup timeout (above
+                    // gunicorn's graceful timeout): gunicorn never acted on
+                    // the signal, or they are stuck in a request. Either
+                    // way, what serves is what to verify; the note says why
+                    // it is not all new.
                     Finding::PreviousStillRunning(n) if give_up => {
-                        self.verification_failed(&format!(
-                            "{n} worker(s) of the previous generation still running after {:?}",
+                        let note = format!(
+                            "{n} worker(s) that served before the reload still running after {:?}: \
+                             gunicorn did not act on the signal (gunicorn <= 23 drops signals while five wait) \
+                             or they are still finishing requests",
                             self.settings.startup_timeout
-                        ))
+                        );
+                        log::warn(&note);
+                        check.previous.clear();
+                        check.note = Some(note);
+                        check.next = Instant::now();
+                        check.deadline = check.next + self.settings.target.probe_timeout;
                     }
                     finding => {
                         if let Finding::PreviousStillRunning(n) = finding {
@@ -741,25 +757,33 @@ impl Supervisor {
     }
 
     fn verified(&mut self, v: Verdict) {
-        let reload = matches!(self.state, State::Reloading { .. });
-        let up = matches!(self.state, State::Starting { .. });
-        if up {
+        let (reload, note) = match &self.state {
+            State::Reloading { check } => (true, check.note.clone()),
+            State::Verifying { check } | State::Starting { check, .. } => {
+                (false, check.note.clone())
+            }
+            _ => (false, None),
+        };
+        if matches!(self.state, State::Starting { .. }) {
             // It answered HTTP: its handlers are up.
             self.gunicorn_is_up();
         }
-        log::info(&format!(
-            "{}: {}",
-            if reload {
-                "reloaded and verified"
-            } else {
-                "verified"
-            },
-            v.summary
-        ));
-        self.systemd.ready(&format!("verified: {}", v.summary));
+        let status = match note {
+            Some(note) => format!("verified: {}; {note}", v.summary),
+            None => format!("verified: {}", v.summary),
+        };
+        log::info(&if reload {
+            format!("reloaded and {status}")
+        } else {
+            status.clone()
+        });
+        let ready = Systemd::ready_message(&status);
         self.serve(true);
+        self.systemd.post(&ready);
     }
 
+    /// Idle from here: start-up's pages are not needed now, and are
+    /// given back before READY=1, so that what systemd sees is what stays.
     fn serve(&mut self, verified: bool) {
         self.state = State::Serving {
             verified,
@@ -767,8 +791,7 @@ impl Supervisor {
             recheck: None,
         };
         self.schedule_tick(Instant::now());
-        // Idle from here: start-up's pages are not needed now.
-        crate::memory::release_code_pages();
+        crate::memory::release_clean_pages();
     }
 
     fn rechecked(&mut self, v: Verdict) {
@@ -810,10 +833,11 @@ impl Supervisor {
                 log::warn(&format!(
                     "{what}: {why}; on_failure = \"warn\": gunicorn keeps running"
                 ));
-                self.serve(false);
-                self.systemd.ready(&format!(
+                let ready = Systemd::ready_message(&format!(
                     "WARNING: not verified, running anyway (on_failure = warn): {why}"
                 ));
+                self.serve(false);
+                self.systemd.post(&ready);
             }
         }
     }

@@ -4,7 +4,7 @@
 //!
 //! The package is built by packaging/build-deb (what `make deb` runs) from the binary cargo
 //! built for these tests, so the test does not wait for a release build; every other step
-//! of the build (man page and completions generated, shlibdeps, sample drop-in, dpkg-deb)
+//! of the build (man page and completions generated, static-link check, sample drop-in, dpkg-deb)
 //! is the same. `GUNICORN_LAUNCHER_DEB=target/debian/...deb` tests that package instead.
 //!
 //! The story, as the issue tells it: `dpkg -i`; a SolvIT unit binding gunicorn to
@@ -245,7 +245,8 @@ fn the_deb_on_a_fresh_server_installs_wraps_solvit_and_removes_cleanly() {
     let started = Instant::now();
     let deb = package();
 
-    // What the package holds: exactly these files, with computed dependencies.
+    // What the package holds: exactly these files, and a static binary that
+    // depends on no library.
     let paths = package_paths(deb);
     let files: BTreeSet<String> = paths
         .iter()
@@ -254,8 +255,11 @@ fn the_deb_on_a_fresh_server_installs_wraps_solvit_and_removes_cleanly() {
         .collect();
     let want: BTreeSet<String> = FILES.iter().map(|f| f.to_string()).collect();
     assert_eq!(files, want, "the package's files");
-    let depends = control_field(deb, "Depends");
-    assert!(depends.contains("libc6 (>="), "Depends: {depends}");
+    assert_eq!(
+        control_field(deb, "Depends"),
+        "",
+        "a static binary needs no library"
+    );
     assert_eq!(control_field(deb, "Recommends"), "systemd, procps");
 
     let (sd, client) = fresh_server();

@@ -272,3 +272,62 @@ fn as_pid_1_a_term_during_startup_ends_in_exit_143() {
     assert_eq!(status.code(), Some(143), "{status:?}: {}", l.output());
     assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
 }
+
+/// A HUP that gunicorn never acts on (gunicorn <= 23 drops signals while
+/// five wait; here a hook swallows it): no new worker ever comes, the
+/// workers that served before still serve. After the startup timeout the
+/// launcher says so, verifies them, and READY=1 carries the reason.
+#[test]
+fn a_reload_that_gunicorn_ignores_is_reported_not_vouched_for() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let notify = NotifySocket::new();
+    app.write(
+        "deaf.py",
+        "import signal\n\
+         def on_starting(server):\n\
+         \x20   handle = server.signal\n\
+         \x20   def deaf(sig, frame):\n\
+         \x20       if sig != signal.SIGHUP:\n\
+         \x20           handle(sig, frame)\n\
+         \x20   server.signal = deaf\n",
+    );
+    app.write("launcher.toml", "[verify]\nstartup_timeout = \"2s\"\n");
+    let mut cmd = app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--config",
+            "launcher.toml",
+            "--",
+            "gunicorn",
+            "-c",
+            "deaf.py",
+            "hello:app",
+        ],
+    );
+    cmd.env("NOTIFY_SOCKET", &notify.path);
+    let mut l = Proc::spawn(cmd);
+    let _cleanup = KillTreeOnDrop(l.pid());
+    notify.wait_for("READY=1", LONG);
+    let master = master_of(l.pid());
+    wait_until("the worker", LONG, || children(master).len() == 1);
+    let workers = children(master);
+    l.signal(Signal::SIGHUP);
+    notify.wait_for("RELOADING=1", LONG);
+    let ready = notify.wait_for("READY=1", LONG);
+    assert!(
+        ready.contains("STATUS=verified:") && ready.contains("did not act on the signal"),
+        "{ready}"
+    );
+    assert!(
+        l.wait_line("still running after 2s", LONG)
+            .contains("warning"),
+        "{}",
+        l.output()
+    );
+    assert_eq!(alive(&children(master)), workers);
+    assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+}
