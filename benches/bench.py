@@ -2,8 +2,8 @@
 """Whole-process benchmarks of gunicorn-launcher against the tools it replaces.
 
     benches/bench.py check     # `check` vs lsof / ss -p / ss, 20,000 TCP sockets
-    benches/bench.py startup   # start -> first HTTP 200: launcher vs bare, tini, dumb-init
-    benches/bench.py idle      # RSS once ready + 60 s idle CPU ticks / context switches
+    benches/bench.py startup   # start -> first HTTP 200 (wall and the supervisor's CPU): launcher vs bare, tini, dumb-init
+    benches/bench.py idle      # RSS once ready and after a reload, then 60 s idle CPU ticks / context switches
     benches/bench.py ready     # gunicorn's listener appearing -> READY=1 on our notify socket
     benches/bench.py signal    # HUP to the supervisor -> gunicorn master's handler runs
     benches/bench.py all       # every one of them, then `report`
@@ -14,6 +14,11 @@ Every bench runs in a network namespace of its own (lo plus a veth pair, one end
 tools interleaved within one run. Results go to target/bench/NAME.json; `report` turns them
 into benches/RESULTS.md. Needs root (namespaces), the release builds and the tools that
 benches/setup installs. Nothing here is a test: no figure is asserted.
+
+Kinds: `launcher` is the product (`cargo build --release`, linked statically by
+.cargo/config.toml); `launcher-dynamic` is the same source linked dynamically (benches/setup
+builds it into target/bench-dynamic), for comparison; `bare` is gunicorn alone; `tini`,
+`dumb-init` (and `supervisord` in the idle bench) run the same gunicorn.
 
 Only the standard library is used.
 """
@@ -32,17 +37,28 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "bench"
 RESULTS = ROOT / "benches" / "RESULTS.md"
-LAUNCHER = ROOT / "target" / "release" / "gunicorn-launcher"
-# benches/setup builds it with --target <host> (so build scripts stay dynamic).
-LAUNCHER_STATIC = next(iter(sorted((ROOT / "target" / "static").glob("*/release/gunicorn-launcher"))), ROOT / "target" / "static" / "not-built")
-# Optional (`make bench-variants`): static and optimised for size (opt-level s, fat LTO, one
-# codegen unit), to show what the RSS target would take. The idle bench includes it if built.
-LAUNCHER_SMALL = next(iter(sorted((ROOT / "target" / "small-static").glob("*/release/gunicorn-launcher"))), ROOT / "target" / "small-static" / "not-built")
+
+
+def build_triple():
+    """The target triple `cargo build` builds for: .cargo/config.toml's [build] target."""
+    try:
+        with open(ROOT / ".cargo" / "config.toml", "rb") as fh:
+            return tomllib.load(fh)["build"]["target"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return None
+
+
+TRIPLE = build_triple()
+# The product: `cargo build --release`, linked statically by .cargo/config.toml.
+LAUNCHER = ROOT / "target" / TRIPLE / "release" / "gunicorn-launcher" if TRIPLE else ROOT / "target" / "release" / "gunicorn-launcher"
+# For comparison: the same source linked dynamically (benches/setup, target dir target/bench-dynamic).
+LAUNCHER_DYNAMIC = ROOT / "target" / "bench-dynamic" / (TRIPLE or "") / "release" / "gunicorn-launcher"
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 BENCH_VENV = ROOT / "target" / "bench-venv"
 DUMB_INIT = BENCH_VENV / "bin" / "dumb-init"
@@ -50,6 +66,7 @@ SUPERVISORD = BENCH_VENV / "bin" / "supervisord"
 EXAMPLES = ROOT / "examples"
 HOOKS = ROOT / "benches" / "hooks.py"
 APP = ["-w", "1", "hello:app"]
+MACHINE = None  # machine(), taken when the bench starts (main)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -182,10 +199,8 @@ def supervised(kind, port, extra_args=()):
         return bound
     if kind == "launcher":
         return [str(LAUNCHER), "run", "--port", str(port), "--", *gun]
-    if kind == "launcher-static":
-        return [str(LAUNCHER_STATIC), "run", "--port", str(port), "--", *gun]
-    if kind == "launcher-static-small":
-        return [str(LAUNCHER_SMALL), "run", "--port", str(port), "--", *gun]
+    if kind == "launcher-dynamic":
+        return [str(LAUNCHER_DYNAMIC), "run", "--port", str(port), "--", *gun]
     if kind == "tini":
         return [which("tini"), "--", *bound]
     if kind == "tini-static":
@@ -239,11 +254,14 @@ def http_status(host, port, timeout=10.0):
         s.close()
 
 
-def first_200(port, t0, limit=60.0, period=0.001):
-    """Polls every `period` until GET / answers 200; returns monotonic seconds since t0."""
+def first_200(port, t0, limit=60.0, period=0.001, cpu_of=None):
+    """Polls every `period` until GET / answers 200; returns monotonic seconds since t0.
+    With `cpu_of` (a pid), returns (seconds, that process's CPU ms), its CPU clock read
+    right as the 200 arrived."""
     while True:
         if http_status("127.0.0.1", port) == 200:
-            return time.monotonic() - t0
+            elapsed = time.monotonic() - t0
+            return elapsed if cpu_of is None else (elapsed, process_cpu_ms(cpu_of))
         if time.monotonic() - t0 > limit:
             raise RuntimeError(f"no HTTP 200 on port {port} within {limit} s")
         time.sleep(period)
@@ -280,7 +298,8 @@ def tcp_listening(port):
 
 def summary(values):
     v = sorted(values)
-    q = statistics.quantiles(v, n=4) if len(v) >= 2 else [v[0]] * 3
+    # Inclusive: quartiles stay within min..max however few the samples.
+    q = statistics.quantiles(v, n=4, method="inclusive") if len(v) >= 2 else [v[0]] * 3
     return {"n": len(v), "median": statistics.median(v), "q1": q[0], "q3": q[2], "min": v[0], "max": v[-1]}
 
 
@@ -344,6 +363,7 @@ def save(name, data):
     OUT.mkdir(parents=True, exist_ok=True)
     data["command"] = f"benches/bench.py {' '.join(sys.argv[1:])}".strip()
     data["when"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    data["machine"] = MACHINE or machine()
     # Paths relative to the repository, so results read the same on any checkout.
     (OUT / f"{name}.json").write_text(json.dumps(data, indent=1).replace(str(ROOT) + "/", ""))
     print(f"bench: wrote {OUT / (name + '.json')}", file=sys.stderr)
@@ -385,16 +405,23 @@ def spawn_timed(argv, env):
     return (t1 - t0) / 1e6, os.waitstatus_to_exitcode(status)
 
 
-def wait_ready_notify(sock, proc, timeout=60.0):
-    """Waits for READY=1 on our notify socket; returns the monotonic time it arrived."""
-    sock.settimeout(timeout)
+def wait_notify(sock, proc, what=b"READY=1", timeout=60.0):
+    """Waits for a message with the line `what` on our notify socket; returns the monotonic
+    time it arrived."""
+    deadline = time.monotonic() + timeout
     while True:
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
         try:
             msg = sock.recv(4096)
         except socket.timeout:
-            raise RuntimeError(f"no READY=1 within {timeout} s (launcher exit {proc.poll()})")
-        if b"READY=1" in msg.split(b"\n"):
+            raise RuntimeError(f"no {what.decode()} within {timeout} s (launcher exit {proc.poll()})")
+        if what in msg.split(b"\n"):
             return time.monotonic()
+
+
+def wait_ready_notify(sock, proc, timeout=60.0):
+    """Waits for READY=1 on our notify socket; returns the monotonic time it arrived."""
+    return wait_notify(sock, proc, b"READY=1", timeout)
 
 
 def notify_socket(tmp):
@@ -431,7 +458,7 @@ def bench_check(args):
         processes = sum(1 for e in os.listdir("/proc") if e.isdigit())
         tools = {
             "check": [str(LAUNCHER), "check", "--port", str(port)],
-            "check-static": [str(LAUNCHER_STATIC), "check", "--port", str(port)],
+            "check (launcher-dynamic)": [str(LAUNCHER_DYNAMIC), "check", "--port", str(port)],
             "check (single address: no probe)": [str(LAUNCHER), "check", "--port", str(single)],
             "check (nothing listening)": [str(LAUNCHER), "check", "--port", str(empty)],
             f"lsof -i :{port}": [which("lsof"), "-i", f":{port}"],
@@ -440,8 +467,8 @@ def bench_check(args):
             "cat /proc/net/tcp /proc/net/tcp6": [which("cat"), "/proc/net/tcp", "/proc/net/tcp6"],
             "true (process start floor)": [which("true")],
         }
-        if not LAUNCHER_STATIC.exists():
-            del tools["check-static"]
+        if not LAUNCHER_DYNAMIC.exists():
+            del tools["check (launcher-dynamic)"]
         plain = candidate_env(tmp, {})
         codes = {name: spawn_timed(argv, plain)[1] for name, argv in tools.items()}
         log(f"exit codes: {codes}")
@@ -500,12 +527,31 @@ def ratio_ci(values, base, resamples=2000):
     return [ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1]]
 
 
+def process_cpu_ms(pid):
+    """CPU time (user + system) of the whole process `pid` so far, in ms with ns precision:
+    its process CPU clock, Linux's MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED) =
+    (~pid << 3) | 2. The kernel sums every thread the process ever had, ended ones included
+    (/proc/PID/task/*/sched only shows live threads), and lets any process read it."""
+    return time.clock_gettime_ns((~pid << 3) | 2) / 1e6
+
+
+def with_dynamic(kinds, after):
+    """`kinds` with launcher-dynamic inserted after `after`, if benches/setup built it."""
+    if not LAUNCHER_DYNAMIC.exists():
+        log(f"{LAUNCHER_DYNAMIC.relative_to(ROOT)} not built (benches/setup): launcher-dynamic left out")
+        return kinds
+    i = kinds.index(after) + 1
+    return kinds[:i] + ["launcher-dynamic"] + kinds[i:]
+
+
 def bench_startup(args):
     rounds = int(args.get("rounds", 30))
-    kinds = ["bare", "launcher", "tini", "dumb-init"] + (["launcher-static"] if LAUNCHER_STATIC.exists() else [])
+    kinds = with_dynamic(["bare", "launcher", "tini", "dumb-init"], "launcher")
     become_subreaper()
     times = {k: [] for k in kinds}
-    cpu = {k: [] for k in kinds}  # the supervisor's own CPU time from start to first 200
+    # The supervisor's own CPU time from its start (fork) to gunicorn's first 200; for
+    # bare, gunicorn's master's.
+    cpu = {k: [] for k in kinds}
     port = 20000
     with tempfile.TemporaryDirectory(prefix="glbench-") as tmp, Netns("startup"):
         tmp = Path(tmp)
@@ -520,8 +566,7 @@ def bench_startup(args):
                     with open(tmp / f"{kind}-{port}.log", "w") as logf:
                         t0 = time.monotonic()
                         proc = subprocess.Popen(supervised(kind, port), cwd=EXAMPLES, env=env, stdout=logf, stderr=logf)
-                        elapsed = first_200(port, t0)
-                    own = cpu_ms(proc.pid)
+                        elapsed, own = first_200(port, t0, cpu_of=proc.pid)
                     stop(proc)
                     if r >= 1:  # one warm-up round
                         times[kind].append(elapsed * 1000)
@@ -529,6 +574,8 @@ def bench_startup(args):
     # The launcher's own work before it could exec gunicorn (CLI, config, command assembly,
     # `which`): `print-command` does all of it and then prints instead of forking.
     front = {"print-command": [str(LAUNCHER), "print-command", "--", str(GUNICORN), *APP], "true": [which("true")]}
+    if "launcher-dynamic" in kinds:
+        front["print-command (launcher-dynamic)"] = [str(LAUNCHER_DYNAMIC), *front["print-command"][1:]]
     front_ms = {k: [] for k in front}
     for r in range(53):
         for k in front:
@@ -558,106 +605,134 @@ def status_fields(pid):
     return out
 
 
-def cpu_ms(pid):
-    """CPU time of `pid`'s live threads in ms, with µs precision (the scheduler's
-    se.sum_exec_runtime from /proc/PID/task/TID/sched); /proc/PID/stat counts 10 ms ticks."""
-    total = 0.0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            sched = Path(f"/proc/{pid}/task/{tid}/sched").read_text()
-        except OSError:  # a thread that ended since the listing (a probe thread)
-            continue
-        for line in sched.splitlines():
-            if line.startswith("se.sum_exec_runtime"):
-                total += float(line.split(":")[1])
-    return total
-
-
 def counters(pid):
     st = status_fields(pid)
     f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    kib = lambda k: int(st.get(k, "0 kB").split()[0])
     return {
         "ticks": int(f[11]) + int(f[12]),
         "switches": int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"]),
         "threads": int(st["Threads"]),
-        "VmRSS": kib("VmRSS"), "RssAnon": kib("RssAnon"), "RssFile": kib("RssFile"), "VmHWM": kib("VmHWM"),
     }
 
 
-def page_out(pid):
-    """Asks the kernel to reclaim every page of `pid` that no other process maps
-    (process_madvise(MADV_PAGEOUT) over all its mappings), as the launcher could do to
-    itself once ready. What is resident a while later is the working set of its idle
-    loop. Returns False where the kernel refuses (older than 5.10, no CAP_SYS_NICE)."""
-    SYS_pidfd_open, SYS_process_madvise, MADV_PAGEOUT = 434, 440, 21
-    libc.syscall.restype = ctypes.c_long
-    pidfd = libc.syscall(SYS_pidfd_open, pid, 0)
-    if pidfd < 0:
-        return False
-    ok = True
+def memory(pid):
+    """Resident memory of `pid` in KiB, two ways. /proc/PID/status (VmRSS, RssAnon, RssFile,
+    VmHWM) reads the mm's RSS counters, which the kernel batches per CPU: they can lag the
+    truth by up to about 32 pages per CPU, and right after a process gave pages back (madvise) they
+    often still show the old value. /proc/PID/smaps_rollup walks the page tables: its `Rss`
+    (and `Pss`, `Anonymous`) is exact at the moment of reading."""
+    st = status_fields(pid)
+    kib = lambda k: int(st.get(k, "0 kB").split()[0])
+    rollup = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        k, _, v = line.partition(":")
+        if v.strip().endswith("kB"):
+            rollup[k] = int(v.split()[0])
+    return {
+        "VmRSS": kib("VmRSS"), "RssAnon": kib("RssAnon"), "RssFile": kib("RssFile"), "VmHWM": kib("VmHWM"),
+        "smaps_Rss": rollup.get("Rss"), "smaps_Pss": rollup.get("Pss"), "smaps_Anonymous": rollup.get("Anonymous"),
+    }
+
+
+def children(pid):
+    parents = ppid_map()
+    return [c for c, p in parents.items() if p == pid]
+
+
+def process_key(pid):
+    """(pid, start time) while `pid` lives and is not a zombie, else None: a pid the kernel
+    reused is another process."""
     try:
-        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
-            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
-            if line.rstrip().endswith("[vsyscall]"):
-                continue
-            iov = (ctypes.c_void_p * 2)(lo, hi - lo)
-            if libc.syscall(SYS_process_madvise, pidfd, iov, 1, MADV_PAGEOUT, 0) < 0:
-                ok = ok and ctypes.get_errno() not in (38, 1)  # ENOSYS, EPERM
-    finally:
-        os.close(pidfd)
-    return ok
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    f = stat.rsplit(")", 1)[1].split()
+    return None if f[0] in ("Z", "X") else (pid, f[19])
+
+
+def gunicorn_workers(kind, pid):
+    """The current workers of the gunicorn that `pid` (a supervisor, or gunicorn's master
+    for bare) runs: the master's children, each as process_key()."""
+    masters = [pid] if kind == "bare" else children(pid)
+    return [k for m in masters for k in map(process_key, children(m)) if k]
+
+
+def reload_and_wait(kind, proc, port, nsock=None, timeout=60.0):
+    """SIGHUP to the supervisor, then waits until the reload is over: for a launcher,
+    RELOADING=1 and then the next READY=1 on its notify socket (it sends READY=1 once the
+    previous workers are gone and the new ones answer); for the others, until every worker
+    the master had before the HUP is gone and GET / answers 200. Returns the seconds taken."""
+    old = [] if nsock else gunicorn_workers(kind, proc.pid)
+    if not nsock and not old:
+        raise RuntimeError(f"{kind}: no gunicorn worker found under pid {proc.pid}: cannot tell when a reload is over")
+    t0 = time.monotonic()
+    os.kill(proc.pid, signal.SIGHUP)
+    if nsock:
+        wait_notify(nsock, proc, b"RELOADING=1", timeout)
+        wait_notify(nsock, proc, b"READY=1", timeout)
+        return time.monotonic() - t0
+    while any(process_key(k[0]) == k for k in old):
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError(f"{kind}: gunicorn's workers {[k[0] for k in old]} still there {timeout} s after HUP")
+        time.sleep(0.005)
+    first_200(port, t0, limit=timeout)
+    return time.monotonic() - t0
 
 
 def bench_idle(args):
     seconds = float(args.get("seconds", 60))
-    kinds = ["launcher", "launcher-static", "tini", "tini-static", "dumb-init", "supervisord", "bare"]
-    if not LAUNCHER_STATIC.exists():
-        kinds.remove("launcher-static")
-    if LAUNCHER_SMALL.exists():
-        kinds.insert(2, "launcher-static-small")
+    kinds = with_dynamic(["launcher", "tini", "tini-static", "dumb-init", "supervisord", "bare"], "launcher")
+    if not shutil.which("tini-static"):
+        kinds.remove("tini-static")
     become_subreaper()
     with tempfile.TemporaryDirectory(prefix="glbench-") as tmp, Netns("idle"):
         tmp = Path(tmp)
-        procs, supervisor_pid = {}, {}
-        nsock, path = notify_socket(tmp)
+        procs, ports, nsocks, ready, reloaded, reload_s = {}, {}, {}, {}, {}, {}
         for i, kind in enumerate(kinds):
-            port = 8101 + i
+            port = ports[kind] = 8101 + i
             xdg = tmp / f"xdg-{kind}"
             xdg.mkdir()
             env = candidate_env(xdg)
             if kind.startswith("launcher"):
-                # As under systemd (Type=notify, no watchdog): READY=1 goes to our socket.
-                env["NOTIFY_SOCKET"] = path
+                # As under systemd (Type=notify, no watchdog): READY=1 goes to a socket of the
+                # bench's, one per launcher so that each message's sender is known.
+                nsocks[kind], env["NOTIFY_SOCKET"] = notify_socket(tmp)
             argv = supervisord_argv(port, tmp, env) if kind == "supervisord" else supervised(kind, port)
             logf = open(tmp / f"{kind}.log", "w")
             procs[kind] = subprocess.Popen(argv, cwd=EXAMPLES, env=env, stdout=logf, stderr=logf)
-            first_200(port, time.monotonic())
-            if kind.startswith("launcher"):
-                wait_ready_notify(nsock, procs[kind])
-            supervisor_pid[kind] = procs[kind].pid
+            if kind in nsocks:
+                wait_notify(nsocks[kind], procs[kind], b"READY=1")
+                ready[kind] = memory(procs[kind].pid)
+                first_200(port, time.monotonic())
+            else:
+                first_200(port, time.monotonic())
+                ready[kind] = memory(procs[kind].pid)
             log(f"{kind} ready on port {port}")
+        # One reload at a time, so that no other reload competes for the CPUs.
+        for kind in kinds:
+            reload_s[kind] = reload_and_wait(kind, procs[kind], ports[kind], nsocks.get(kind))
+            reloaded[kind] = memory(procs[kind].pid)
+            log(f"{kind} reloaded in {reload_s[kind]:.2f} s")
         time.sleep(2)  # let every supervisor finish whatever follows readiness
         with Activity() as act:
-            before = {k: counters(p) for k, p in supervisor_pid.items()}
+            before = {k: counters(p.pid) for k, p in procs.items()}
             time.sleep(seconds)
-            after = {k: counters(p) for k, p in supervisor_pid.items()}
+            after = {k: counters(p.pid) for k, p in procs.items()}
         alive = {k: p.poll() is None for k, p in procs.items()}
-        # What each one keeps resident of its own accord: page out, idle 5 s, read again.
-        paged = {k: page_out(p) for k, p in supervisor_pid.items()}
-        time.sleep(5)
-        after_pageout = {k: counters(p) for k, p in supervisor_pid.items()}
         for p in procs.values():
             stop(p)
     rows = {}
     for k in kinds:
-        rows[k] = dict(after[k])
-        rows[k]["idle_ticks"] = after[k]["ticks"] - before[k]["ticks"]
-        rows[k]["idle_switches"] = after[k]["switches"] - before[k]["switches"]
-        rows[k]["alive"] = alive[k]
-        rows[k]["VmRSS_after_pageout"] = after_pageout[k]["VmRSS"] if paged[k] else None
-        rows[k]["RssFile_after_pageout"] = after_pageout[k]["RssFile"] if paged[k] else None
-        rows[k]["binary"] = "supervisord (python)" if k == "supervisord" else supervised(k, 1)[0]
+        rows[k] = {
+            "ready": ready[k],
+            "after_reload": reloaded[k],
+            "reload_s": reload_s[k],
+            "threads": after[k]["threads"],
+            "idle_ticks": after[k]["ticks"] - before[k]["ticks"],
+            "idle_switches": after[k]["switches"] - before[k]["switches"],
+            "alive": alive[k],
+            "binary": "supervisord (python)" if k == "supervisord" else supervised(k, 1)[0],
+        }
     save("idle", {"seconds": seconds, "clk_tck": CLK_TCK, "supervisor": rows, "activity": act.report})
 
 
@@ -683,7 +758,7 @@ def wait_listener(port, t0, limit=60.0):
 
 def bench_ready(args):
     rounds = int(args.get("rounds", 16))
-    kinds = ["launcher", "bare"] + (["launcher-static"] if LAUNCHER_STATIC.exists() else [])
+    kinds = with_dynamic(["launcher", "bare"], "bare")
     become_subreaper()
     from_stamp = {k: [] for k in kinds}
     from_poll = {k: [] for k in kinds}
@@ -739,7 +814,7 @@ def bench_ready(args):
 
 def bench_signal(args):
     rounds = int(args.get("rounds", 20))
-    kinds = ["bare", "launcher", "tini", "dumb-init"] + (["launcher-static"] if LAUNCHER_STATIC.exists() else [])
+    kinds = with_dynamic(["bare", "launcher", "tini", "dumb-init"], "dumb-init")
     become_subreaper()
     lat = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory(prefix="glbench-") as tmp, Netns("signal"):
@@ -788,14 +863,15 @@ def bench_signal(args):
 
 def signal_during_verification(tmp, rounds):
     """HUP sent 50 ms after the listener appeared, while the app is still importing
-    (benches/slow_app.py, 1 s): bare gunicorn's master gets it at once; the launcher is
-    then verifying, its HTTP probe waiting for the worker."""
-    kinds = ["bare", "launcher"]
+    (benches/slow_app.py, 1 s): sent to gunicorn's master directly (bare), through tini,
+    and through the launcher, which is then verifying (its HTTP probe waits for the
+    worker)."""
+    kinds = ["bare", "launcher", "tini"]
     lat = {k: [] for k in kinds}
     port = 22000
     extra = ["-c", str(HOOKS), "--pythonpath", str(ROOT / "benches")]
     for r in range(rounds):
-        for kind in kinds[r % 2:] + kinds[: r % 2]:
+        for kind in kinds[r % len(kinds):] + kinds[: r % len(kinds)]:
             port += 1
             xdg = tmp / f"xdg-slow-{port}"
             xdg.mkdir()
@@ -831,11 +907,41 @@ def version(cmd):
         return "not installed"
 
 
+def source():
+    """Which launcher source the bench measures: `src/ at commit <short sha>`, with
+    " (working tree modified)" when src/, Cargo.toml, Cargo.lock or .cargo/ differ from it."""
+    git = ["git", "-C", str(ROOT)]
+    try:
+        sha = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock", ".cargo"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "src/ at commit unknown (no git)"
+    return f"src/ at commit {sha}" + (" (working tree modified)" if dirty else "")
+
+
+def linkage(path):
+    """How `path` is linked, from its dynamic section's NEEDED entries (readelf -d)."""
+    try:
+        out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "linkage unknown"
+    needed = [l.rsplit("[", 1)[1].rstrip("]") for l in out.splitlines() if "(NEEDED)" in l]
+    return f"dynamic: {', '.join(needed)}" if needed else "static"
+
+
+def binary(path):
+    if not path.exists():
+        return f"{path.relative_to(ROOT)} (not built)"
+    return f"{path.relative_to(ROOT)} ({path.stat().st_size / 1024 / 1024:.1f} MiB, {linkage(path)})"
+
+
 def machine():
+    """The machine and the programs compared, taken when a bench runs and saved with its
+    figures (`report` renders them from the JSON)."""
     mem = next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
     os_name = next((l.split("=", 1)[1].strip('"') for l in Path("/etc/os-release").read_text().splitlines() if l.startswith("PRETTY_NAME")), "?")
-    size = lambda p: f"{p.stat().st_size / 1024 / 1024:.1f} MiB" if p.exists() else "not built"
     return {
         "cpu": f"{os.cpu_count()} × {cpu}",
         "memory": f"{int(mem.split()[1]) // 1024} MiB",
@@ -843,15 +949,16 @@ def machine():
         "os": os_name,
         "python": platform.python_version(),
         "gunicorn": version([str(GUNICORN), "--version"]),
-        "tini": version([which("tini"), "--version"]),
+        "tini": version([shutil.which("tini") or "tini", "--version"]),
         "dumb-init": version([str(DUMB_INIT), "--version"]),
         "supervisord": version([str(SUPERVISORD), "--version"]),
         "hyperfine": version(["hyperfine", "--version"]),
         "lsof": version(["sh", "-c", "lsof -v 2>&1 | grep revision | head -1"]),
         "ss": version(["ss", "-V"]),
         "rustc": version(["rustc", "--version"]),
-        "launcher": f"{LAUNCHER.relative_to(ROOT)} ({size(LAUNCHER)}), static: {LAUNCHER_STATIC.relative_to(ROOT)} ({size(LAUNCHER_STATIC)})",
-        "launcher source": version(["git", "-C", str(ROOT), "log", "-1", "--format=src/ at commit %h (%cs)", "--", "src", "Cargo.toml", "Cargo.lock"]),
+        "launcher": binary(LAUNCHER),
+        "launcher-dynamic": binary(LAUNCHER_DYNAMIC),
+        "launcher source": source(),
     }
 
 
@@ -866,7 +973,10 @@ def report(args):
     from report import readme_table, render  # benches/report.py
 
     data = {p.stem: json.loads(p.read_text()) for p in sorted(OUT.glob("*.json"))}
-    RESULTS.write_text(render(data, machine()))
+    # The machine as each bench saw it; read now only if no result carries it.
+    now = None if any("machine" in v for v in data.values()) else machine()
+    RESULTS.write_text(render(data, now))
+    OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "readme-table.md").write_text(readme_table(data))
     log(f"wrote {RESULTS}")
 
@@ -884,6 +994,9 @@ def main():
     sys.path.insert(0, str(Path(__file__).parent))
     if sys.argv[1] == "report":
         return report(args)
+    global MACHINE
+    MACHINE = machine()  # the source and binaries as they are when the bench starts
+    log(f"measuring {MACHINE['launcher source']}; launcher {MACHINE['launcher']}; launcher-dynamic {MACHINE['launcher-dynamic']}")
     try:
         bench_all(args) if sys.argv[1] == "all" else BENCHES[sys.argv[1]](args)
     finally:

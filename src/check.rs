@@ -1,12 +1,18 @@
-//! `check`: `lsof -i :PORT` and `curl -I` in one command.
+//! `check`: `lsof -i :PORT` and `curl -I http://SERVER_IP:PORT` in one
+//! command.
 //!
-//! Every listener on the port with its family, address, owners (pid,
-//! command, user), the HTTP probe result per address, and the verdict,
-//! computed by [`crate::verify`] exactly as `run` computes it before READY.
-//! Exit codes: 0 all interfaces and reachable, 1 bound to a single address,
-//! 3 nothing listening, 4 listening but an HTTP probe failed.
+//! Every listener on the port with its family, address and owners (a
+//! master with its workers on one row; `--verbose` gives a row per
+//! process), the HTTP answer to each probe (each address with the Host a
+//! browser pointed at it sends, and each `--host-name` at each address),
+//! and the verdict, computed by [`crate::verify`] exactly as `run` computes
+//! it before READY. Exit codes: 0 all interfaces and reachable, 1 bound to a
+//! single address, 3 nothing listening, 4 listening but an HTTP probe
+//! failed, 5 the app rejects the Host remote browsers send, 6 the port is
+//! split between independent programs.
 
 use crate::cli::CheckArgs;
+use crate::sockets::Owner;
 use crate::verify::{self, Kind, Scope, Target, Verdict};
 use serde_json::json;
 
@@ -15,12 +21,13 @@ pub fn run(args: &CheckArgs) -> i32 {
         port: args.port,
         path: args.path.clone(),
         probe_timeout: args.timeout,
+        host_names: args.host_names.clone(),
     };
     let v = verify::verdict(&target, Scope::Host);
     if args.json {
         println!("{}", to_json(&v, &target));
     } else {
-        print!("{}", table(&v, &target, use_colour()));
+        print!("{}", table(&v, &target, use_colour(), args.verbose));
     }
     v.kind.exit_code()
 }
@@ -30,16 +37,6 @@ fn family(l: &crate::sockets::Listener) -> &'static str {
         (true, _) => "IPv4",
         (false, true) => "IPv6 (v6only)",
         (false, false) => "IPv6 (dual-stack)",
-    }
-}
-
-fn verdict_word(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Ok => "ok",
-        Kind::SingleAddress => "single-address",
-        Kind::Nothing => "nothing-listening",
-        Kind::Foreign => "held-by-another-program",
-        Kind::ProbeFailed => "http-probe-failed",
     }
 }
 
@@ -77,32 +74,75 @@ pub fn paint(text: &str, good: bool, colour: bool) -> String {
     }
 }
 
-pub fn table(v: &Verdict, target: &Target, colour: bool) -> String {
+/// A listener's owners as rows of (pid, user, command): each process that
+/// holds it while its parent does not (a master), with the holders below it
+/// counted (`+ 2 workers`).
+pub fn owner_groups(owners: &[Owner]) -> Vec<(String, String, String)> {
+    let pids: Vec<i32> = owners.iter().map(|o| o.pid).collect();
+    let is_below = |p: i32, head: i32| {
+        let mut up = p;
+        while let Some(pp) = crate::proc::ppid(up).filter(|&pp| pp > 1) {
+            if pp == head {
+                return true;
+            }
+            up = pp;
+        }
+        false
+    };
+    let heads: Vec<&Owner> = owners
+        .iter()
+        .filter(|o| !pids.iter().any(|&p| p != o.pid && is_below(o.pid, p)))
+        .collect();
+    heads
+        .into_iter()
+        .map(|head| {
+            let below = pids
+                .iter()
+                .filter(|&&p| p != head.pid && is_below(p, head.pid))
+                .count();
+            let kind = if head.command.contains("gunicorn") {
+                ("worker", "workers")
+            } else {
+                ("process under it", "processes under it")
+            };
+            let command = match below {
+                0 => head.command.clone(),
+                1 => format!("{} + 1 {}", head.command, kind.0),
+                n => format!("{} + {n} {}", head.command, kind.1),
+            };
+            (head.pid.to_string(), head.user(), command)
+        })
+        .collect()
+}
+
+pub fn table(v: &Verdict, target: &Target, colour: bool, verbose: bool) -> String {
     let mut rows = vec![
-        vec!["FAMILY", "ADDRESS", "PID", "USER", "COMMAND"]
-            .into_iter()
+        ["FAMILY", "ADDRESS", "PID", "USER", "COMMAND"]
             .map(String::from)
-            .collect::<Vec<_>>(),
+            .to_vec(),
     ];
     for seen in &v.listeners {
         let addr = verify::endpoint(&seen.listener);
+        let fam = family(&seen.listener).to_string();
         if seen.owners.is_empty() {
             rows.push(vec![
-                family(&seen.listener).into(),
+                fam.clone(),
                 addr.clone(),
                 "?".into(),
                 "?".into(),
                 "(owner not visible)".into(),
             ]);
         }
-        for o in &seen.owners {
-            rows.push(vec![
-                family(&seen.listener).into(),
-                addr.clone(),
-                o.pid.to_string(),
-                o.user(),
-                o.command.clone(),
-            ]);
+        let owners: Vec<(String, String, String)> = if verbose {
+            seen.owners
+                .iter()
+                .map(|o| (o.pid.to_string(), o.user(), o.command.clone()))
+                .collect()
+        } else {
+            owner_groups(&seen.owners)
+        };
+        for (pid, user, command) in owners {
+            rows.push(vec![fam.clone(), addr.clone(), pid, user, command]);
         }
     }
     let mut out = String::new();
@@ -113,14 +153,28 @@ pub fn table(v: &Verdict, target: &Target, colour: bool) -> String {
     }
     if !v.probes.is_empty() {
         out.push_str(&format!("\nHTTP GET {}\n", target.path));
-        let rows: Vec<Vec<String>> = v
-            .probes
-            .iter()
-            .map(|p| vec![p.addr.to_string(), p.outcome.to_string()])
-            .collect();
+        let mut rows = vec![["ADDRESS", "HOST", "ANSWER"].map(String::from).to_vec()];
+        let names = !target.host_names.is_empty();
+        for (p, &counted) in v.probes.iter().zip(&v.counted) {
+            let note = match p.outcome {
+                crate::probe::Outcome::Status(400) if counted => "  (a rejected Host)",
+                crate::probe::Outcome::Status(400) if names && !p.addr.ip().is_loopback() => {
+                    "  (not counted: only the --host-name answers count)"
+                }
+                _ => "",
+            };
+            rows.push(vec![
+                p.addr.to_string(),
+                p.host.clone(),
+                format!("{}{note}", p.outcome),
+            ]);
+        }
         out.push_str(&aligned(&rows));
     }
-    let word = paint(verdict_word(v.kind), v.kind == Kind::Ok, colour);
+    for (addr, why) in &v.skipped {
+        out.push_str(&format!("not probed: {} — {why}\n", addr.ip()));
+    }
+    let word = paint(v.kind.word(), v.kind == Kind::Ok, colour);
     out.push_str(&format!("\nverdict: {word} — {}\n", v.summary));
     out
 }
@@ -128,9 +182,10 @@ pub fn table(v: &Verdict, target: &Target, colour: bool) -> String {
 pub fn to_json(v: &Verdict, target: &Target) -> serde_json::Value {
     json!({
         "port": target.port,
-        "verdict": verdict_word(v.kind),
+        "verdict": v.kind.word(),
         "exit_code": v.kind.exit_code(),
         "summary": v.summary,
+        "host_names": target.host_names,
         "listeners": v.listeners.iter().map(|s| json!({
             "family": if s.listener.addr.is_ipv4() { "ipv4" } else { "ipv6" },
             "address": s.listener.addr.to_string(),
@@ -139,11 +194,17 @@ pub fn to_json(v: &Verdict, target: &Target) -> serde_json::Value {
             "all_interfaces": s.listener.is_wildcard() && (s.listener.covers_ipv4()),
             "owners": s.owners.iter().map(|o| json!({"pid": o.pid, "command": o.command, "user": o.user()})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "probes": v.probes.iter().map(|p| json!({
+        "probes": v.probes.iter().zip(&v.counted).map(|(p, counted)| json!({
             "address": p.addr.to_string(),
+            "host": p.host,
             "reachable": p.reachable(),
             "status": match p.outcome { crate::probe::Outcome::Status(s) => Some(s), _ => None },
             "result": p.outcome.to_string(),
+            "counted": counted,
+        })).collect::<Vec<_>>(),
+        "not_probed": v.skipped.iter().map(|(a, why)| json!({
+            "address": a.ip().to_string(),
+            "reason": why,
         })).collect::<Vec<_>>(),
     })
 }

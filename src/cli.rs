@@ -39,7 +39,7 @@ pub enum Cmd {
     PrintCommand(RunArgs),
     /// Show every listener on the port, its owner, and whether it answers HTTP on every address.
     #[command(
-        after_help = "Exit codes: 0 all interfaces and reachable, 1 bound to a single address, 3 nothing listening, 4 an HTTP probe failed.\n\nExamples:\n  gunicorn-launcher check\n  gunicorn-launcher check --port 8001 --json"
+        after_help = "Exit codes: 0 all interfaces and reachable, 1 bound to a single address (or held by another program), 3 nothing listening, 4 an HTTP probe failed, 5 the app rejects the Host remote browsers send (Django: ALLOWED_HOSTS), 6 the port is split between independent programs (SO_REUSEPORT).\n\nExamples:\n  gunicorn-launcher check\n  gunicorn-launcher check --port 8001 --json\n  gunicorn-launcher check --host-name solvit.example.com"
     )]
     Check(CheckArgs),
     /// Wrap the launcher around units that run gunicorn (a drop-in; the unit file is not edited), then restart and verify.
@@ -183,4 +183,14 @@ pub struct CheckArgs {
     /// Per-address HTTP timeout.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+    /// A name clients use (repeatable): probed at every address, and then only these answers decide whether the app rejects the Host.
+    #[arg(long = "host-name", value_name = "NAME", value_parser = host_name)]
+    pub host_names: Vec<String>,
+    /// One row per process holding a listener (default: a master and its workers on one row).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+fn host_name(s: &str) -> Result<String, String> {
+    crate::config::validate_host_name(s).map(|()| s.to_string())
 }

@@ -12,6 +12,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
+/// Whether a Host rejected by the app (HTTP 400 to what a remote browser
+/// sends) fails the verification.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnHostRejected {
+    /// Say it (log warning, STATUS) and send READY=1 all the same: the bind is
+    /// right, and the app's settings are the app's.
+    #[default]
+    Warn,
+    /// A failed verification, handled as `on_failure` says.
+    Fail,
+}
+
 /// What to do when the post-start verification fails.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -80,6 +93,8 @@ struct VerifySection {
     recheck_interval: Option<Duration>,
     path: Option<Spanned<String>>,
     on_failure: Option<OnFailure>,
+    host_names: Option<Spanned<Vec<String>>>,
+    on_host_rejected: Option<OnHostRejected>,
 }
 
 /// The configuration after defaults and validation.
@@ -100,6 +115,9 @@ pub struct Config {
     pub recheck_interval: Duration,
     pub probe_path: String,
     pub on_failure: OnFailure,
+    /// Names the clients use; their answers decide the Host verdict.
+    pub host_names: Vec<String>,
+    pub on_host_rejected: OnHostRejected,
     /// The file it came from, for messages.
     pub source: Option<PathBuf>,
 }
@@ -122,6 +140,8 @@ impl Default for Config {
             recheck_interval: Duration::ZERO,
             probe_path: "/".into(),
             on_failure: OnFailure::Fail,
+            host_names: Vec::new(),
+            on_host_rejected: OnHostRejected::Warn,
             source: None,
         }
     }
@@ -240,7 +260,32 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         }
         config.probe_path = p.clone();
     }
+    config.on_host_rejected = v.on_host_rejected.unwrap_or_default();
+    if let Some(names) = v.host_names {
+        for name in names.get_ref() {
+            validate_host_name(name).map_err(|m| at(names.span(), "verify.host_names", m))?;
+        }
+        config.host_names = names.into_inner();
+    }
     Ok(config)
+}
+
+/// A name clients type in their browser: letters, digits, `-`, `_` and `.`
+/// (an IP address is probed anyway, as an address of the host).
+pub fn validate_host_name(name: &str) -> Result<(), String> {
+    let fine = !name.is_empty()
+        && name.len() <= 253
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if fine {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a host name; give the name clients use, such as \"solvit.example.com\" (no scheme, port or path)"
+        ))
+    }
 }
 
 /// Only the all-interfaces addresses are allowed: binding anything else is
@@ -371,6 +416,8 @@ probe_timeout = "500ms"
 recheck_interval = "30s"
 path = "/healthz"
 on_failure = "warn"
+host_names = ["solvit.example.com", "solvit"]
+on_host_rejected = "fail"
 "#,
             "x",
         )
@@ -386,6 +433,30 @@ on_failure = "warn"
         assert_eq!(c.recheck_interval, Duration::from_secs(30));
         assert_eq!(c.probe_path, "/healthz");
         assert_eq!(c.on_failure, OnFailure::Warn);
+        assert_eq!(c.host_names, ["solvit.example.com", "solvit"]);
+        assert_eq!(c.on_host_rejected, OnHostRejected::Fail);
+    }
+
+    #[test]
+    fn host_names_must_be_names() {
+        for bad in [
+            "\"\"",
+            "\"http://solvit.example.com\"",
+            "\"solvit.example.com:8001\"",
+            "\"a b\"",
+            "\".example.com\"",
+            "\"solvit/x\"",
+        ] {
+            let e = err(&format!("[verify]\nhost_names = [{bad}]\n"));
+            assert!(
+                e.starts_with("/etc/gl.toml:2:14: key `verify.host_names`")
+                    && e.contains("not a host name"),
+                "{bad}: {e}"
+            );
+        }
+        let e = err("[verify]\non_host_rejected = \"ignore\"\n");
+        assert!(e.contains("key `verify.on_host_rejected`"), "{e}");
+        assert_eq!(Config::default().on_host_rejected, OnHostRejected::Warn);
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! When stderr is the journal, each line starts with its sd-daemon priority
 //! (`<3>` error, `<4>` warning, `<6>` info) so `journalctl -p warning` works.
-//! journald reads the prefix at the start of every line, so a message of
-//! several lines is prefixed on each. "Stderr is the journal" is decided as
+//! journald reads a prefix at the start of every line, so every message is
+//! made one line: text from outside the launcher (another process's command
+//! line, an app's answer) cannot start a line of its own, let alone one with
+//! a priority of its choosing. "Stderr is the journal" is decided as
 //! sd-daemon does: `JOURNAL_STREAM`'s `dev:ino` must equal `fstat(2)`; the
 //! variable alone is inherited by children and proves nothing.
 //! gunicorn's output never passes through here: it writes to the same
@@ -56,9 +58,31 @@ fn matches_stream(var: &str, dev: u64, ino: u64) -> bool {
         == Some((dev, ino))
 }
 
-/// Formats one message: every line prefixed for the journal, or with the
-/// program's name on a terminal or file; in JSON, one object per message.
+/// `text` on one line: control characters (newlines included) written as
+/// escapes (`\n`, `\u{1b}`), so what was there stays visible and nothing
+/// reads it as a line, a field or a terminal command.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Formats one message on one line: prefixed for the journal, or with the
+/// program's name on a terminal or file; in JSON, one object.
 pub fn format(level: Level, msg: &str, journal: bool, format: Format) -> String {
+    let msg = one_line(msg);
+    let msg = msg.as_ref();
     if format == Format::Json {
         let name = match level {
             Level::Error => "error",
@@ -74,20 +98,16 @@ pub fn format(level: Level, msg: &str, journal: bool, format: Format) -> String 
         };
         return format!("{prefix}{line}\n");
     }
-    let mut out = String::new();
-    for line in msg.lines() {
-        if journal {
-            out.push_str(&format!("<{}>gunicorn-launcher: {line}\n", level as u8));
-        } else {
-            let tag = match level {
-                Level::Error => "error: ",
-                Level::Warning => "warning: ",
-                Level::Info => "",
-            };
-            out.push_str(&format!("gunicorn-launcher: {tag}{line}\n"));
-        }
+    if journal {
+        format!("<{}>gunicorn-launcher: {msg}\n", level as u8)
+    } else {
+        let tag = match level {
+            Level::Error => "error: ",
+            Level::Warning => "warning: ",
+            Level::Info => "",
+        };
+        format!("gunicorn-launcher: {tag}{msg}\n")
     }
-    out
 }
 
 pub fn log(level: Level, msg: &str) {
@@ -118,11 +138,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn journal_lines_each_carry_the_priority() {
+    fn every_message_is_one_line_with_its_priority() {
         let text = Format::Text;
         assert_eq!(
             format(Level::Warning, "a\nb", true, text),
-            "<4>gunicorn-launcher: a\n<4>gunicorn-launcher: b\n"
+            "<4>gunicorn-launcher: a\\nb\n"
+        );
+        // Text from another process cannot start a line with a priority.
+        assert_eq!(
+            format(Level::Info, "pid 7 (evil\n<0>READY=1\r\x1b[2J)", true, text),
+            "<6>gunicorn-launcher: pid 7 (evil\\n<0>READY=1\\r\\u{1b}[2J)\n"
         );
         assert_eq!(
             format(Level::Error, "x", false, text),
@@ -140,7 +165,7 @@ mod tests {
         assert_eq!(line.matches('\n').count(), 1);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["level"], "warning");
-        assert_eq!(v["message"], "a \"b\"\nc");
+        assert_eq!(v["message"], "a \"b\"\\nc");
         assert!(format(Level::Error, "x", true, Format::Json).starts_with("<3>{"));
     }
 

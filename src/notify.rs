@@ -60,8 +60,20 @@ fn says_ready(msg: &[u8]) -> bool {
 pub struct Message(Vec<u8>);
 
 impl Message {
+    /// The fields, one per line. A `STATUS=` text is made one line without
+    /// control characters first ([`crate::log::one_line`]): it may quote
+    /// another process's command line or an app's answer, and a newline in
+    /// it would let that text add a field of its own (`READY=1`).
     fn of(states: &[sd_notify::NotifyState]) -> Message {
-        let text: String = states.iter().map(|s| format!("{s}\n")).collect();
+        let text: String = states
+            .iter()
+            .map(|s| match s {
+                sd_notify::NotifyState::Status(text) => {
+                    format!("STATUS={}\n", crate::log::one_line(text))
+                }
+                other => format!("{other}\n"),
+            })
+            .collect();
         Message(text.into_bytes())
     }
 }
@@ -185,6 +197,17 @@ mod tests {
         assert!(notify_address(std::ffi::OsStr::new("/run/systemd/notify")).is_some());
         assert!(notify_address(std::ffi::OsStr::new("@abstract")).is_some());
         assert!(notify_address(std::ffi::OsStr::new("relative")).is_none());
+    }
+
+    #[test]
+    fn a_status_text_cannot_add_a_field() {
+        let m = Systemd::ready_message("held by pid 7 (x\nREADY=1\nSTATUS=fake)");
+        let text = String::from_utf8(m.0).unwrap();
+        assert_eq!(
+            text,
+            "READY=1\nSTATUS=held by pid 7 (x\\nREADY=1\\nSTATUS=fake)\n"
+        );
+        assert_eq!(text.lines().filter(|l| *l == "READY=1").count(), 1);
     }
 
     #[test]

@@ -60,13 +60,28 @@ pub struct Families {
     pub ipv6: bool,
 }
 
+/// The host's addresses for a listener: those to probe, and those left out
+/// with the reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Addresses {
+    pub probe: Vec<SocketAddr>,
+    pub skipped: Vec<(SocketAddr, &'static str)>,
+}
+
 /// The addresses to probe: loopback (127.0.0.1 if ipv4, ::1 if ipv6 and the
 /// host has it) plus every address of every interface that is UP (IFF_UP) in
 /// the requested families, from getifaddrs. IPv6 link-local (fe80::/10)
 /// addresses carry the interface's scope id. Deduplicated, loopback first,
-/// then in the kernel's interface order.
-pub fn targets(port: u16, families: Families) -> io::Result<Vec<SocketAddr>> {
+/// then in the kernel's interface order. IPv6 addresses the kernel does not
+/// use (tentative, duplicate address detection failed) or is retiring
+/// (deprecated) are not probed but listed, with the reason: a probe of one
+/// would fail for reasons that have nothing to do with gunicorn.
+pub fn targets(port: u16, families: Families) -> io::Result<Addresses> {
+    let v6_flags = crate::proc::read("/proc/net/if_inet6", 4096)
+        .map(|text| ipv6_flags(&text))
+        .unwrap_or_default();
     let mut found = Vec::new();
+    let mut skipped = Vec::new();
     for ifa in getifaddrs()? {
         // A down interface's addresses are not configured for traffic; probing
         // them would fail for reasons that have nothing to do with gunicorn.
@@ -93,10 +108,58 @@ pub fn targets(port: u16, families: Families) -> io::Result<Vec<SocketAddr>> {
             } else {
                 0
             };
-            found.push(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope_id)));
+            let addr = SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope_id));
+            let flags = v6_flags
+                .iter()
+                .find(|(a, name, _)| *a == ip && *name == ifa.interface_name)
+                .map_or(0, |(_, _, flags)| *flags);
+            match unused_because(flags) {
+                Some(why) => skipped.push((addr, why)),
+                None => found.push(addr),
+            }
         }
     }
-    Ok(order_targets(port, families, found))
+    Ok(Addresses {
+        probe: order_targets(port, families, found),
+        skipped,
+    })
+}
+
+/// `IFA_F_*` bits of an IPv6 address (linux/if_addr.h).
+const IFA_F_DADFAILED: u32 = 0x08;
+const IFA_F_DEPRECATED: u32 = 0x20;
+const IFA_F_TENTATIVE: u32 = 0x40;
+
+/// Why an IPv6 address with these flags is not probed, if it is not.
+pub fn unused_because(flags: u32) -> Option<&'static str> {
+    if flags & IFA_F_DADFAILED != 0 {
+        Some("duplicate address detection failed: the kernel does not use it")
+    } else if flags & IFA_F_TENTATIVE != 0 {
+        Some("tentative (duplicate address detection under way): the kernel does not use it yet")
+    } else if flags & IFA_F_DEPRECATED != 0 {
+        Some("deprecated: the kernel is retiring it")
+    } else {
+        None
+    }
+}
+
+/// `/proc/net/if_inet6`: one line per IPv6 address, `address ifindex
+/// prefixlen scope flags name` (address 32 hex digits, the numbers hex).
+pub fn ipv6_flags(text: &[u8]) -> Vec<(Ipv6Addr, String, u32)> {
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [hex, _, _, _, flags, name] = fields[..] else {
+                return None;
+            };
+            let bits = u128::from_str_radix(hex, 16)
+                .ok()
+                .filter(|_| hex.len() == 32)?;
+            let flags = u32::from_str_radix(flags, 16).ok()?;
+            Some((Ipv6Addr::from(bits), name.to_owned(), flags))
+        })
+        .collect()
 }
 
 /// The scope of a link-local address: the interface's index by name, or what
@@ -162,10 +225,63 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// One probe to make: the address to connect to, and the `Host` header to
+/// send, as a browser would.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub addr: SocketAddr,
+    pub host: String,
+}
+
+impl Request {
+    /// What a browser pointed at the address itself sends
+    /// (`http://198.18.0.1:8001/`).
+    pub fn to(addr: SocketAddr) -> Request {
+        Request {
+            addr,
+            host: host_header(&address_host(addr.ip()), addr.port()),
+        }
+    }
+
+    /// What a browser sends for `http://NAME:PORT/`, delivered to `addr`
+    /// (where the name resolves for the clients).
+    pub fn named(addr: SocketAddr, name: &str) -> Request {
+        Request {
+            addr,
+            host: host_header(name, addr.port()),
+        }
+    }
+
+    /// The Host names the address itself, not a configured name.
+    pub fn is_address(&self) -> bool {
+        self.host == Request::to(self.addr).host
+    }
+}
+
+/// An IP address as a URL's host: IPv6 in brackets, without the `%scope`
+/// (a zone id means nothing to the server, and a raw `%` is not valid there).
+fn address_host(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// `host:port`, or `host` alone on port 80, as browsers write it.
+fn host_header(host: &str, port: u16) -> String {
+    if port == 80 {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// One address and what probing it found.
 #[derive(Clone, Debug)]
 pub struct ProbeResult {
     pub addr: SocketAddr,
+    /// The `Host` header sent.
+    pub host: String,
     pub outcome: Outcome,
 }
 
@@ -178,21 +294,21 @@ impl ProbeResult {
 
 impl fmt::Display for ProbeResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.addr, self.outcome)
+        write!(f, "{} (Host {}): {}", self.addr, self.host, self.outcome)
     }
 }
 
-/// One probe, alone: [`probe_all`] of one address.
+/// One probe, alone, with the address as its Host.
 pub fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> ProbeResult {
-    probe_all(&[addr], path, timeout).remove(0)
+    probe_all(&[Request::to(addr)], path, timeout).remove(0)
 }
 
-/// Probes every address at once and returns the results in the order of
-/// `addrs`. The whole call is bounded by `timeout`: every probe shares one
+/// Makes every probe at once and returns the results in the order of
+/// `requests`. The whole call is bounded by `timeout`: every probe shares one
 /// deadline. This is [`Probes`] with a poll loop of its own, for callers
 /// that have nothing else to wait for (`check`, the installer).
-pub fn probe_all(addrs: &[SocketAddr], path: &str, timeout: Duration) -> Vec<ProbeResult> {
-    let mut probes = Probes::start(addrs, path, timeout);
+pub fn probe_all(requests: &[Request], path: &str, timeout: Duration) -> Vec<ProbeResult> {
+    let mut probes = Probes::start(requests, path, timeout);
     while !probes.done() {
         let mut fds = probes.poll_fds();
         let wait = poll_timeout(probes.deadline());
@@ -225,8 +341,8 @@ pub fn poll_timeout(deadline: Instant) -> nix::poll::PollTimeout {
 /// waits for an app that is slow to answer; [`probe_all`] polls them alone.
 /// No thread is started.
 ///
-/// Each probe connects, sends `GET <path> HTTP/1.1` with `Host` (the
-/// address, IPv6 in brackets), `User-Agent: gunicorn-launcher` and
+/// Each probe connects, sends `GET <path> HTTP/1.1` with its [`Request`]'s
+/// `Host`, `User-Agent: gunicorn-launcher` and
 /// `Connection: close`, and reads until the end of the status line (at most
 /// [`MAX_STATUS_LINE`] bytes), which it parses as `HTTP/x.y NNN`. Everything,
 /// connect included, happens before the shared deadline.
@@ -236,7 +352,7 @@ pub struct Probes {
 }
 
 struct Probe {
-    addr: SocketAddr,
+    request: Request,
     stage: Stage,
 }
 
@@ -263,16 +379,16 @@ enum Stage {
 impl Probes {
     /// Starts a probe of each address; a zero `timeout` times them all out
     /// at once.
-    pub fn start(addrs: &[SocketAddr], path: &str, timeout: Duration) -> Probes {
+    pub fn start(requests: &[Request], path: &str, timeout: Duration) -> Probes {
         let deadline = Instant::now() + timeout.min(MAX_TIMEOUT);
-        let probes = addrs
+        let probes = requests
             .iter()
-            .map(|&addr| Probe {
-                addr,
+            .map(|request| Probe {
+                request: request.clone(),
                 stage: if timeout.is_zero() {
                     Stage::Done(Outcome::Timeout)
                 } else {
-                    connect(addr, path)
+                    connect(request, path)
                 },
             })
             .collect();
@@ -337,7 +453,8 @@ impl Probes {
         self.probes
             .into_iter()
             .map(|p| ProbeResult {
-                addr: p.addr,
+                addr: p.request.addr,
+                host: p.request.host,
                 outcome: match p.stage {
                     Stage::Done(outcome) => outcome,
                     _ => Outcome::Timeout,
@@ -348,9 +465,10 @@ impl Probes {
 }
 
 /// The first stage of a probe: a non-blocking connect.
-fn connect(addr: SocketAddr, path: &str) -> Stage {
+fn connect(request: &Request, path: &str) -> Stage {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6, socket};
-    let request = match build_request(addr, path) {
+    let addr = request.addr;
+    let request = match build_request(&request.host, path) {
         Ok(request) => request,
         Err(message) => return Stage::Done(Outcome::Error(message)),
     };
@@ -488,21 +606,20 @@ fn read_more(socket: OwnedFd, received: &mut Vec<u8>) -> Stage {
     }
 }
 
-/// The request bytes, or why `path` cannot be sent: a space or a control
-/// character would end the request line early or inject a header.
-fn build_request(addr: SocketAddr, path: &str) -> Result<Vec<u8>, String> {
+/// The request bytes, or why `path` or `host` cannot be sent: a space or a
+/// control character would end the request line early or inject a header.
+fn build_request(host: &str, path: &str) -> Result<Vec<u8>, String> {
     let path = if path.is_empty() { "/" } else { path };
     if !path.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!(
             "invalid probe path {path:?}: only visible ASCII is allowed (percent-encode the rest)"
         ));
     }
-    let host = match addr {
-        SocketAddr::V4(v4) => v4.to_string(),
-        // No `%scope` here: a zone id means nothing to the server, and a raw
-        // `%` would make the Host header invalid.
-        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
-    };
+    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "invalid Host {host:?}: only visible ASCII is allowed"
+        ));
+    }
     Ok(format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: gunicorn-launcher\r\nConnection: close\r\n\r\n"
     )
@@ -783,7 +900,7 @@ mod tests {
     #[test]
     fn request_for_ipv4() {
         let addr: SocketAddr = "192.0.2.7:8001".parse().unwrap();
-        let request = build_request(addr, "/health").unwrap();
+        let request = build_request(&Request::to(addr).host, "/health").unwrap();
         assert_eq!(
             request,
             b"GET /health HTTP/1.1\r\nHost: 192.0.2.7:8001\r\n\
@@ -794,31 +911,53 @@ mod tests {
     #[test]
     fn request_for_ipv6_brackets_the_host_without_scope() {
         let addr = SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 8001, 0, 2));
-        let request = String::from_utf8(build_request(addr, "/").unwrap()).unwrap();
+        let request =
+            String::from_utf8(build_request(&Request::to(addr).host, "/").unwrap()).unwrap();
         assert!(
             request.contains("\r\nHost: [fe80::1]:8001\r\n"),
             "{request}"
         );
+        // Port 80 is left out, as browsers leave it out.
         let addr: SocketAddr = "[::1]:80".parse().unwrap();
-        let request = String::from_utf8(build_request(addr, "").unwrap()).unwrap();
+        let request =
+            String::from_utf8(build_request(&Request::to(addr).host, "").unwrap()).unwrap();
         assert!(
-            request.starts_with("GET / HTTP/1.1\r\nHost: [::1]:80\r\n"),
+            request.starts_with("GET / HTTP/1.1\r\nHost: [::1]\r\n"),
             "{request}"
         );
+    }
+
+    #[test]
+    fn named_requests_carry_the_name_and_the_port() {
+        let addr: SocketAddr = "198.18.0.1:8001".parse().unwrap();
+        let named = Request::named(addr, "solvit.example.com");
+        assert_eq!(named.host, "solvit.example.com:8001");
+        assert!(!named.is_address());
+        assert!(Request::to(addr).is_address());
+        assert_eq!(
+            Request::named("198.18.0.1:80".parse().unwrap(), "a.b").host,
+            "a.b"
+        );
+        for host in ["", "a b", "x\r\nX-Evil: 1", "é"] {
+            assert!(build_request(host, "/").is_err(), "{host:?}");
+        }
     }
 
     #[test]
     fn paths_that_would_break_the_request_are_refused() {
         let addr: SocketAddr = "127.0.0.1:8001".parse().unwrap();
         for path in ["/a b", "/x\r\nX-Evil: 1", "/\t", "/é", "/\0"] {
-            assert!(build_request(addr, path).is_err(), "{path:?}");
+            assert!(
+                build_request(&Request::to(addr).host, path).is_err(),
+                "{path:?}"
+            );
             let outcome = probe(addr, path, QUICK).outcome;
             assert!(
                 matches!(&outcome, Outcome::Error(m) if m.contains("invalid probe path")),
                 "{outcome:?}"
             );
         }
-        assert!(build_request(addr, "/search?q=a%20b&x=1#frag").is_ok());
+        assert!(build_request(&Request::to(addr).host, "/search?q=a%20b&x=1#frag").is_ok());
     }
 
     #[test]
@@ -832,10 +971,14 @@ mod tests {
         );
         let result = ProbeResult {
             addr: "127.0.0.1:8001".parse().unwrap(),
+            host: "127.0.0.1:8001".into(),
             outcome: Outcome::Status(400),
         };
         assert!(result.reachable());
-        assert_eq!(result.to_string(), "127.0.0.1:8001: HTTP 400");
+        assert_eq!(
+            result.to_string(),
+            "127.0.0.1:8001 (Host 127.0.0.1:8001): HTTP 400"
+        );
         for outcome in [
             Outcome::Refused,
             Outcome::Timeout,
@@ -844,6 +987,7 @@ mod tests {
             assert!(
                 !ProbeResult {
                     addr: result.addr,
+                    host: result.host.clone(),
                     outcome
                 }
                 .reachable()
@@ -1136,7 +1280,7 @@ mod tests {
         let (addr, _rx) = answering("127.0.0.1:0", b"HTTP/1.1 200 OK\r\n\r\n");
         assert_eq!(probe(addr, "/", Duration::ZERO).outcome, Outcome::Timeout);
         assert!(
-            probe_all(&[addr, addr], "/", Duration::ZERO)
+            probe_all(&[Request::to(addr), Request::to(addr)], "/", Duration::ZERO)
                 .iter()
                 .all(|r| r.outcome == Outcome::Timeout)
         );
@@ -1167,6 +1311,7 @@ mod tests {
         };
         targets(1, v6)
             .unwrap()
+            .probe
             .contains(&SocketAddr::from((Ipv6Addr::LOCALHOST, 1)))
     }
 
@@ -1198,7 +1343,7 @@ mod tests {
         let refused = closed_port();
         let addrs = [quiet1, ok, refused, quiet2, bad_host];
         let started = Instant::now();
-        let results = probe_all(&addrs, "/", QUICK);
+        let results = probe_all(&addrs.map(Request::to), "/", QUICK);
         let took = started.elapsed();
         let got: Vec<(SocketAddr, Outcome)> =
             results.into_iter().map(|r| (r.addr, r.outcome)).collect();
@@ -1244,8 +1389,8 @@ mod tests {
             ipv4: true,
             ipv6: false,
         };
-        let addrs = targets(port, v4).unwrap();
-        for result in probe_all(&addrs, "/", GENEROUS) {
+        let addrs = targets(port, v4).unwrap().probe;
+        for result in probe_all(&requests(&addrs), "/", GENEROUS) {
             assert_eq!(result.outcome, Outcome::Status(400), "{result}");
         }
     }
@@ -1264,9 +1409,9 @@ mod tests {
             ipv4: false,
             ipv6: true,
         };
-        let addrs = targets(port, v6).unwrap();
+        let addrs = targets(port, v6).unwrap().probe;
         // Link-local addresses prove their scope ids work: without one, connect fails.
-        for result in probe_all(&addrs, "/", GENEROUS) {
+        for result in probe_all(&requests(&addrs), "/", GENEROUS) {
             assert_eq!(result.outcome, Outcome::Status(400), "{result}");
         }
     }
@@ -1303,7 +1448,7 @@ mod tests {
 
     #[test]
     fn targets_start_with_loopback() {
-        let addrs = targets(8001, BOTH).unwrap();
+        let addrs = targets(8001, BOTH).unwrap().probe;
         assert_eq!(addrs[0], SocketAddr::from((Ipv4Addr::LOCALHOST, 8001)));
         if host_has_ipv6_loopback() {
             assert_eq!(addrs[1], SocketAddr::from((Ipv6Addr::LOCALHOST, 8001)));
@@ -1320,7 +1465,7 @@ mod tests {
             ipv4: true,
             ipv6: false,
         };
-        let addrs = targets(80, v4).unwrap();
+        let addrs = targets(80, v4).unwrap().probe;
         assert_eq!(addrs[0], SocketAddr::from((Ipv4Addr::LOCALHOST, 80)));
         assert!(addrs.iter().all(SocketAddr::is_ipv4), "{addrs:?}");
     }
@@ -1331,7 +1476,7 @@ mod tests {
             ipv4: false,
             ipv6: true,
         };
-        let addrs = targets(80, v6).unwrap();
+        let addrs = targets(80, v6).unwrap().probe;
         assert!(addrs.iter().all(SocketAddr::is_ipv6), "{addrs:?}");
         if host_has_ipv6_loopback() {
             assert_eq!(addrs[0], SocketAddr::from((Ipv6Addr::LOCALHOST, 80)));
@@ -1344,12 +1489,12 @@ mod tests {
             ipv4: false,
             ipv6: false,
         };
-        assert!(targets(80, none).unwrap().is_empty());
+        assert!(targets(80, none).unwrap().probe.is_empty());
     }
 
     #[test]
     fn link_local_targets_carry_a_scope() {
-        for addr in targets(8001, BOTH).unwrap() {
+        for addr in targets(8001, BOTH).unwrap().probe {
             if let SocketAddr::V6(v6) = addr {
                 if v6.ip().is_unicast_link_local() {
                     assert_ne!(v6.scope_id(), 0, "{addr}");
@@ -1358,6 +1503,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn requests(addrs: &[SocketAddr]) -> Vec<Request> {
+        addrs.iter().map(|&a| Request::to(a)).collect()
+    }
+
+    #[test]
+    fn inet6_flags_are_read_and_unused_addresses_named() {
+        let text = b"fe8000000000000000fc00fffe000001 04 40 20 80     eth0\n\
+                     00000000000000000000000000000001 01 80 10 80       lo\n\
+                     fd000000000000000000000000000002 05 40 00 c8     veth0\n\
+                     garbage\n";
+        let flags = ipv6_flags(text);
+        assert_eq!(flags.len(), 3);
+        assert_eq!(
+            flags[0],
+            ("fe80::fc:ff:fe00:1".parse().unwrap(), "eth0".into(), 0x80)
+        );
+        assert_eq!(flags[2].2, 0xc8);
+        assert_eq!(unused_because(0x80), None);
+        assert!(
+            unused_because(0xc8)
+                .unwrap()
+                .contains("duplicate address detection failed")
+        );
+        assert!(unused_because(0x40).unwrap().contains("tentative"));
+        assert!(unused_because(0x20).unwrap().contains("deprecated"));
     }
 
     #[test]

@@ -115,14 +115,16 @@ pub fn pending_signals(pid: i32) -> Option<u64> {
     mask
 }
 
-/// The command line, words joined by spaces; `None` for a kernel thread or
-/// a process that is gone.
+/// The command line, words joined by spaces, on one line (control
+/// characters escaped: it is another process's text, shown in tables, logs
+/// and systemd's STATUS); `None` for a kernel thread or a process that is
+/// gone.
 pub fn command_line(pid: i32) -> Option<String> {
     let raw = read(&format!("/proc/{pid}/cmdline"), 4096)?;
     let words: Vec<String> = raw
         .split(|&byte| byte == 0)
         .filter(|word| !word.is_empty())
-        .map(|word| String::from_utf8_lossy(word).into_owned())
+        .map(|word| crate::log::one_line(&String::from_utf8_lossy(word)).into_owned())
         .collect();
     (!words.is_empty()).then(|| words.join(" "))
 }

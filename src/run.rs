@@ -187,11 +187,13 @@ fn settings(c: &config::Config) -> supervise::Settings {
             port: c.port,
             path: c.probe_path.clone(),
             probe_timeout: c.probe_timeout,
+            host_names: c.host_names.clone(),
         },
         stop_timeout: c.stop_timeout,
         startup_timeout: c.startup_timeout,
         recheck_interval: c.recheck_interval,
         on_failure: c.on_failure,
+        on_host_rejected: c.on_host_rejected,
     }
 }
 

@@ -24,7 +24,7 @@
 //! generation is gone and the new generation answers, so a reload is never
 //! vouched for by old workers still draining.
 
-use crate::config::OnFailure;
+use crate::config::{OnFailure, OnHostRejected};
 use crate::log;
 use crate::notify::{ChildSocket, Systemd};
 use crate::probe::Probes;
@@ -47,6 +47,7 @@ pub struct Settings {
     pub startup_timeout: Duration,
     pub recheck_interval: Duration,
     pub on_failure: OnFailure,
+    pub on_host_rejected: OnHostRejected,
 }
 
 /// How gunicorn ended, for the launcher's exit status.
@@ -683,7 +684,7 @@ impl Supervisor {
             Look::Decided(v) => self.on_finding(id, Finding::Verdict(v)),
             Look::Probing(probing) => {
                 let target = &self.settings.target;
-                let probes = Probes::start(&probing.addrs, &target.path, target.probe_timeout);
+                let probes = Probes::start(&probing.requests, &target.path, target.probe_timeout);
                 self.in_flight = Some(InFlight {
                     id,
                     probing,
@@ -709,15 +710,21 @@ impl Supervisor {
             ) if check.id == id => {
                 let give_up = Instant::now() >= check.deadline;
                 match finding {
-                    Finding::Verdict(v) if v.ok() => self.verified(v),
-                    // A wrong bind or a foreign holder will not fix itself;
-                    // anything else (not listening yet, app still loading,
-                    // old workers still draining) may, until the deadline.
+                    Finding::Verdict(v) if acceptable(&v, self.settings.on_host_rejected) => {
+                        self.verified(v)
+                    }
+                    // A wrong bind, a foreign holder or the app's own Host
+                    // settings will not fix themselves; anything else (not
+                    // listening yet, app still loading, old workers still
+                    // draining) may, until the deadline.
                     Finding::Verdict(v)
                         if give_up
                             || matches!(
                                 v.kind,
-                                verify::Kind::SingleAddress | verify::Kind::Foreign
+                                verify::Kind::SingleAddress
+                                    | verify::Kind::Foreign
+                                    | verify::Kind::Split
+                                    | verify::Kind::HostRejected
                             ) =>
                     {
                         self.verification_failed(&v.summary)
@@ -768,15 +775,24 @@ impl Supervisor {
             // It answered HTTP: its handlers are up.
             self.gunicorn_is_up();
         }
-        let status = match note {
-            Some(note) => format!("verified: {}; {note}", v.summary),
-            None => format!("verified: {}", v.summary),
+        let summary = match note {
+            Some(note) => format!("{}; {note}", v.summary),
+            None => v.summary,
         };
-        log::info(&if reload {
-            format!("reloaded and {status}")
+        let done = if reload {
+            "reloaded and verified"
         } else {
-            status.clone()
-        });
+            "verified"
+        };
+        // A rejected Host (on_host_rejected = "warn"): READY all the same,
+        // the warning in the log and in STATUS.
+        let status = if v.kind == verify::Kind::HostRejected {
+            log::warn(&format!("{done}: {summary}"));
+            format!("WARNING: {summary}")
+        } else {
+            log::info(&format!("{done}: {summary}"));
+            format!("verified: {summary}")
+        };
         let ready = Systemd::ready_message(&status);
         self.serve(true);
         self.systemd.post(&ready);
@@ -798,7 +814,7 @@ impl Supervisor {
         let State::Serving { verified, .. } = self.state else {
             return;
         };
-        match (verified, v.ok()) {
+        match (verified, acceptable(&v, self.settings.on_host_rejected)) {
             (true, false) => self.verification_failed(&v.summary),
             (false, true) => {
                 log::info(&format!("verified again: {}", v.summary));
@@ -871,6 +887,12 @@ impl Supervisor {
         self.outbox.last = Some((sig, now));
         self.outbox.next = now + HELD_GAP;
     }
+}
+
+/// A verdict to send READY=1 on: ok, or a Host the app rejects when that
+/// only warrants a warning.
+fn acceptable(v: &Verdict, on_host_rejected: OnHostRejected) -> bool {
+    v.ok() || (v.kind == verify::Kind::HostRejected && on_host_rejected == OnHostRejected::Warn)
 }
 
 /// The master's workers, the generation a reload replaces. gunicorn (≥ 25)

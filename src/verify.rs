@@ -1,4 +1,5 @@
-//! The one verdict: "listening on all interfaces and answering HTTP".
+//! The one verdict: "listening on all interfaces and answering what a remote
+//! browser sends".
 //!
 //! Computed here and only here, and used by `run` (before READY=1, after a
 //! reload, after a USR2 upgrade), by `check`, and by the installer. It trusts
@@ -6,12 +7,16 @@
 //! after our `--bind` was read, so we look at the listening sockets
 //! themselves (sock_diag), at who owns them (/proc/PID/fd), and at whether
 //! every address of the host answers HTTP in the families the listener
-//! covers.
+//! covers, with the `Host` header a browser pointed at that address (or at a
+//! configured name) sends. A Django app answers 400 to a Host missing from
+//! its `ALLOWED_HOSTS`: reachable, and still every remote browser is turned
+//! away, so that is a verdict of its own.
 
-use crate::probe::{self, Families, ProbeResult};
+use crate::probe::{self, Families, ProbeResult, Request};
 use crate::sockets::{self, Listener, Owner};
 use nix::unistd::Pid;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// What to verify.
@@ -20,6 +25,9 @@ pub struct Target {
     pub port: u16,
     pub path: String,
     pub probe_timeout: Duration,
+    /// Names the clients use (`solvit.example.com`); when set, only the
+    /// answers to these count for the Host verdict.
+    pub host_names: Vec<String>,
 }
 
 /// Whose listeners count.
@@ -37,17 +45,23 @@ pub enum Scope {
 /// The verdict, ordered as `check`'s exit codes are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// Listening on all interfaces and every probe answered HTTP.
+    /// Listening on all interfaces and every probe answered, none with a
+    /// rejected Host.
     Ok,
     /// Only single addresses (the ERR_CONNECTION_REFUSED case), or only a
     /// v6-only `::` that IPv4 clients cannot reach.
     SingleAddress,
     /// Nothing listens on the port.
     Nothing,
-    /// Another program holds the port and gunicorn's tree does not.
+    /// Another program holds the port (alone, or beside gunicorn's tree).
     Foreign,
     /// Listening correctly, but an address did not answer HTTP.
     ProbeFailed,
+    /// Reachable, but the app answers 400 to the Host a remote browser sends.
+    HostRejected,
+    /// More than one independent process tree listens on the port
+    /// (SO_REUSEPORT): requests are split between them.
+    Split,
 }
 
 impl Kind {
@@ -55,10 +69,24 @@ impl Kind {
     pub fn exit_code(self) -> i32 {
         match self {
             Kind::Ok => 0,
-            Kind::SingleAddress => 1,
+            Kind::SingleAddress | Kind::Foreign => 1,
             Kind::Nothing => 3,
-            Kind::Foreign => 1,
             Kind::ProbeFailed => 4,
+            Kind::HostRejected => 5,
+            Kind::Split => 6,
+        }
+    }
+
+    /// The word `check` prints and `--json` carries.
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Ok => "ok",
+            Kind::SingleAddress => "single-address",
+            Kind::Nothing => "nothing-listening",
+            Kind::Foreign => "held-by-another-program",
+            Kind::ProbeFailed => "http-probe-failed",
+            Kind::HostRejected => "host-rejected",
+            Kind::Split => "split-between-programs",
         }
     }
 }
@@ -75,6 +103,11 @@ pub struct Verdict {
     pub kind: Kind,
     pub listeners: Vec<Seen>,
     pub probes: Vec<ProbeResult>,
+    /// Which probes the Host verdict counts (parallel to `probes`): the
+    /// configured names when there are any, else every address but loopback.
+    pub counted: Vec<bool>,
+    /// Addresses of the host left unprobed, with the reason.
+    pub skipped: Vec<(SocketAddr, &'static str)>,
     /// One sentence for the log and for systemd's STATUS.
     pub summary: String,
 }
@@ -82,6 +115,17 @@ pub struct Verdict {
 impl Verdict {
     pub fn ok(&self) -> bool {
         self.kind == Kind::Ok
+    }
+
+    fn decided(kind: Kind, listeners: Vec<Seen>, summary: String) -> Verdict {
+        Verdict {
+            kind,
+            listeners,
+            probes: Vec::new(),
+            counted: Vec::new(),
+            skipped: Vec::new(),
+            summary,
+        }
     }
 }
 
@@ -94,7 +138,7 @@ fn family_name(l: &Listener) -> &'static str {
 }
 
 pub fn endpoint(l: &Listener) -> String {
-    std::net::SocketAddr::new(l.addr, l.port).to_string()
+    SocketAddr::new(l.addr, l.port).to_string()
 }
 
 fn holders(owners: &[Owner]) -> String {
@@ -114,7 +158,7 @@ pub fn verdict(target: &Target, scope: Scope) -> Verdict {
     match look(target, scope) {
         Look::Decided(v) => v,
         Look::Probing(probing) => {
-            let results = probe::probe_all(&probing.addrs, &target.path, target.probe_timeout);
+            let results = probe::probe_all(&probing.requests, &target.path, target.probe_timeout);
             judge(probing, results)
         }
     }
@@ -122,92 +166,80 @@ pub fn verdict(target: &Target, scope: Scope) -> Verdict {
 
 /// What the kernel and the process tree say, before any probe.
 pub enum Look {
-    /// Decided without HTTP: nothing listens, a single address, a foreign holder.
+    /// Decided without HTTP: nothing listens, a single address, a foreign
+    /// holder, a port split between programs.
     Decided(Verdict),
-    /// Listening right: the addresses to probe, then [`judge`].
+    /// Listening right: the probes to make, then [`judge`].
     Probing(Probing),
 }
 
 /// A verdict waiting for its probes.
 pub struct Probing {
-    pub addrs: Vec<std::net::SocketAddr>,
+    pub requests: Vec<Request>,
+    skipped: Vec<(SocketAddr, &'static str)>,
     path: String,
+    names: bool,
     ours: Vec<Seen>,
 }
 
 /// The verdict from the kernel's socket table and the process tree; when
-/// the listener is right, the addresses to probe (a caller with an event
-/// loop probes them without blocking, see [`probe::Probes`]).
+/// the listener is right, the probes to make (a caller with an event loop
+/// makes them without blocking, see [`probe::Probes`]).
 pub fn look(target: &Target, scope: Scope) -> Look {
-    let all = sockets::listeners_on_port(target.port).unwrap_or_default();
+    let port = target.port;
+    let all = sockets::listeners_on_port(port).unwrap_or_default();
     let inodes: Vec<u64> = all.iter().map(|l| l.inode).collect();
-    let owners: HashMap<u64, Vec<Owner>> = match scope {
+    let mut owners: HashMap<u64, Vec<Owner>> = match scope {
         _ if all.is_empty() => HashMap::new(),
-        Scope::TreeOf(root) => sockets::owners_among(
-            &inodes,
-            &crate::tree::descendants(root)
+        Scope::TreeOf(root) => {
+            let mut tree: Vec<i32> = crate::tree::descendants(root)
                 .iter()
                 .map(|p| p.as_raw())
-                .collect::<Vec<_>>(),
-        ),
+                .collect();
+            tree.push(root.as_raw());
+            sockets::owners_among(&inodes, &tree)
+        }
         Scope::Host => sockets::owners_on_host(&all),
     };
-    let in_tree = matches!(scope, Scope::TreeOf(_));
-    let (ours, foreign): (Vec<Seen>, Vec<Seen>) = all
+    let seen: Vec<Seen> = all
         .into_iter()
         .map(|l| Seen {
-            owners: owners.get(&l.inode).cloned().unwrap_or_default(),
+            owners: owners.remove(&l.inode).unwrap_or_default(),
             listener: l,
         })
-        .partition(|s| !in_tree || !s.owners.is_empty());
-    let port = target.port;
-    let done = |kind, listeners, probes, summary| {
-        Look::Decided(Verdict {
-            kind,
-            listeners,
-            probes,
-            summary,
-        })
-    };
+        .collect();
+    let decided =
+        |kind, listeners, summary| Look::Decided(Verdict::decided(kind, listeners, summary));
 
-    if ours.is_empty() {
-        if foreign.is_empty() {
-            return done(
-                Kind::Nothing,
-                ours,
-                Vec::new(),
-                format!("nothing listens on port {port}"),
-            );
+    let ours = match scope {
+        Scope::TreeOf(_) => {
+            let (ours, foreign): (Vec<Seen>, Vec<Seen>) =
+                seen.into_iter().partition(|s| !s.owners.is_empty());
+            if !foreign.is_empty() {
+                let summary = foreign_holders(port, &ours, &foreign);
+                return decided(Kind::Foreign, foreign, summary);
+            }
+            ours
         }
-        let host_owners = sockets::owners_on_host(
-            &foreign
-                .iter()
-                .map(|s| s.listener.clone())
-                .collect::<Vec<_>>(),
-        );
-        let who: Vec<String> = foreign
-            .iter()
-            .map(|s| {
-                format!(
-                    "{} is held by {}",
-                    endpoint(&s.listener),
-                    holders(
-                        host_owners
-                            .get(&s.listener.inode)
-                            .map(Vec::as_slice)
-                            .unwrap_or_default()
-                    )
-                )
-            })
-            .collect();
-        return done(
-            Kind::Foreign,
-            foreign,
-            Vec::new(),
-            format!(
-                "port {port} is taken by another program: {}; stop it or choose another port",
-                who.join("; ")
-            ),
+        Scope::Host => {
+            let trees = independent_trees(&seen);
+            if trees.len() > 1 {
+                let summary = format!(
+                    "port {port} is served by {} independent programs (SO_REUSEPORT), so requests are split \
+                     between them: {}; stop all but one",
+                    trees.len(),
+                    trees.join("; ")
+                );
+                return decided(Kind::Split, seen, summary);
+            }
+            seen
+        }
+    };
+    if ours.is_empty() {
+        return decided(
+            Kind::Nothing,
+            ours,
+            format!("nothing listens on port {port}"),
         );
     }
 
@@ -222,7 +254,7 @@ pub fn look(target: &Target, scope: Scope) -> Look {
              (a bind in gunicorn.conf.py hooks, e.g. on_starting, overrides the command line)",
             what.join(", ")
         );
-        return done(Kind::SingleAddress, ours, Vec::new(), summary);
+        return decided(Kind::SingleAddress, ours, summary);
     }
 
     let families = Families {
@@ -230,63 +262,261 @@ pub fn look(target: &Target, scope: Scope) -> Look {
         ipv6: ours.iter().any(|s| s.listener.covers_ipv6()),
     };
     if !families.ipv4 {
-        return done(
+        return decided(
             Kind::SingleAddress,
             ours,
-            Vec::new(),
             format!(
                 "listening on [::]:{port} with IPV6_V6ONLY: IPv4 clients are refused; bind 0.0.0.0 or a dual-stack ::"
             ),
         );
     }
 
+    let addresses = probe::targets(port, families).unwrap_or_default();
     Look::Probing(Probing {
-        addrs: probe::targets(port, families).unwrap_or_default(),
+        requests: requests(&addresses.probe, &target.host_names),
+        skipped: addresses.skipped,
         path: target.path.clone(),
+        names: !target.host_names.is_empty(),
         ours,
     })
 }
 
+/// Each address with its own Host, then each configured name at each address.
+pub fn requests(addrs: &[SocketAddr], names: &[String]) -> Vec<Request> {
+    let mut out: Vec<Request> = addrs.iter().map(|&a| Request::to(a)).collect();
+    for name in names {
+        out.extend(addrs.iter().map(|&a| Request::named(a, name)));
+    }
+    out
+}
+
+/// The probes whose answers the Host verdict counts: the configured names
+/// when there are any (an address the clients never type may be rejected
+/// on purpose), else every address but loopback (a remote browser never
+/// sends `Host: 127.0.0.1`).
+pub fn counts(probe: &ProbeResult, names: bool) -> bool {
+    let address = probe.host == Request::to(probe.addr).host;
+    if names {
+        !address
+    } else {
+        address && !probe.addr.ip().is_loopback()
+    }
+}
+
+/// The status Django, Flask (`TRUSTED_HOSTS`) and Starlette
+/// (`TrustedHostMiddleware`) answer to a Host they do not accept.
+const REJECTED_HOST: u16 = 400;
+
 /// The verdict once the probes of [`look`] have their results.
 pub fn judge(probing: Probing, probes: Vec<ProbeResult>) -> Verdict {
-    let Probing { path, ours, .. } = probing;
-    let done = |kind, listeners, probes, summary| Verdict {
-        kind,
-        listeners,
-        probes,
-        summary,
-    };
-    let failed: Vec<String> = probes
-        .iter()
-        .filter(|p| !p.reachable())
-        .map(|p| format!("{} {}", p.addr, p.outcome))
-        .collect();
+    let Probing {
+        path,
+        names,
+        ours,
+        skipped,
+        ..
+    } = probing;
+    let counted: Vec<bool> = probes.iter().map(|p| counts(p, names)).collect();
     let bound: Vec<String> = ours
         .iter()
         .map(|s| format!("{} ({})", endpoint(&s.listener), family_name(&s.listener)))
         .collect();
-    if !failed.is_empty() || probes.is_empty() {
-        let summary = format!(
-            "listening on {} but HTTP GET {} failed: {}",
-            bound.join(", "),
-            path,
-            if failed.is_empty() {
-                "no address to probe".to_string()
-            } else {
-                failed.join(", ")
-            }
-        );
-        return done(Kind::ProbeFailed, ours, probes, summary);
-    }
-    let answered: Vec<String> = probes.iter().map(|p| p.addr.ip().to_string()).collect();
-    let status = match &probes[0].outcome {
-        probe::Outcome::Status(code) => format!("HTTP {code}"),
-        other => other.to_string(),
+    let failed: Vec<String> = probes
+        .iter()
+        .filter(|p| !p.reachable())
+        .map(|p| format!("{} {}", label(p), p.outcome))
+        .collect();
+    let rejected: Vec<&ProbeResult> = probes
+        .iter()
+        .zip(&counted)
+        .filter(|(p, counted)| **counted && p.outcome == probe::Outcome::Status(REJECTED_HOST))
+        .map(|(p, _)| p)
+        .collect();
+    let answers = probes
+        .iter()
+        .map(|p| format!("{} from {}", p.outcome, label(p)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (kind, summary) = if !failed.is_empty() || probes.is_empty() {
+        let why = if failed.is_empty() {
+            "no address to probe".to_string()
+        } else {
+            failed.join(", ")
+        };
+        (
+            Kind::ProbeFailed,
+            format!(
+                "listening on {} but HTTP GET {path} failed: {why}",
+                bound.join(", ")
+            ),
+        )
+    } else if !rejected.is_empty() {
+        let hosts: BTreeSet<&str> = rejected.iter().map(|p| bare_host(&p.host)).collect();
+        let hosts: Vec<&str> = hosts.into_iter().collect();
+        (
+            Kind::HostRejected,
+            format!(
+                "listening on {}, all interfaces, but the app rejects the Host that remote browsers send: {answers}; \
+                 Django: add {} to ALLOWED_HOSTS (Flask: TRUSTED_HOSTS; Starlette: TrustedHostMiddleware's allowed_hosts)",
+                bound.join(", "),
+                hosts.join(", ")
+            ),
+        )
+    } else {
+        (
+            Kind::Ok,
+            format!(
+                "listening on {}, all interfaces; {answers}",
+                bound.join(", ")
+            ),
+        )
     };
-    let summary = format!(
-        "listening on {}, all interfaces; {status} from {}",
-        bound.join(", "),
-        answered.join(", ")
+    Verdict {
+        kind,
+        listeners: ours,
+        probes,
+        counted,
+        skipped,
+        summary,
+    }
+}
+
+/// How a probe is named in a sentence: its address, and the Host when that
+/// is a configured name.
+fn label(p: &ProbeResult) -> String {
+    if p.host == Request::to(p.addr).host {
+        p.addr.ip().to_string()
+    } else {
+        format!("{} at {}", p.host, p.addr.ip())
+    }
+}
+
+/// A Host header without its port: what ALLOWED_HOSTS lists.
+fn bare_host(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        // `[::1]:8001` and `name:8001`; `[::1]` alone has its colons inside.
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.is_empty() => {
+            if h.starts_with('[') && !h.ends_with(']') {
+                host
+            } else {
+                h
+            }
+        }
+        _ => host,
+    }
+}
+
+/// The message for listeners on the port that gunicorn's tree does not own.
+fn foreign_holders(port: u16, ours: &[Seen], foreign: &[Seen]) -> String {
+    let host_owners = sockets::owners_on_host(
+        &foreign
+            .iter()
+            .map(|s| s.listener.clone())
+            .collect::<Vec<_>>(),
     );
-    done(Kind::Ok, ours, probes, summary)
+    let who: Vec<String> = foreign
+        .iter()
+        .map(|s| {
+            format!(
+                "{} is held by {}",
+                endpoint(&s.listener),
+                holders(
+                    host_owners
+                        .get(&s.listener.inode)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                )
+            )
+        })
+        .collect();
+    if ours.is_empty() {
+        format!(
+            "port {port} is taken by another program: {}; stop it or choose another port",
+            who.join("; ")
+        )
+    } else {
+        format!(
+            "port {port} is also served by another program (SO_REUSEPORT), so requests are split between it and \
+             gunicorn: {}; stop it or choose another port",
+            who.join("; ")
+        )
+    }
+}
+
+/// The independent process trees among the listeners' owners, one sentence
+/// each. An owner belongs to the tree of its topmost owning ancestor; owners
+/// whose topmost owners are children of one process that owns nothing are
+/// one tree (gunicorn's `--reuse-port` workers each hold a socket of their
+/// own, the master none). Two unrelated programs started by one shell with
+/// SO_REUSEPORT are therefore taken for one tree. A listener whose owner is
+/// not visible counts as a tree of its own.
+pub fn independent_trees(seen: &[Seen]) -> Vec<String> {
+    let owners: BTreeSet<i32> = seen
+        .iter()
+        .flat_map(|s| s.owners.iter().map(|o| o.pid))
+        .collect();
+    let parent = |p: i32| crate::proc::ppid(p).filter(|&pp| pp > 1);
+    let top = |p: i32| {
+        let (mut top, mut up) = (p, p);
+        while let Some(pp) = parent(up) {
+            if owners.contains(&pp) {
+                top = pp;
+            }
+            up = pp;
+        }
+        top
+    };
+    let tops: BTreeSet<i32> = owners.iter().map(|&p| top(p)).collect();
+    let key = |p: i32| {
+        let t = top(p);
+        match parent(t) {
+            Some(q) if tops.iter().filter(|&&u| parent(u) == Some(q)).count() > 1 => q,
+            _ => t,
+        }
+    };
+    let mut trees: Vec<(i32, Vec<String>, BTreeSet<i32>)> = Vec::new();
+    let mut unseen = Vec::new();
+    for s in seen {
+        let Some(first) = s.owners.first() else {
+            unseen.push(format!(
+                "{} (owner not visible from here)",
+                endpoint(&s.listener)
+            ));
+            continue;
+        };
+        let lead = key(first.pid);
+        let members = s.owners.iter().map(|o| o.pid);
+        match trees.iter_mut().find(|(k, ..)| *k == lead) {
+            Some((_, endpoints, all)) => {
+                endpoints.push(endpoint(&s.listener));
+                all.extend(members);
+            }
+            None => trees.push((lead, vec![endpoint(&s.listener)], members.collect())),
+        }
+    }
+    let mut out: Vec<String> = trees
+        .into_iter()
+        .map(|(lead, mut endpoints, members)| {
+            let command = crate::proc::command_line(lead).unwrap_or_else(|| "?".into());
+            let under = members.iter().filter(|&&p| p != lead).count();
+            let with = match under {
+                0 => String::new(),
+                1 => " and 1 process under it".into(),
+                n => format!(" and {n} processes under it"),
+            };
+            endpoints.sort();
+            endpoints.dedup();
+            // Its parent too: a --reuse-port worker is found by its master.
+            let under = match crate::proc::ppid(lead) {
+                Some(pp) if pp > 1 => format!(", under pid {pp}"),
+                _ => String::new(),
+            };
+            format!(
+                "pid {lead} ({command}){with}{under} on {}",
+                endpoints.join(", ")
+            )
+        })
+        .collect();
+    out.extend(unseen);
+    out
 }

@@ -95,8 +95,14 @@ impl Netns {
 
     /// `curl` from this namespace: the HTTP status, or curl's exit code as Err.
     pub fn http_status(&self, url: &str) -> Result<u16, i32> {
+        self.http_status_with(url, &[])
+    }
+
+    /// `curl` with extra arguments (`-H "Host: ..."`, `-I`).
+    pub fn http_status_with(&self, url: &str, extra: &[&str]) -> Result<u16, i32> {
         let out = self
             .cmd("curl")
+            .args(extra)
             .args([
                 "-s",
                 "-o",
@@ -423,6 +429,18 @@ impl AppDir {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Copies `tests/fixtures/NAME/` (a whole app, such as the Django
+    /// project `solvit`) into this directory.
+    pub fn copy_fixture(&self, name: &str) {
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(root().join("tests/fixtures").join(name).join("."))
+            .arg(self.path())
+            .status()
+            .expect("cp");
+        assert!(status.success(), "copying the fixture {name}");
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
