@@ -177,11 +177,11 @@ pub struct CheckArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
-    /// The HTTP path to GET on every address.
-    #[arg(long, value_name = "PATH", default_value = "/")]
+    /// The HTTP path to GET on every address (absolute, no spaces: the same rule as the config's verify.path).
+    #[arg(long, value_name = "PATH", default_value = "/", value_parser = probe_path)]
     pub path: String,
-    /// Per-address HTTP timeout.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    /// Per-address HTTP timeout (more than zero).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = probe_timeout)]
     pub timeout: std::time::Duration,
     /// A name clients use (repeatable): probed at every address, and then only these answers decide whether the app rejects the Host.
     #[arg(long = "host-name", value_name = "NAME", value_parser = host_name)]
@@ -191,6 +191,47 @@ pub struct CheckArgs {
     pub verbose: bool,
 }
 
+fn probe_path(s: &str) -> Result<String, String> {
+    crate::config::validate_path(s).map(|()| s.to_string())
+}
+
+fn probe_timeout(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(s, Some("no probe could be answered"))
+}
+
 fn host_name(s: &str) -> Result<String, String> {
     crate::config::validate_host_name(s).map(|()| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever `check` accepts can work: an absolute visible-ASCII
+        /// path, a timeout above zero, host names that are names; the rest
+        /// is a usage error (exit 2), never a probe that cannot succeed.
+        #[test]
+        fn check_accepts_only_values_that_can_work(
+            path in "[/a-z %\t?]{0,8}",
+            timeout in proptest::sample::select(vec!["0s", "0", "1ms", "2s", "soon", "", "1h"]),
+            name in "[a-z.:/ _-]{0,10}",
+        ) {
+            let parsed = Cli::try_parse_from([
+                "gunicorn-launcher", "check", "--path", &path, "--timeout", timeout, "--host-name", &name,
+            ]);
+            match parsed {
+                Ok(Cli { command: Cmd::Check(a), .. }) => {
+                    prop_assert!(a.path.starts_with('/') && a.path.bytes().all(|b| b.is_ascii_graphic()));
+                    prop_assert!(!a.timeout.is_zero());
+                    for n in &a.host_names {
+                        prop_assert!(!n.is_empty() && !n.contains([':', '/', ' ']));
+                    }
+                }
+                Ok(_) => prop_assert!(false, "not a check"),
+                Err(e) => prop_assert_eq!(e.exit_code(), 2),
+            }
+        }
+    }
 }

@@ -53,8 +53,8 @@ struct File {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GunicornSection {
-    command: Option<Command>,
-    app: Option<String>,
+    command: Option<Spanned<Command>>,
+    app: Option<Spanned<String>>,
     #[serde(default)]
     args: Vec<String>,
 }
@@ -75,22 +75,22 @@ struct BindSection {
     port: Option<Spanned<i64>>,
 }
 
+/// A duration as written (`"35s"`, `"2m 30s"`), read with humantime where
+/// its position is still known, so that an error names line and column.
+type Written = Option<Spanned<String>>;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SuperviseSection {
-    #[serde(default, with = "humantime_serde")]
-    stop_timeout: Option<Duration>,
+    stop_timeout: Written,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct VerifySection {
-    #[serde(default, with = "humantime_serde")]
-    startup_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    probe_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    recheck_interval: Option<Duration>,
+    startup_timeout: Written,
+    probe_timeout: Written,
+    recheck_interval: Written,
     path: Option<Spanned<String>>,
     on_failure: Option<OnFailure>,
     host_names: Option<Spanned<Vec<String>>>,
@@ -210,18 +210,33 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     let mut config = Config::default();
     let g = file.gunicorn;
     if let Some(command) = g.command {
-        config.command = match command {
+        let span = command.span();
+        config.command = match command.into_inner() {
             Command::Program(p) => vec![p],
             Command::Argv(v) => v,
         };
-        if config.command.first().is_none_or(|p| p.is_empty()) {
-            return Err(ConfigError(format!(
-                "{origin}: key `gunicorn.command`: empty; give the gunicorn program, e.g. \"/opt/solvit/venv/bin/gunicorn\""
-            )));
+        if config.command.is_empty() || config.command.iter().any(String::is_empty) {
+            return Err(at(
+                span,
+                "gunicorn.command",
+                "empty, or with an empty word; give the gunicorn program, e.g. \"/opt/solvit/venv/bin/gunicorn\" \
+                 or [\"python3\", \"-m\", \"gunicorn\"]"
+                    .into(),
+            ));
         }
     }
     config.args = g.args;
-    config.app = g.app;
+    if let Some(app) = g.app {
+        if app.get_ref().trim().is_empty() {
+            return Err(at(
+                app.span(),
+                "gunicorn.app",
+                "empty; give the WSGI app, e.g. \"solvit.wsgi:application\", or leave the key out"
+                    .into(),
+            ));
+        }
+        config.app = Some(app.into_inner());
+    }
     if let Some(host) = file.bind.host {
         config.host = validate_host(host.get_ref()).map_err(|m| at(host.span(), "bind.host", m))?;
     }
@@ -240,25 +255,41 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
                 )
             })?;
     }
+    let duration =
+        |written: Written, key: &str, zero: Option<&str>, default: Duration| match written {
+            None => Ok(default),
+            Some(w) => parse_duration(w.get_ref(), zero).map_err(|m| at(w.span(), key, m)),
+        };
     let s = file.supervise;
-    config.stop_timeout = s.stop_timeout.unwrap_or(config.stop_timeout);
+    config.stop_timeout = duration(
+        s.stop_timeout,
+        "supervise.stop_timeout",
+        Some("every stop would be a SIGKILL, with no time for gunicorn's graceful shutdown"),
+        config.stop_timeout,
+    )?;
     let v = file.verify;
-    config.startup_timeout = v.startup_timeout.unwrap_or(config.startup_timeout);
-    config.probe_timeout = v.probe_timeout.unwrap_or(config.probe_timeout);
-    config.recheck_interval = v.recheck_interval.unwrap_or(config.recheck_interval);
+    config.startup_timeout = duration(
+        v.startup_timeout,
+        "verify.startup_timeout",
+        Some("gunicorn could never be verified, and every start would fail (exit 69)"),
+        config.startup_timeout,
+    )?;
+    config.probe_timeout = duration(
+        v.probe_timeout,
+        "verify.probe_timeout",
+        Some("no HTTP probe could ever be answered, and every start would fail (exit 69)"),
+        config.probe_timeout,
+    )?;
+    config.recheck_interval = duration(
+        v.recheck_interval,
+        "verify.recheck_interval",
+        None,
+        config.recheck_interval,
+    )?;
     config.on_failure = v.on_failure.unwrap_or_default();
     if let Some(path) = v.path {
-        let p = path.get_ref();
-        if !p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(at(
-                path.span(),
-                "verify.path",
-                format!(
-                    "{p:?} is not a request path; use an absolute path such as \"/\" or \"/healthz\""
-                ),
-            ));
-        }
-        config.probe_path = p.clone();
+        validate_path(path.get_ref()).map_err(|m| at(path.span(), "verify.path", m))?;
+        config.probe_path = path.into_inner();
     }
     config.on_host_rejected = v.on_host_rejected.unwrap_or_default();
     if let Some(names) = v.host_names {
@@ -268,6 +299,34 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         config.host_names = names.into_inner();
     }
     Ok(config)
+}
+
+/// A duration (`"35s"`, `"2m 30s"`, humantime's syntax). `zero`, when
+/// given, is why zero cannot work.
+pub fn parse_duration(text: &str, zero: Option<&str>) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| {
+        format!("{text:?} is not a duration ({e}); write it as \"35s\", \"500ms\" or \"2m\"")
+    })?;
+    match zero {
+        Some(why) if d.is_zero() => {
+            Err(format!("{text:?} is zero: {why}; give a positive duration"))
+        }
+        _ => Ok(d),
+    }
+}
+
+/// The HTTP path the probe GETs: absolute, visible ASCII, no spaces (a
+/// space or a control character would end the request line early or inject
+/// a header; percent-encode the rest).
+pub fn validate_path(path: &str) -> Result<(), String> {
+    if path.starts_with('/') && path.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{path:?} is not a request path; use an absolute path without spaces, such as \"/\" or \"/healthz\" \
+             (percent-encode anything else)"
+        ))
+    }
 }
 
 /// A name clients type in their browser: letters, digits, `-`, `_` and `.`
@@ -529,6 +588,67 @@ on_host_rejected = "fail"
     }
 
     #[test]
+    fn durations_that_cannot_work_are_refused_with_where_and_why() {
+        for (section, key) in [
+            ("supervise", "stop_timeout"),
+            ("verify", "startup_timeout"),
+            ("verify", "probe_timeout"),
+        ] {
+            for zero in ["0s", "0ms", "0"] {
+                let e = err(&format!("[{section}]\n{key} = \"{zero}\"\n"));
+                let head = format!(
+                    "/etc/gl.toml:2:{}: key `{section}.{key}`: \"{zero}\" is zero: ",
+                    key.len() + 4
+                );
+                assert!(e.starts_with(&head), "{e}");
+                assert!(e.ends_with("give a positive duration"), "{e}");
+            }
+        }
+        // Zero is how a recheck is switched off.
+        assert_eq!(
+            parse("[verify]\nrecheck_interval = \"0s\"\n", "x")
+                .unwrap()
+                .recheck_interval,
+            Duration::ZERO
+        );
+        let e = err("[verify]\nprobe_timeout = \"soon\"\n");
+        assert!(
+            e.starts_with(
+                "/etc/gl.toml:2:17: key `verify.probe_timeout`: \"soon\" is not a duration"
+            ),
+            "{e}"
+        );
+        let e = err("[supervise]\nstop_timeout = 35\n");
+        assert!(e.contains("key `supervise.stop_timeout`"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_app_or_command_word_is_refused() {
+        let e = err("[gunicorn]\napp = \"\"\n");
+        assert!(
+            e.starts_with("/etc/gl.toml:2:7: key `gunicorn.app`: empty; give the WSGI app"),
+            "{e}"
+        );
+        assert!(err("[gunicorn]\napp = \"  \"\n").contains("key `gunicorn.app`"));
+        let e = err("[gunicorn]\ncommand = [\"python3\", \"\", \"-m\", \"gunicorn\"]\n");
+        assert!(
+            e.starts_with("/etc/gl.toml:2:11: key `gunicorn.command`: empty"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn probe_paths_follow_one_rule() {
+        for bad in ["healthz", "/x y", "/a\tb", "", "/é"] {
+            assert!(validate_path(bad).is_err(), "{bad:?}");
+        }
+        for good in ["/", "/healthz", "/search?q=a%20b"] {
+            assert!(validate_path(good).is_ok(), "{good:?}");
+        }
+        assert!(err("[verify]\npath = \"/x y\"\n").contains("key `verify.path`"));
+    }
+
+    #[test]
     fn fifos_devices_and_huge_files_are_refused_without_blocking() {
         let e = load(Path::new("/dev/zero")).unwrap_err().0;
         assert!(
@@ -554,6 +674,36 @@ on_host_rejected = "fail"
         #[test]
         fn any_text_gives_a_config_or_an_error_never_a_panic(s in "\\PC{0,200}") {
             let _ = parse(&s, "x");
+        }
+
+        /// Whatever is accepted can work: positive timeouts, an app and a
+        /// command without empty words, an absolute visible-ASCII probe path,
+        /// host names that are names (checked here by their own rule).
+        #[test]
+        fn an_accepted_config_can_work(
+            stop in proptest::sample::select(vec!["0s", "1ms", "35s", "x", "0", "2m"]),
+            startup in proptest::sample::select(vec!["0s", "60s", "1s", "-1s", "1h"]),
+            probe in proptest::sample::select(vec!["0ms", "2s", "500ms", "", "1y"]),
+            app in proptest::sample::select(vec!["", " ", "solvit.wsgi", "a:b"]),
+            path in proptest::sample::select(vec!["/", "/x y", "nopath", "/healthz", "/\u{7f}"]),
+            name in "[a-z.:/ -]{0,12}",
+        ) {
+            let text = format!(
+                "[gunicorn]\napp = {app:?}\n[supervise]\nstop_timeout = {stop:?}\n\
+                 [verify]\nstartup_timeout = {startup:?}\nprobe_timeout = {probe:?}\npath = {path:?}\n\
+                 host_names = [{name:?}]\n"
+            );
+            if let Ok(c) = parse(&text, "x") {
+                proptest::prop_assert!(!c.stop_timeout.is_zero());
+                proptest::prop_assert!(!c.startup_timeout.is_zero());
+                proptest::prop_assert!(!c.probe_timeout.is_zero());
+                proptest::prop_assert!(c.app.as_deref().is_some_and(|a| !a.trim().is_empty()));
+                proptest::prop_assert!(c.probe_path.starts_with('/'));
+                proptest::prop_assert!(c.probe_path.bytes().all(|b| (0x21..0x7f).contains(&b)));
+                for n in &c.host_names {
+                    proptest::prop_assert!(!n.is_empty() && !n.contains([':', '/', ' ']));
+                }
+            }
         }
 
         #[test]

@@ -45,6 +45,7 @@ pub mod supervise;
 pub mod tree;
 pub mod unit_file;
 pub mod verify;
+pub mod workers;
 
 /// The launcher's own exit codes (gunicorn's status passes through otherwise).
 pub mod exit {

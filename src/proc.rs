@@ -55,6 +55,8 @@ pub struct Stat {
     /// Start time in clock ticks after boot: with the pid, it names one
     /// process even if the pid is reused later.
     pub start: u64,
+    /// A zombie's wait status (field 52, Linux 3.5).
+    pub exit_code: Option<i32>,
 }
 
 pub fn stat(pid: i32) -> Option<Stat> {
@@ -66,16 +68,19 @@ pub fn ppid(pid: i32) -> Option<i32> {
     stat(pid).map(|s| s.ppid)
 }
 
-/// `pid (comm) state ppid ... starttime ...`: comm may hold spaces and
-/// parentheses, so fields are counted from its last closing parenthesis
-/// (starttime is field 22 of the line, the 20th after comm).
+/// `pid (comm) state ppid ... starttime ... exit_code`: comm may hold spaces
+/// and parentheses, so fields are counted from its last closing parenthesis
+/// (state is field 3 of the line, starttime 22, exit_code 52).
 pub fn parse_stat(stat: &str) -> Option<Stat> {
-    let (_, fields) = stat.rsplit_once(')')?;
-    let mut fields = fields.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    let start = fields.nth(17)?.parse().ok()?;
-    Some(Stat { state, ppid, start })
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).copied();
+    Some(Stat {
+        state: field(3)?.chars().next()?,
+        ppid: field(4)?.parse().ok()?,
+        start: field(22)?.parse().ok()?,
+        exit_code: field(52).and_then(|c| c.parse().ok()),
+    })
 }
 
 /// The children of `pid`, from `/proc/<pid>/task/<tid>/children` (a forked
@@ -172,7 +177,8 @@ mod tests {
             Some(Stat {
                 state: 'S',
                 ppid: 41,
-                start: 123456
+                start: 123456,
+                exit_code: None,
             })
         );
         assert_eq!(parse_stat("42 (x) S 41 42"), None);

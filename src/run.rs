@@ -85,6 +85,7 @@ pub fn configure(args: &RunArgs) -> Result<Plan, (i32, String)> {
     let (env, env_notes) = command::env_changes(&env, &ours).map_err(|e| (exit::CONFIG, e))?;
     let mut notes = assembled.notes.clone();
     notes.extend(env_notes);
+    fits_exec(&assembled.argv, origin_code, &env)?;
     let gunicorn_args = &assembled.argv[assembled.launch.program_len..];
     let (stop_timeout, note) = command::stop_timeout_for(gunicorn_args, config.stop_timeout);
     config.stop_timeout = stop_timeout;
@@ -96,6 +97,74 @@ pub fn configure(args: &RunArgs) -> Result<Plan, (i32, String)> {
         env,
         notes,
     })
+}
+
+/// The kernel's limit on one argument or environment string, NUL included
+/// (`MAX_ARG_STRLEN`, 32 pages).
+const MAX_ARG_STRLEN: usize = 32 * 4096;
+
+/// What `execve` would refuse with E2BIG, refused now with the limit named
+/// (and the exit code of where the words came from), rather than found at
+/// exec time: one argument or variable over `MAX_ARG_STRLEN`, or arguments
+/// and environment together over `ARG_MAX` (a quarter of the stack limit).
+fn fits_exec(argv: &[String], origin_code: i32, env: &[EnvChange]) -> Result<(), (i32, String)> {
+    let too_long = |what: String, len: usize| {
+        format!(
+            "{what} is {len} bytes long; the kernel refuses any single argument or environment variable \
+             of more than {} bytes (MAX_ARG_STRLEN): move the long value into a file gunicorn reads \
+             (-c gunicorn.conf.py) or shorten it",
+            MAX_ARG_STRLEN - 1
+        )
+    };
+    for (i, word) in argv.iter().enumerate() {
+        if word.len() + 1 > MAX_ARG_STRLEN {
+            return Err((
+                origin_code,
+                too_long(format!("argument {i} of the gunicorn command"), word.len()),
+            ));
+        }
+    }
+    let mut vars: Vec<String> = std::env::vars_os()
+        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+        .collect();
+    for change in env {
+        match change {
+            EnvChange::Unset(k) => vars.retain(|kv| !kv.starts_with(&format!("{k}="))),
+            EnvChange::Set(k, v) => vars.push(format!("{k}={v}")),
+        }
+    }
+    for kv in &vars {
+        if kv.len() + 1 > MAX_ARG_STRLEN {
+            let name = kv.split('=').next().unwrap_or_default();
+            return Err((
+                exit::CONFIG,
+                too_long(format!("the environment variable {name}"), kv.len()),
+            ));
+        }
+    }
+    // Our own NOTIFY_SOCKET (about 50 bytes) and the pointer arrays come on top.
+    let pointer = std::mem::size_of::<usize>();
+    let total: usize = argv
+        .iter()
+        .chain(&vars)
+        .map(|w| w.len() + 1 + pointer)
+        .sum::<usize>()
+        + 128;
+    let limit = nix::unistd::sysconf(nix::unistd::SysconfVar::ARG_MAX)
+        .ok()
+        .flatten()
+        .map_or(usize::MAX, |l| l as usize);
+    if total > limit {
+        return Err((
+            origin_code,
+            format!(
+                "the gunicorn command and its environment take {total} bytes; the kernel refuses more than \
+                 {limit} (ARG_MAX, a quarter of the stack limit): shorten them, or raise the stack limit \
+                 (LimitSTACK= in the unit)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The command after `--` wins whole; otherwise the config's program, args

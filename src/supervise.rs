@@ -30,6 +30,7 @@ use crate::notify::{ChildSocket, Systemd};
 use crate::probe::Probes;
 use crate::tree::{self, Proc};
 use crate::verify::{self, Look, Scope, Target, Verdict};
+use crate::workers::Census;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, killpg, sigprocmask};
@@ -93,6 +94,10 @@ const HELD_PATIENCE: Duration = Duration::from_secs(1);
 
 /// si_code of a signal the kernel raised itself (a terminal's WINCH or ^C).
 const SI_KERNEL: i32 = 0x80;
+
+/// How often a failing verification looks for new workers to watch (a
+/// Python worker lives longer than this even when it dies at boot).
+const CENSUS: Duration = Duration::from_millis(20);
 
 /// The first verification retry, and the longest pause between retries.
 const FIRST_RETRY: Duration = Duration::from_millis(20);
@@ -200,6 +205,10 @@ struct Supervisor {
     outbox: Outbox,
     /// Probes under way.
     in_flight: Option<InFlight>,
+    /// Watches gunicorn's workers once a verification has failed a look:
+    /// what they die of, if they die.
+    census: Option<Census>,
+    census_next: Instant,
     last_id: u64,
     /// Exit with this instead of gunicorn's status (verification failed).
     code: Option<i32>,
@@ -238,6 +247,8 @@ pub fn supervise(
             last: None,
         },
         in_flight: None,
+        census: None,
+        census_next: now,
         last_id: 1,
         code: None,
         master_status: None,
@@ -254,8 +265,12 @@ impl Supervisor {
                 PollFd::new(signals.as_fd(), PollFlags::POLLIN),
                 PollFd::new(notify.fd(), PollFlags::POLLIN),
             ];
-            if let Some(f) = &self.in_flight {
+            let probing = self.in_flight.as_ref().map_or(0, |f| {
                 fds.extend(f.probes.poll_fds());
+                fds.len() - 2
+            });
+            if let Some(c) = &self.census {
+                fds.extend(c.fds().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
             }
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
@@ -279,7 +294,11 @@ impl Supervisor {
                     return Ok(ending);
                 }
             }
-            self.on_probes(&revents[2..]);
+            let (probes, died) = revents[2..].split_at(probing);
+            if let Some(c) = &mut self.census {
+                c.on_ready(&died.iter().map(|r| !r.is_empty()).collect::<Vec<_>>());
+            }
+            self.on_probes(probes);
             self.on_time(Instant::now());
         }
     }
@@ -323,6 +342,9 @@ impl Supervisor {
         }
         if let Some(f) = &self.in_flight {
             consider(f.probes.deadline());
+        }
+        if self.census.is_some() {
+            consider(self.census_next);
         }
         next.map_or(PollTimeout::NONE, crate::probe::poll_timeout)
     }
@@ -406,7 +428,9 @@ impl Supervisor {
     }
 
     /// A new generation is on its way: verify it once `previous` is gone.
+    /// Probes still out were asking about the old one: dropped.
     fn reload(&mut self, previous: Vec<Proc>) {
+        self.in_flight = None;
         let check = self.new_check(previous);
         self.state = match std::mem::replace(
             &mut self.state,
@@ -469,6 +493,8 @@ impl Supervisor {
             ));
         }
         self.outbox.queue.clear();
+        self.census = None;
+        self.in_flight = None;
         if let Some(sig) = sig {
             self.systemd.stopping();
             log::info(&format!(
@@ -582,14 +608,19 @@ impl Supervisor {
             // query, and an owner search only if something listens) is
             // what the message is for.
             let port = verify::verdict(&self.settings.target, Scope::TreeOf(self.master));
-            let held = if port.kind == verify::Kind::Foreign {
-                format!("; {}", port.summary)
-            } else {
-                String::new()
-            };
-            log::error(&format!("gunicorn exited during startup: {what}{held}"));
+            let mut seen = String::new();
+            if port.kind == verify::Kind::Foreign {
+                seen.push_str(&format!(
+                    "; {} (a port in use ends gunicorn this way)",
+                    port.summary
+                ));
+            }
+            if let Some(workers) = self.census.as_ref().and_then(Census::report) {
+                seen.push_str(&format!("; {workers}"));
+            }
+            log::error(&format!("gunicorn exited during startup: {what}{seen}"));
             self.systemd
-                .status(&format!("gunicorn exited during startup: {what}"));
+                .status(&format!("gunicorn exited during startup: {what}{seen}"));
         } else {
             log::warn(&format!("gunicorn exited: {what}"));
         }
@@ -654,6 +685,12 @@ impl Supervisor {
         }
         if !self.outbox.queue.is_empty() && now >= self.outbox.next {
             self.deliver_next_held(now);
+        }
+        if let Some(c) = &mut self.census
+            && now >= self.census_next
+        {
+            c.refresh(self.master);
+            self.census_next = now + CENSUS;
         }
     }
 
@@ -755,6 +792,10 @@ impl Supervisor {
                         }
                         check.delay = (check.delay * 2).min(MAX_RETRY);
                         check.next = Instant::now() + check.delay;
+                        if self.census.is_none() {
+                            self.census = Some(Census::new());
+                            self.census_next = Instant::now();
+                        }
                     }
                 }
             }
@@ -801,6 +842,7 @@ impl Supervisor {
     /// Idle from here: start-up's pages are not needed now, and are
     /// given back before READY=1, so that what systemd sees is what stays.
     fn serve(&mut self, verified: bool) {
+        self.census = None;
         self.state = State::Serving {
             verified,
             next_tick: None,
@@ -832,6 +874,11 @@ impl Supervisor {
             "reload not verified"
         } else {
             "verification failed"
+        };
+        let workers = self.census.take().and_then(|c| c.report());
+        let why = &match workers {
+            Some(workers) => format!("{why}; {workers}"),
+            None => why.to_string(),
         };
         match self.settings.on_failure {
             OnFailure::Fail => {
@@ -914,7 +961,7 @@ pub fn describe_status(status: WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, 0) => "exit status 0".into(),
         WaitStatus::Exited(_, 1) => {
-            "exit status 1 (gunicorn's generic error: see its output above; a port already in use ends this way)".into()
+            "exit status 1 (gunicorn's generic error: see its output above)".into()
         }
         WaitStatus::Exited(_, 2) => "exit status 2 (gunicorn rejected its command line: see its usage message above)".into(),
         WaitStatus::Exited(_, 3) => {

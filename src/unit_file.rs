@@ -2337,7 +2337,7 @@ mod tests {
                 "--pid",
                 "/run/solvit/%i.pid",
                 "--bind",
-                "unix:%t/solvit-%i.sock",
+                "127.0.0.1:80%i",
                 "--chdir",
                 "%h/%I dir",
                 "solvit.wsgi"

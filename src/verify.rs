@@ -445,10 +445,10 @@ fn foreign_holders(port: u16, ours: &[Seen], foreign: &[Seen]) -> String {
 
 /// The independent process trees among the listeners' owners, one sentence
 /// each. An owner belongs to the tree of its topmost owning ancestor; owners
-/// whose topmost owners are children of one process that owns nothing are
-/// one tree (gunicorn's `--reuse-port` workers each hold a socket of their
-/// own, the master none). Two unrelated programs started by one shell with
-/// SO_REUSEPORT are therefore taken for one tree. A listener whose owner is
+/// whose topmost owners are children of one process that owns nothing and
+/// runs the same program are one tree (gunicorn's `--reuse-port` workers
+/// each hold a socket of their own, their master none). Two programs that a
+/// shell or a supervisor started are two trees. A listener whose owner is
 /// not visible counts as a tree of its own.
 pub fn independent_trees(seen: &[Seen]) -> Vec<String> {
     let owners: BTreeSet<i32> = seen
@@ -467,10 +467,16 @@ pub fn independent_trees(seen: &[Seen]) -> Vec<String> {
         top
     };
     let tops: BTreeSet<i32> = owners.iter().map(|&p| top(p)).collect();
+    let exe = |p: i32| std::fs::read_link(format!("/proc/{p}/exe")).ok();
     let key = |p: i32| {
         let t = top(p);
         match parent(t) {
-            Some(q) if tops.iter().filter(|&&u| parent(u) == Some(q)).count() > 1 => q,
+            Some(q)
+                if tops.iter().filter(|&&u| parent(u) == Some(q)).count() > 1
+                    && exe(q).is_some_and(|e| Some(e) == exe(t)) =>
+            {
+                q
+            }
             _ => t,
         }
     };

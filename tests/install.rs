@@ -236,7 +236,17 @@ fn quoted_arguments_with_spaces_stay_single_words() {
 #[test]
 fn environment_variables_are_kept_for_systemd_to_expand() {
     let t = Tree::copy("env-vars");
+    // A bind systemd expands has no port known here: not wrapped unless named.
     let out = t.run(&["install"]);
+    out.ok();
+    assert!(!t.dropin("solvit.service").exists());
+    assert!(
+        out.stdout
+            .contains("solvit.service: its bind ${BIND_HOST}:${BIND_PORT} is expanded by systemd")
+            && out.stdout.contains("name it to wrap it on port 8001"),
+        "{out:#?}"
+    );
+    let out = t.run(&["install", "solvit.service"]);
     out.ok();
     assert_eq!(
         t.exec_start("solvit.service").1,
@@ -275,13 +285,13 @@ fn specifiers_in_a_template_are_kept_verbatim() {
             "--pid",
             "/run/solvit/%i.pid",
             "--bind",
-            "unix:%t/solvit-%i.sock",
+            "127.0.0.1:80%i",
             "--chdir",
             "%h/%I dir",
             "solvit.wsgi",
         ])
     );
-    // A unix-socket bind has no port: the launcher's default serves.
+    // A port systemd expands is not known here: the launcher's default serves.
     assert!(!out.stdout.contains("--port"), "{out:#?}");
     // /lib had no /etc/systemd/system at all: created, recorded, and removed again.
     let t = Tree::copy("specifiers");
@@ -291,7 +301,14 @@ fn specifiers_in_a_template_are_kept_verbatim() {
 #[test]
 fn ignore_failure_and_argv0_prefixes_stay_in_front() {
     let t = Tree::copy("prefixes");
-    t.run(&["install"]).ok();
+    // all.service has no bind: wrapped on gunicorn's default port only when named.
+    t.run(&[
+        "install",
+        "ignore-failure.service",
+        "argv0.service",
+        "all.service",
+    ])
+    .ok();
     assert_eq!(
         t.exec_start("ignore-failure.service"),
         (
@@ -306,15 +323,15 @@ fn ignore_failure_and_argv0_prefixes_stay_in_front() {
     );
     // With '@' the second word is argv[0]: it names the launcher's process, and the
     // command after `--` is the program and its arguments.
-    let mut argv0 = words(&[LAUNCHER, "solvit-gunicorn", "run", "--"]);
+    let mut argv0 = words(&[LAUNCHER, "solvit-gunicorn", "run", "--port", "8002", "--"]);
     argv0.extend(words(&[
         "/opt/solvit/venv/bin/gunicorn",
         "--bind",
-        "127.0.0.1:8001",
+        "127.0.0.1:8002",
         "solvit.wsgi",
     ]));
     assert_eq!(t.exec_start("argv0.service"), ("@".to_string(), argv0));
-    let mut all = words(&[LAUNCHER, "solvit", "run", "--"]);
+    let mut all = words(&[LAUNCHER, "solvit", "run", "--port", "8000", "--"]);
     all.extend(words(&["/usr/bin/python3", "-m", "gunicorn", "app:wsgi"]));
     assert_eq!(t.exec_start("all.service"), ("-@:+".to_string(), all));
 }
@@ -512,19 +529,20 @@ fn discovery_skips_an_unreadable_unit_that_has_nothing_to_do_with_gunicorn() {
 
 #[test]
 fn every_fixture_tree_round_trips_byte_identical() {
-    for case in [
-        "continuation",
-        "env-vars",
-        "forking-daemon",
-        "other-port",
-        "prefixes",
-        "python-m",
-        "quoting",
-        "solvit",
-        "symlinks",
+    for (case, units) in [
+        ("continuation", &[][..]),
+        ("env-vars", &["solvit.service"][..]),
+        ("forking-daemon", &[]),
+        ("other-port", &[]),
+        ("prefixes", &[]),
+        ("python-m", &[]),
+        ("quoting", &[]),
+        ("solvit", &[]),
+        ("symlinks", &[]),
+        ("binds", &[]),
     ] {
         let t = Tree::copy(case);
-        round_trip(&t, &[]);
+        round_trip(&t, units);
     }
 }
 
@@ -774,4 +792,115 @@ fn json_output_carries_the_plan() {
     let v: serde_json::Value = serde_json::from_str(&refused.stdout).expect("json");
     assert_eq!(v["exit_code"], 78);
     assert!(v["error"].as_str().unwrap().contains("solvit.socket"));
+}
+
+// --- what gets wrapped ------------------------------------------------------------------------
+
+/// Only a unit whose gunicorn binds TCP has the problem the launcher fixes. A unit bound to
+/// a unix socket (behind nginx) is left alone, and refused when named; a unit with no bind
+/// (gunicorn's default 127.0.0.1:8000, or its config file's) is left alone unless named, and
+/// then keeps port 8000, on all interfaces.
+#[test]
+fn only_units_bound_to_tcp_are_wrapped_and_the_others_are_told_why() {
+    let t = Tree::copy("binds");
+    let before = t.snapshot();
+    let dry = t.run(&["install", "--dry-run"]);
+    dry.ok();
+    assert_eq!(before, t.snapshot(), "a dry run wrote something");
+    assert!(dry.stdout.contains("solvit.service: install:"), "{dry:#?}");
+    assert!(
+        dry.stdout.contains(
+            "solvit-nginx.service: gunicorn is bound to unix:/run/solvit-nginx/gunicorn.sock, a socket that is not TCP"
+        ),
+        "{dry:#?}"
+    );
+    assert!(
+        dry.stdout
+            .contains("solvit-default.service: no bind on its command line")
+            && dry.stdout.contains("name it to wrap it on 0.0.0.0:8000"),
+        "{dry:#?}"
+    );
+    t.run(&["install"]).ok();
+    assert!(t.dropin("solvit.service").exists());
+    assert!(!t.dropin("solvit-nginx.service").exists());
+    assert!(!t.dropin("solvit-default.service").exists());
+
+    let status = t.run(&["status", "--json"]);
+    status.ok();
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let find = |name: &str| {
+        v["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["unit"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(find("solvit-nginx.service")["wrapped"], false);
+    assert_eq!(
+        find("solvit-nginx.service")["port"],
+        serde_json::Value::Null
+    );
+    assert!(
+        find("solvit-nginx.service")["how"]
+            .as_str()
+            .unwrap()
+            .contains("unix socket (left alone"),
+        "{v}"
+    );
+    assert_eq!(find("solvit-default.service")["port"], 8000);
+
+    let named = t.run(&["install", "solvit-nginx.service"]);
+    assert_eq!(named.code, 2, "{named:#?}");
+    assert!(
+        named.stderr.contains("a socket that is not TCP")
+            && named.stderr.contains("left untouched"),
+        "{named:#?}"
+    );
+    assert!(!t.dropin("solvit-nginx.service").exists());
+
+    let named = t.run(&["install", "solvit-default.service"]);
+    named.ok();
+    let mut want = words(&[LAUNCHER, "run", "--port", "8000", "--"]);
+    want.extend(words(&[
+        "/opt/solvit/venv/bin/gunicorn",
+        "--workers",
+        "2",
+        "solvit.wsgi:application",
+    ]));
+    assert_eq!(t.exec_start("solvit-default.service").1, want);
+    let text = t.read("etc/systemd/system/solvit-default.service.d/zz-gunicorn-launcher.conf");
+    assert!(
+        text.contains("# No bind on its command line: gunicorn's default port 8000 (127.0.0.1:8000), now on all interfaces"),
+        "{text}"
+    );
+}
+
+/// Two units that would end up on one port would fight for it: refused before anything is
+/// written, whether they come in one install or one after the other.
+#[test]
+fn two_units_on_one_port_are_refused_before_anything_is_written() {
+    let t = Tree::copy("binds");
+    t.write(
+        "etc/systemd/system/solvit-copy.service",
+        "[Service]\nExecStart=/opt/solvit/venv/bin/gunicorn --bind 127.0.0.1:8001 copy.wsgi\n",
+    );
+    let before = t.snapshot();
+    let out = t.run(&["install"]);
+    assert_eq!(out.code, 78, "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("solvit-copy.service and solvit.service would both serve port 8001"),
+        "{out:#?}"
+    );
+    assert_eq!(before, t.snapshot(), "written despite the refusal");
+    t.run(&["install", "solvit.service"]).ok();
+    let out = t.run(&["install", "solvit-copy.service"]);
+    assert_eq!(out.code, 78, "{out:#?}");
+    assert!(
+        out.stderr.contains("would both serve port 8001"),
+        "{out:#?}"
+    );
+    assert!(!t.dropin("solvit-copy.service").exists());
 }

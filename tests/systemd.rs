@@ -377,3 +377,117 @@ fn a_running_socket_unit_on_the_port_is_refused_before_anything_is_written() {
     let (code, out) = launcher(&sd, &["install", "solvit.service", "--dry-run"]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// A unit as `unit` writes it, with these bind arguments (none for gunicorn's default) and
+/// a runtime directory of its own (systemd removes a unit's RuntimeDirectory when it stops).
+fn unit_binding(description: &str, runtime: &str, bind: &str) -> String {
+    unit(description, "hello:app", 1)
+        .replace("--bind 127.0.0.1:8001 ", bind)
+        .replace(
+            "RuntimeDirectory=solvit\n",
+            &format!("RuntimeDirectory={runtime}\n"),
+        )
+        .replace(
+            "XDG_RUNTIME_DIR=/run/solvit\n",
+            &format!("XDG_RUNTIME_DIR=/run/{runtime}\n"),
+        )
+}
+
+/// Of three running units, only the one whose gunicorn binds TCP (127.0.0.1:8001) is wrapped
+/// by a plain `install`: the one behind nginx on a unix socket keeps serving there, untouched
+/// (and is refused when named), the one with no bind keeps gunicorn's 127.0.0.1:8000 until it
+/// is named, and then serves port 8000 on every interface.
+#[test]
+fn install_wraps_only_the_tcp_unit_and_a_named_unit_without_a_bind_keeps_8000() {
+    let sd = boot();
+    start_unit(&sd, "solvit.service", &unit("SolvIT", "hello:app", 1));
+    let nginx = unit_binding(
+        "SolvIT behind nginx",
+        "solvit-nginx",
+        "--bind unix:/run/solvit-nginx/gunicorn.sock ",
+    );
+    sd.write("/etc/systemd/system/solvit-nginx.service", &nginx);
+    let default = unit_binding("SolvIT with gunicorn's default bind", "solvit-default", "");
+    sd.write("/etc/systemd/system/solvit-default.service", &default);
+    assert!(sd.systemctl(&["daemon-reload"]).status.success());
+    for name in ["solvit-nginx.service", "solvit-default.service"] {
+        let out = sd.systemctl(&["start", name]);
+        assert!(out.status.success(), "{name}: {}", sd.journal(name));
+    }
+    wait_for("gunicorn on 127.0.0.1:8000", || {
+        sd.listeners(8000) == ["127.0.0.1:8000"]
+    });
+    let on_socket = || {
+        let out = sd.run(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+            "--unix-socket",
+            "/run/solvit-nginx/gunicorn.sock",
+            "http://localhost/",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    wait_for("gunicorn on its unix socket", || on_socket() == "200");
+    let before = tree(&sd, "/etc/systemd/system");
+
+    let (code, out) = launcher(&sd, &["install", "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("solvit.service: install:"), "{out}");
+    assert!(
+        out.contains(
+            "solvit-nginx.service: gunicorn is bound to unix:/run/solvit-nginx/gunicorn.sock"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("solvit-default.service: no bind on its command line"),
+        "{out}"
+    );
+    assert_eq!(
+        before,
+        tree(&sd, "/etc/systemd/system"),
+        "a dry run wrote something"
+    );
+
+    let (code, out) = launcher(&sd, &["install"]);
+    assert_eq!(code, 0, "{out}\n{}", sd.journal("solvit.service"));
+    let after = tree(&sd, "/etc/systemd/system");
+    let changed: Vec<&PathBuf> = after
+        .keys()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            Path::new("solvit.service.d"),
+            Path::new("solvit.service.d/zz-gunicorn-launcher.conf")
+        ],
+        "{out}"
+    );
+    assert_eq!(sd.listeners(8001), ["0.0.0.0:8001"]);
+    assert_eq!(on_socket(), "200", "the unix-socket unit still serves");
+    assert_eq!(sd.listeners(8000), ["127.0.0.1:8000"]);
+
+    let (code, out) = launcher(&sd, &["install", "solvit-nginx.service"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("a socket that is not TCP") && out.contains("left untouched"),
+        "{out}"
+    );
+
+    let (code, out) = launcher(&sd, &["install", "solvit-default.service"]);
+    assert_eq!(code, 0, "{out}\n{}", sd.journal("solvit-default.service"));
+    assert!(
+        out.contains("solvit-default.service: verified: listening on 0.0.0.0:8000"),
+        "{out}"
+    );
+    assert_eq!(sd.listeners(8000), ["0.0.0.0:8000"]);
+    assert_eq!(sd.http_status("http://198.18.0.1:8000/"), Ok(200));
+    assert_eq!(on_socket(), "200");
+}

@@ -29,18 +29,34 @@ fuzz_target!(|data: &[u8]| {
             assert!(c.host.is_unspecified(), "host {}", c.host);
             assert!(
                 c.probe_path.starts_with('/')
-                    && !c
-                        .probe_path
-                        .chars()
-                        .any(|ch| ch.is_whitespace() || ch.is_control()),
+                    && c.probe_path.bytes().all(|b| b.is_ascii_graphic()),
                 "probe path {:?}",
                 c.probe_path
             );
             assert!(
-                c.command.first().is_some_and(|p| !p.is_empty()),
+                !c.command.is_empty() && c.command.iter().all(|w| !w.is_empty()),
                 "{:?}",
                 c.command
             );
+            // Nothing that cannot work: no zero timeout, no empty app, host
+            // names that are names.
+            assert!(!c.stop_timeout.is_zero(), "stop_timeout 0");
+            assert!(!c.startup_timeout.is_zero(), "startup_timeout 0");
+            assert!(!c.probe_timeout.is_zero(), "probe_timeout 0");
+            assert!(
+                c.app.as_deref().is_none_or(|a| !a.trim().is_empty()),
+                "app {:?}",
+                c.app
+            );
+            for name in &c.host_names {
+                assert!(
+                    !name.is_empty()
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+                    "host name {name:?}"
+                );
+            }
             assert_eq!(c.source, None);
             // What the config would run: program, args, app (main.rs's
             // `chosen_command`), assembled with the configured bind.

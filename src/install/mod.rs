@@ -512,23 +512,27 @@ pub fn status(args: &StatusArgs) -> i32 {
         } else {
             systemctl::active_state(u.unit.as_str())
         };
-        if state == "active" && !ports.contains(&u.port) {
-            ports.push(u.port);
+        if let Some(port) = u.port
+            && state == "active"
+            && !ports.contains(&port)
+        {
+            ports.push(port);
         }
         let how = match u.kind {
             plan::Kind::Wrapped => "wrapped by gunicorn-launcher",
             plan::Kind::Bare => "gunicorn directly (not installed)",
+            plan::Kind::Socket => "gunicorn on a unix socket (left alone: nothing to fix)",
             plan::Kind::Launcher => "gunicorn-launcher (its own unit)",
         };
         rows.push(vec![
             u.unit.to_string(),
             state.clone(),
             how.into(),
-            u.port.to_string(),
+            u.port.map_or_else(|| "-".to_string(), |p| p.to_string()),
         ]);
         report.unit(json!({
             "unit": u.unit.as_str(), "state": state, "how": how,
-            "wrapped": u.kind != plan::Kind::Bare, "port": u.port, "exec_start": u.command,
+            "wrapped": matches!(u.kind, plan::Kind::Wrapped | plan::Kind::Launcher), "port": u.port, "exec_start": u.command,
         }));
     }
     if units.is_empty() {

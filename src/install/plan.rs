@@ -3,6 +3,7 @@
 //! gunicorn: the command as systemd runs it today (the unit's files without our drop-in), the
 //! drop-in that wraps it, and whether that drop-in is already in place byte for byte.
 
+use crate::config::DEFAULT_PORT;
 use crate::exit;
 use crate::gunicorn_args;
 use crate::launch;
@@ -150,31 +151,75 @@ pub fn plan_install(root: &Path, named: &[UnitName], launcher: &str) -> Result<P
         for unit in index.service_units() {
             discover(&index, &unit, launcher, &mut plan)?;
         }
-        return Ok(plan);
-    }
-    for unit in named {
-        if !unit.is_service() {
-            return Err(usage(format!(
-                "{unit} is not a service unit: only .service units run gunicorn"
-            )));
+    } else {
+        for unit in named {
+            if !unit.is_service() {
+                return Err(usage(format!(
+                    "{unit} is not a service unit: only .service units run gunicorn"
+                )));
+            }
+            if let Some(why) = add(&index, unit, launcher, true, &mut plan)? {
+                return Err(usage(format!("{unit}: {why}; left untouched")));
+            }
         }
-        if let Some(why) = add(&index, unit, launcher, &mut plan)? {
-            return Err(usage(format!("{unit}: {why}; left untouched")));
-        }
     }
+    refuse_shared_ports(root, &plan)?;
     Ok(plan)
 }
 
+/// Two units that would end up on one port would fight for it (the second
+/// gunicorn's bind fails): refused before anything is written. A template
+/// and its instances are one unit here; units already wrapped count too.
+fn refuse_shared_ports(root: &Path, plan: &Plan) -> Result<(), Refusal> {
+    let family = |u: &UnitName| u.template().unwrap_or_else(|| u.clone());
+    let mut taken: Vec<(u16, UnitName)> = plan
+        .wraps
+        .iter()
+        .map(|w| (w.port, family(&w.unit)))
+        .collect();
+    // Wrapped units: their port is on their command line. (A launcher unit of its own, such
+    // as gunicorn-launcher@.service, takes its port from a config file not read here.)
+    let (surveyed, _) = survey(root);
+    for s in surveyed {
+        if let (Kind::Wrapped, Some(port)) = (s.kind, s.port)
+            && !plan
+                .wraps
+                .iter()
+                .any(|w| family(&w.unit) == family(&s.unit))
+        {
+            taken.push((port, family(&s.unit)));
+        }
+    }
+    taken.sort();
+    taken.dedup();
+    for pair in taken.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            return Err(config(format!(
+                "{} and {} would both serve port {}: the second gunicorn could not bind it; \
+                 give one of them another port (its --bind), then install again (nothing was written)",
+                pair[0].1, pair[1].1, pair[0].0
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Adds `unit` to the plan (a template with its instances that need a drop-in of their own);
-/// `Some(why)` when it does not run gunicorn.
+/// `Some(why)` when it does not run gunicorn, or runs one that is left alone. `named`: the
+/// operator asked for this unit (a unit without a bind is then wrapped on port 8000).
 fn add(
     index: &UnitIndex,
     unit: &UnitName,
     launcher: &str,
+    named: bool,
     plan: &mut Plan,
 ) -> Result<Option<String>, Refusal> {
-    match wrap_unit(index, unit, launcher)? {
+    match wrap_unit(index, unit, launcher, named)? {
         Found::Other(why) => Ok(Some(why)),
+        Found::LeftAlone(why) => {
+            plan.skipped.push(format!("{unit}: {why}"));
+            Ok(Some(why))
+        }
         Found::Gunicorn(w) => {
             let template_command = w.original.clone();
             push(plan, *w);
@@ -201,7 +246,7 @@ fn discover(
     launcher: &str,
     plan: &mut Plan,
 ) -> Result<(), Refusal> {
-    match add(index, unit, launcher, plan) {
+    match add(index, unit, launcher, false, plan) {
         Ok(_) => Ok(()),
         Err(refusal) if mentions_gunicorn(index, unit) => Err(refusal),
         Err(refusal) => {
@@ -247,12 +292,12 @@ fn instances(
     plan: &mut Plan,
 ) -> Result<(), Refusal> {
     for instance in index.instances_with_dropins(template) {
-        match wrap_unit(index, &instance, launcher)? {
+        match wrap_unit(index, &instance, launcher, true)? {
             Found::Gunicorn(w) if w.original != *template_command || w.existing.is_some() => {
                 push(plan, *w)
             }
             Found::Gunicorn(_) => {}
-            Found::Other(why) => {
+            Found::Other(why) | Found::LeftAlone(why) => {
                 return Err(config(format!(
                     "{instance}: {why}, but its template {template} runs gunicorn: the template's \
                      drop-in would apply to it too; give it its own ExecStart= or remove that \
@@ -266,6 +311,9 @@ fn instances(
 
 enum Found {
     Gunicorn(Box<Wrap>),
+    /// Runs gunicorn, which the launcher leaves alone (a unix socket; no
+    /// bind unless named): why.
+    LeftAlone(String),
     Other(String),
 }
 
@@ -296,7 +344,12 @@ fn without_ours(unit: &LoadedUnit) -> Result<LoadedUnit, Refusal> {
     Ok(base)
 }
 
-fn wrap_unit(index: &UnitIndex, unit: &UnitName, launcher: &str) -> Result<Found, Refusal> {
+fn wrap_unit(
+    index: &UnitIndex,
+    unit: &UnitName,
+    launcher: &str,
+    named: bool,
+) -> Result<Found, Refusal> {
     let loaded = index.load(unit).map_err(unit_error)?;
     if loaded.masked {
         return Ok(Found::Other(format!(
@@ -329,7 +382,40 @@ fn wrap_unit(index: &UnitIndex, unit: &UnitName, launcher: &str) -> Result<Found
     refuse_later_dropins(&loaded)?;
     let gunicorn_args = &argv[recognised.program_len.min(argv.len())..];
     let mut notes = Vec::new();
-    let port = port_of(gunicorn_args, &mut notes);
+    let port = match binding(gunicorn_args, &mut notes) {
+        Binding::Tcp(port) => port,
+        Binding::Socket(addr) => {
+            return Ok(Found::LeftAlone(format!(
+                "gunicorn is bound to {addr}, a socket that is not TCP (a proxy such as nginx talks to it): \
+                 nothing for the launcher to fix, and its TCP bind would cut the proxy off"
+            )));
+        }
+        Binding::Unset if !named => {
+            return Ok(Found::LeftAlone(format!(
+                "no bind on its command line: gunicorn's config file or its default \
+                 (127.0.0.1:{GUNICORN_DEFAULT_PORT}) decides; name it to wrap it on 0.0.0.0:{GUNICORN_DEFAULT_PORT}"
+            )));
+        }
+        Binding::Unset => {
+            notes.push(format!(
+                "no bind on its command line: gunicorn's default port {GUNICORN_DEFAULT_PORT} \
+                 (127.0.0.1:{GUNICORN_DEFAULT_PORT}), now on all interfaces: run --port {GUNICORN_DEFAULT_PORT}"
+            ));
+            GUNICORN_DEFAULT_PORT
+        }
+        Binding::Expanded(addr) if !named => {
+            return Ok(Found::LeftAlone(format!(
+                "its bind {addr} is expanded by systemd, so its port is not known here; \
+                 name it to wrap it on port {DEFAULT_PORT}"
+            )));
+        }
+        Binding::Expanded(addr) => {
+            notes.push(format!(
+                "its bind {addr} is expanded by systemd, so its port is not known here: port {DEFAULT_PORT}"
+            ));
+            DEFAULT_PORT
+        }
+    };
     let stop = stop_timeout(gunicorn_args, &mut notes);
     explain_type_change(&base, gunicorn_args, &mut notes);
 
@@ -342,7 +428,15 @@ fn wrap_unit(index: &UnitIndex, unit: &UnitName, launcher: &str) -> Result<Found
     };
     let exec_start = new_exec_start(&original, launcher, port)?;
     let origin = format!("{}:{line}", logical(index.root(), &file).display());
-    let text = render(unit, &original, &origin, &exec_start, stop, &creates);
+    let text = render(
+        unit,
+        &original,
+        &origin,
+        &exec_start,
+        stop,
+        &creates,
+        &notes,
+    );
     Ok(Found::Gunicorn(Box::new(Wrap {
         unit: unit.clone(),
         fragment: loaded.fragment.clone(),
@@ -415,26 +509,55 @@ fn missing_dirs(root: &Path, dir: &Path) -> Vec<PathBuf> {
     missing
 }
 
-/// The port the launcher binds: the unit's own, when its binds name one TCP port (so a
-/// service on 8002 stays on 8002), else 8001.
-fn port_of(args: &[String], notes: &mut Vec<String>) -> u16 {
+/// gunicorn's own default bind, `127.0.0.1:8000`, when nothing names one.
+pub const GUNICORN_DEFAULT_PORT: u16 = 8000;
+
+/// What a unit's gunicorn command line binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Binding {
+    /// TCP: the port the launcher keeps (so a service on 8002 stays on 8002).
+    Tcp(u16),
+    /// A unix socket or `fd://` (systemd's): the first such address.
+    Socket(String),
+    /// No bind: gunicorn's config file or default decides.
+    Unset,
+    /// A bind whose port systemd expands (`${PORT}`, `%i`): the address.
+    Expanded(String),
+}
+
+/// The command line's binds, classified; a socket that is not TCP wins (the
+/// launcher would remove it), then TCP ports, then expanded ones.
+fn binding(args: &[String], notes: &mut Vec<String>) -> Binding {
     let mut ports: Vec<u16> = Vec::new();
+    let mut socket = None;
+    let mut expanded = None;
     for removed in gunicorn_args::remove_binds(args).removed {
-        if let gunicorn_args::Removed::Bind {
+        let gunicorn_args::Removed::Bind {
             address: Some(a), ..
         } = removed
-            && let Some(p) = tcp_port(&a)
-            && !ports.contains(&p)
-        {
-            ports.push(p);
+        else {
+            continue;
+        };
+        if a.starts_with("unix:") || a.starts_with("fd://") || a.starts_with('/') {
+            socket.get_or_insert(a);
+        } else if let Some(p) = tcp_port(&a) {
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        } else {
+            expanded.get_or_insert(a);
         }
     }
-    match ports.as_slice() {
-        [] => 8001,
-        [one] => *one,
-        several => {
-            let chosen = if several.contains(&8001) {
-                8001
+    if let Some(a) = socket {
+        return Binding::Socket(a);
+    }
+    match (ports.as_slice(), expanded) {
+        ([], None) => Binding::Unset,
+        ([], Some(a)) => Binding::Expanded(a),
+        ([one], _) => Binding::Tcp(*one),
+        (several, _) => {
+            let chosen = if several.contains(&DEFAULT_PORT) {
+                DEFAULT_PORT
             } else {
                 several[0]
             };
@@ -446,8 +569,18 @@ fn port_of(args: &[String], notes: &mut Vec<String>) -> u16 {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
-            chosen
+            Binding::Tcp(chosen)
         }
+    }
+}
+
+/// The port a unit's gunicorn command line leaves the launcher on, if any.
+fn port_of(args: &[String]) -> Option<u16> {
+    match binding(args, &mut Vec::new()) {
+        Binding::Tcp(p) => Some(p),
+        Binding::Unset => Some(GUNICORN_DEFAULT_PORT),
+        Binding::Expanded(_) => Some(DEFAULT_PORT),
+        Binding::Socket(_) => None,
     }
 }
 
@@ -521,7 +654,7 @@ fn new_exec_start(original: &ExecCommand, launcher: &str, port: u16) -> Result<S
         argv.push(original.argv[1].clone());
     }
     argv.push("run".into());
-    if port != 8001 {
+    if port != DEFAULT_PORT {
         argv.extend(["--port".to_string(), port.to_string()]);
     }
     argv.push("--".into());
@@ -549,6 +682,7 @@ fn render(
     exec_start: &str,
     stop_secs: u64,
     creates: &[PathBuf],
+    notes: &[String],
 ) -> String {
     let mut t = String::new();
     t.push_str(MARK);
@@ -562,6 +696,9 @@ fn render(
          #   {}\n",
         unit_file::format_exec(original)
     ));
+    for note in notes.iter().filter(|n| n.starts_with("no bind")) {
+        t.push_str(&format!("# {}.\n", note[..1].to_uppercase() + &note[1..]));
+    }
     for dir in creates {
         t.push_str(&format!("{CREATED}/{}\n", dir.display()));
     }
@@ -672,6 +809,8 @@ pub enum Kind {
     Wrapped,
     /// gunicorn directly: not installed.
     Bare,
+    /// gunicorn on a socket that is not TCP: left alone by install.
+    Socket,
     /// The launcher itself is the unit's command (e.g. gunicorn-launcher@.service).
     Launcher,
 }
@@ -680,7 +819,8 @@ pub enum Kind {
 pub struct Surveyed {
     pub unit: UnitName,
     pub kind: Kind,
-    pub port: u16,
+    /// None for a gunicorn bound to a unix socket (left alone).
+    pub port: Option<u16>,
     /// The command that runs today.
     pub command: String,
 }
@@ -731,8 +871,12 @@ fn survey_unit(index: &UnitIndex, unit: &UnitName) -> Result<Option<Surveyed>, S
             .map(|s| s.to_string())
             .collect();
         let start = launch::recognise(&argv).map_or(argv.len(), |l| l.program_len);
-        let port = port_of(&argv[start..], &mut Vec::new());
-        let kind = if ours { Kind::Wrapped } else { Kind::Bare };
+        let port = port_of(&argv[start..]);
+        let kind = match (ours, port) {
+            (true, _) => Kind::Wrapped,
+            (false, None) => Kind::Socket,
+            (false, Some(_)) => Kind::Bare,
+        };
         return Ok(Some(Surveyed {
             unit: unit.clone(),
             kind,
@@ -751,11 +895,11 @@ fn survey_unit(index: &UnitIndex, unit: &UnitName) -> Result<Option<Surveyed>, S
             .skip_while(|a| **a != "--port" && **a != "-p")
             .nth(1)
             .and_then(|p| p.parse().ok())
-            .unwrap_or(8001);
+            .unwrap_or(DEFAULT_PORT);
         return Ok(Some(Surveyed {
             unit: unit.clone(),
             kind: Kind::Launcher,
-            port,
+            port: Some(port),
             command,
         }));
     }
