@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` and `make test`.
-.PHONY: demo test test-matrix setup build lint bench bench-check bench-setup
+.PHONY: demo test test-matrix setup build lint fuzz-check bench bench-check bench-setup
 
 CARGO ?= cargo
 # Where `cargo build --release` puts the launcher: .cargo/config.toml builds for an
@@ -8,7 +8,7 @@ TRIPLE := $(shell sed -n 's/^target *= *"\(.*\)"/\1/p' .cargo/config.toml)
 LAUNCHER := target/$(TRIPLE)/release/gunicorn-launcher
 
 build:
-	$(CARGO) build --release
+	$(CARGO) build --release --locked
 
 setup:
 	scripts/setup-test-env
@@ -17,8 +17,10 @@ setup:
 demo: setup build
 	cd examples && PATH="$(CURDIR)/.venv/bin:$$PATH" $(CURDIR)/$(LAUNCHER) run -- gunicorn hello:app
 
-# Everything: formatting, lints, unit, property and real-gunicorn integration tests.
-test: setup lint
+# Everything: formatting, lints, the fuzz targets compiled, unit, property and
+# real-gunicorn integration tests. The release build first: tests/deb.rs packages
+# it through packaging/build-deb, as `make deb` does.
+test: setup lint fuzz-check build
 	$(CARGO) test --all-targets
 
 # The gunicorn-dependent tests against gunicorn 20.1.0, 21.2.0, 22.0.0, 23.0.0
@@ -54,6 +56,20 @@ fuzz:
 	done
 
 # Minimizes the committed corpus after a run (seeds/ stay as they are).
+# The fuzz crate is its own workspace, so `cargo test` never compiles it: build it
+# here, on the stable toolchain, and run every input of the committed corpus and
+# seeds through each target's properties once (libFuzzer's -runs=0), so that
+# neither can rot between fuzzing runs. Linked dynamically: libFuzzer looks up
+# optional sanitizer hooks with dlsym, which a static PIE cannot answer.
+fuzz-check:
+	cd fuzz && RUSTFLAGS="-C target-feature=-crt-static" CARGO_TARGET_DIR=target/check \
+	  $(CARGO) build --locked --bins
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  out=$$(target/check/$(TRIPLE)/debug/$$t -runs=0 corpus/$$t seeds/$$t 2>&1) \
+	    || { echo "$$out" | tail -n 40; echo "fuzz-check: $$t failed on an input above"; exit 1; }; \
+	  echo "fuzz-check $$t: $$(echo "$$out" | grep '^Done')"; \
+	done
+
 fuzz-cmin:
 	cd fuzz && for t in $(FUZZ_TARGETS); do RUSTC_BOOTSTRAP=1 $(CARGO) fuzz cmin $$t corpus/$$t || exit 1; done
 

@@ -1,11 +1,13 @@
 //! Command assembly: the user's gunicorn command in, the command we run out.
 //!
 //! Pure functions only (argv and environment in, argv, environment changes
-//! and log lines out), so that every rule of DESIGN.md "Bind enforcement" is
-//! unit- and property-tested without starting a process.
+//! and log lines out), so that every bind rule (README "What `run` does to
+//! gunicorn's environment", docs/gunicorn-facts.md "Binds") is unit- and
+//! property-tested without starting a process.
 
 use crate::gunicorn_args::{self, Removed};
 use crate::launch::{self, Launch};
+use crate::pyshlex;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -32,15 +34,19 @@ pub fn bind_value(host: IpAddr, port: u16) -> String {
 
 /// Puts `--bind HOST:PORT` right after the program (never at the end: after
 /// a user's `--` it would be an app name) and removes every other bind and
-/// every daemon flag.
+/// every daemon flag. The one exception: after a `--proxy-protocol` that the
+/// removed bind kept bare, where the removed bind stood (see
+/// [`gunicorn_args::Filtered::bind_at`]).
 pub fn assemble(command: &[String], host: IpAddr, port: u16) -> Result<Assembled, String> {
     let launch = launch::recognise(command)?;
     let (program, args) = command.split_at(launch.program_len);
     let ours = bind_value(host, port);
     let filtered = gunicorn_args::remove_binds(args);
+    let (before, after) = filtered.args.split_at(filtered.bind_at);
     let mut argv = program.to_vec();
+    argv.extend_from_slice(before);
     argv.extend(["--bind".to_owned(), ours.clone()]);
-    argv.extend(filtered.args);
+    argv.extend_from_slice(after);
     let notes = filtered
         .removed
         .iter()
@@ -145,8 +151,10 @@ pub const SCRUBBED: &[&str] = &[
 
 /// The changes to make to the launcher's environment for gunicorn: drop the
 /// variables above, and the bind and daemon options inside
-/// `GUNICORN_CMD_ARGS` (gunicorn reads it with `shlex.split` and the same
-/// parser as its command line). Returns the notes to log as well.
+/// `GUNICORN_CMD_ARGS` (gunicorn reads it with Python's `shlex.split` and the
+/// same parser as its command line; [`pyshlex`] splits it the same way, `#`
+/// included, and writes it back with `shlex.join`). Returns the notes to log
+/// as well.
 pub fn env_changes(
     env: &[(String, String)],
     ours: &str,
@@ -157,28 +165,47 @@ pub fn env_changes(
         if SCRUBBED.contains(&name.as_str()) {
             changes.push(EnvChange::Unset(name.clone()));
         } else if name == "GUNICORN_CMD_ARGS" {
-            let words = shlex::split(value).ok_or_else(|| {
-                format!("GUNICORN_CMD_ARGS={value:?} cannot be split like a shell line (unbalanced quote?); fix or unset it")
+            let words = pyshlex::split(value).map_err(|e| {
+                format!("GUNICORN_CMD_ARGS={value:?} cannot be split as gunicorn splits it (Python shlex.split: {e}); fix or unset it")
             })?;
             let filtered = gunicorn_args::remove_binds(&words);
             if filtered.removed.is_empty() {
                 continue;
             }
+            let mut kept = filtered.args;
+            if filtered.bind_at != 0 {
+                // A `--proxy-protocol` that the removed bind kept bare: the
+                // launcher's own bind takes its place, as on the command
+                // line. It changes nothing: gunicorn lets the command line's
+                // bind, always ours, replace the one in GUNICORN_CMD_ARGS.
+                kept.splice(
+                    filtered.bind_at..filtered.bind_at,
+                    ["--bind".to_owned(), ours.to_owned()],
+                );
+            }
+            let change = if kept.is_empty() {
+                EnvChange::Unset(name.clone())
+            } else {
+                let joined = pyshlex::join(&kept);
+                if joined == *value {
+                    // Only our own bind, where it keeps `--proxy-protocol` bare.
+                    continue;
+                }
+                if joined.contains('\0') {
+                    return Err(
+                        "GUNICORN_CMD_ARGS cannot be rewritten: it contains a NUL byte; fix or unset it"
+                            .into(),
+                    );
+                }
+                EnvChange::Set(name.clone(), joined)
+            };
+            changes.push(change);
             notes.extend(
                 filtered
                     .removed
                     .iter()
                     .map(|r| describe(r, ours, "GUNICORN_CMD_ARGS")),
             );
-            if filtered.args.is_empty() {
-                changes.push(EnvChange::Unset(name.clone()));
-            } else {
-                let joined =
-                    shlex::try_join(filtered.args.iter().map(String::as_str)).map_err(|e| {
-                        format!("GUNICORN_CMD_ARGS cannot be rewritten: {e}; fix or unset it")
-                    })?;
-                changes.push(EnvChange::Set(name.clone(), joined));
-            }
         }
     }
     Ok((changes, notes))
@@ -313,6 +340,92 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_proxy_protocol_keeps_its_meaning() {
+        // gunicorn reads `--proxy-protocol -b X app -- x` as proxy_protocol
+        // 'auto' and the app list ['app', 'x']; `--proxy-protocol app -- x`
+        // would be proxy_protocol 'app' and the app list ['x'].
+        let a = assemble(
+            &v("gunicorn --proxy-protocol -b 127.0.0.1:8001 app:app -- x"),
+            ANY.into(),
+            8001,
+        )
+        .unwrap();
+        assert_eq!(
+            a.argv,
+            v("gunicorn --proxy-protocol --bind 0.0.0.0:8001 app:app -- x")
+        );
+        // Already bare before `--` or another option: the usual place.
+        for cmd in [
+            "gunicorn --proxy-protocol=v1 --proxy-protocol -- app",
+            "gunicorn --proxy-protocol -b 127.0.0.1:8001 -w 2 app",
+        ] {
+            let a = assemble(&v(cmd), ANY.into(), 8001).unwrap();
+            assert_eq!(&a.argv[1..3], &v("--bind 0.0.0.0:8001")[..], "{cmd}");
+        }
+        // The same in GUNICORN_CMD_ARGS, where the command line's bind wins.
+        let (changes, notes) = env_changes(
+            &env(&[("GUNICORN_CMD_ARGS", "--proxy-p -b[::1]:8001 A=1 --")]),
+            "0.0.0.0:8001",
+        )
+        .unwrap();
+        assert_eq!(
+            changes,
+            vec![EnvChange::Set(
+                "GUNICORN_CMD_ARGS".into(),
+                "--proxy-p --bind 0.0.0.0:8001 A=1 --".into()
+            )]
+        );
+        assert_eq!(
+            notes[0].text,
+            "replaced -b[::1]:8001 in GUNICORN_CMD_ARGS with 0.0.0.0:8001"
+        );
+    }
+
+    #[test]
+    fn cmd_args_are_split_as_python_shlex_splits_them() {
+        // `#` is an ordinary character to gunicorn's shlex.split: the bind
+        // after it is a bind.
+        let (changes, notes) = env_changes(
+            &env(&[("GUNICORN_CMD_ARGS", "--workers 2 #x -b 127.0.0.1:8001")]),
+            "0.0.0.0:8001",
+        )
+        .unwrap();
+        assert_eq!(
+            changes,
+            vec![EnvChange::Set(
+                "GUNICORN_CMD_ARGS".into(),
+                "--workers 2 '#x'".into()
+            )]
+        );
+        assert_eq!(
+            notes[0].text,
+            "replaced -b 127.0.0.1:8001 in GUNICORN_CMD_ARGS with 0.0.0.0:8001"
+        );
+        // In double quotes a backslash escapes only `"` and `\`; the value
+        // is written back with shlex.join and reads back the same.
+        let (changes, _) = env_changes(
+            &env(&[(
+                "GUNICORN_CMD_ARGS",
+                r#"-n "a\$b\"c" -D --access-logformat '%(h)s #' x\ y"#,
+            )]),
+            "0.0.0.0:8001",
+        )
+        .unwrap();
+        let [EnvChange::Set(_, value)] = changes.as_slice() else {
+            panic!("{changes:?}");
+        };
+        assert_eq!(
+            pyshlex::split(value).unwrap(),
+            ["-n", r#"a\$b"c"#, "--access-logformat", "%(h)s #", "x y"]
+        );
+        // Python's refusals are refusals.
+        for bad in ["-b '127.0.0.1:8001", "-w 3 \\"] {
+            let e = env_changes(&env(&[("GUNICORN_CMD_ARGS", bad)]), "x").unwrap_err();
+            assert!(e.contains("GUNICORN_CMD_ARGS"), "{e}");
+        }
+    }
+
+    #[test]
     fn the_stop_timeout_stays_above_gunicorns_graceful_timeout() {
         let d = Duration::from_secs;
         assert_eq!(
@@ -350,6 +463,7 @@ mod tests {
             Just("-c".to_string()),
             Just("--".to_string()),
             Just("--reuse-port".to_string()),
+            Just("--proxy-protocol".to_string()),
             "[a-z0-9.:/_]{1,12}",
             "-b[0-9.:]{1,10}",
             "--bind=[0-9.:]{0,10}",
@@ -365,12 +479,18 @@ mod tests {
             let mut cmd = vec!["gunicorn".to_string()];
             cmd.extend(args.clone());
             let a = assemble(&cmd, ANY.into(), 8001).unwrap();
-            prop_assert_eq!(&a.argv[..3], &["gunicorn".to_string(), "--bind".into(), "0.0.0.0:8001".into()][..]);
+            let at = 1 + gunicorn_args::remove_binds(&args).bind_at;
+            prop_assert_eq!(&a.argv[at..at + 2], &["--bind".to_string(), "0.0.0.0:8001".into()][..]);
+            if at > 1 {
+                // Only ever right after a bare `--proxy-protocol`.
+                prop_assert_eq!(a.argv[at - 1].as_str(), "--proxy-protocol");
+            }
             // No further bind option before a user's `--`.
-            let rest = &a.argv[3..];
+            let mut rest = a.argv[1..].to_vec();
+            rest.drain(at - 1..at + 1);
             let end = rest.iter().position(|t| t == "--").unwrap_or(rest.len());
             let again = gunicorn_args::remove_binds(&rest[..end]);
-            prop_assert!(again.removed.is_empty(), "left a bind or daemon: {:?}", rest);
+            prop_assert!(again.removed.is_empty(), "left a bind or daemon: {:?}", a.argv);
         }
 
         #[test]

@@ -317,6 +317,9 @@ pub enum Removed {
 pub struct Filtered {
     pub args: Vec<String>,
     pub removed: Vec<Removed>,
+    /// Where, in `args`, a bind put back keeps every other token's meaning
+    /// (see [`bind_at`]): 0, before all of them, but for a rare exception.
+    pub bind_at: usize,
 }
 
 fn is_drop(opt: Opt) -> bool {
@@ -380,41 +383,27 @@ pub fn remove_binds(args: &[String]) -> Filtered {
             }
         }
     }
-    for at in bare_optional.into_iter().rev() {
-        keep_bare_optional_bare(&mut out.args, at);
-    }
+    out.bind_at = bind_at(&out.args, &bare_optional);
     out
 }
 
-/// An option with an optional value (`--proxy-protocol`) that took none,
-/// because an option followed it, would take the next argument as its
-/// value if the option that followed was a bind we removed. Move it before
-/// the next option we kept (or to the end, or before the previous option),
-/// where it stays bare; argparse does not care where options stand.
-fn keep_bare_optional_bare(args: &mut Vec<String>, at: usize) {
-    let exposed = |args: &[String], at: usize| {
-        args.get(at + 1)
-            .is_some_and(|n| n == "--" || classify(n) == Token::Arg)
-    };
-    if !exposed(args, at) {
-        return;
-    }
-    let is_option = |t: &String| t != "--" && classify(t) != Token::Arg;
-    let bare = args.remove(at);
-    let end = args.iter().position(|t| t == "--").unwrap_or(args.len());
-    let dest = if let Some(next) = args[at..end].iter().position(is_option) {
-        at + next
-    } else if end == args.len() {
-        end
-    } else if let Some(prev) = args[..at].iter().rposition(is_option) {
-        // Before an earlier option, which then follows it: still bare.
-        // The earlier option is never a value-taker left waiting for this
-        // slot, since its value (if any) already follows it.
-        prev
-    } else {
-        at
-    };
-    args.insert(dest, bare);
+/// Where the launcher's `--bind` keeps the meaning of every token: right
+/// after the program (0), unless an option with an optional value
+/// (`--proxy-protocol`) took none because a bind or daemon option followed
+/// it, and with that option gone would take the next argument as its value
+/// (`--proxy-protocol -b X app` would become `--proxy-protocol app`). Then
+/// the launcher's bind goes where the removed option stood, right after it,
+/// and nothing else moves. (`--` after it is harmless: argparse never takes
+/// `--` as an option's value.) A command line gunicorn accepts has at most
+/// one such option: each is followed by positional arguments, and gunicorn's
+/// parser refuses positional arguments split by an option. For one it
+/// refuses anyway, the last.
+fn bind_at(args: &[String], bare_optional: &[usize]) -> usize {
+    bare_optional
+        .iter()
+        .rev()
+        .find(|&&at| args.get(at + 1).is_some_and(|n| classify(n) == Token::Arg))
+        .map_or(0, |&at| at + 1)
 }
 
 /// The value gunicorn's parser gives the long option `name` (e.g.
@@ -669,23 +658,38 @@ mod tests {
     #[test]
     fn an_optional_value_option_stays_bare_when_a_bind_after_it_goes() {
         // `--proxy-protocol -b x app`: gunicorn reads proxy_protocol as
-        // bare; after removing the bind it must not swallow `app`.
+        // bare; with the bind gone it would swallow `app`, so the launcher's
+        // bind takes the removed one's place and nothing moves.
+        let at = |args: &[&str]| {
+            let f = remove_binds(&v(args));
+            (f.args, f.bind_at)
+        };
         assert_eq!(
-            kept(&["--proxy-protocol", "-b", "x", "app", "-w", "3"]),
-            v(&["app", "--proxy-protocol", "-w", "3"])
+            at(&["--proxy-protocol", "-b", "x", "app", "-w", "3"]),
+            (v(&["--proxy-protocol", "app", "-w", "3"]), 1)
         );
         assert_eq!(
-            kept(&["--proxy-protocol", "-b", "x", "app"]),
-            v(&["app", "--proxy-protocol"])
+            at(&["-w", "3", "--proxy-p", "-D", "app", "--", "x"]),
+            (v(&["-w", "3", "--proxy-p", "app", "--", "x"]), 3)
         );
-        assert_eq!(
-            kept(&["-R", "--proxy-protocol", "-D", "--", "app"]),
-            v(&["--proxy-protocol", "-R", "--", "app"])
-        );
-        assert_eq!(
-            kept(&["--proxy-protocol", "-w", "3"]),
-            v(&["--proxy-protocol", "-w", "3"])
-        );
+        // Followed by `--`, by another option or by nothing: bare already.
+        for args in [
+            &["-R", "--proxy-protocol", "-D", "--", "app"][..],
+            &["--proxy-protocol=v1", "--proxy-protocol", "--", "app"],
+            &["--proxy-protocol", "-b", "x", "-w", "3"],
+            &["app", "--proxy-protocol", "-b", "x"],
+        ] {
+            let f = remove_binds(&v(args));
+            assert_eq!(f.bind_at, 0, "{args:?}");
+            let kept: Vec<&str> = args
+                .iter()
+                .copied()
+                .filter(|t| !["-b", "x", "-D"].contains(t))
+                .collect();
+            assert_eq!(f.args, v(&kept), "{args:?}");
+        }
+        // One that took a value is not bare.
+        assert_eq!(at(&["--proxy-protocol", "app", "-b", "x"]).1, 0);
     }
 
     #[test]

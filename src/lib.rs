@@ -10,7 +10,8 @@
 //! - [`launch`], [`gunicorn_args`], [`command`]: pure command assembly; which
 //!   launch form, where gunicorn's arguments start, every bind spelling
 //!   removed, the launcher's bind placed right after the program, the child's
-//!   environment cleaned.
+//!   environment cleaned; [`pyshlex`] splits and joins `GUNICORN_CMD_ARGS`
+//!   exactly as gunicorn's Python `shlex` does.
 //! - [`run`]: `run` and `print-command` as a handful of named steps;
 //!   [`spawn`] forks and execs gunicorn; [`supervise`] is the loop over the
 //!   signalfd, gunicorn's notify socket, the HTTP probes' sockets and a
@@ -38,10 +39,13 @@ pub mod memory;
 pub mod notify;
 pub mod probe;
 pub mod proc;
+pub mod pyshlex;
 pub mod run;
 pub mod sockets;
 pub mod spawn;
 pub mod supervise;
+#[cfg(test)]
+mod testnet;
 pub mod tree;
 pub mod unit_file;
 pub mod verify;

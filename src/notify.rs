@@ -103,20 +103,24 @@ fn notify_address(value: &std::ffi::OsStr) -> Option<SocketAddr> {
 
 impl Systemd {
     pub fn from_env() -> Systemd {
-        let socket = std::env::var_os("NOTIFY_SOCKET")
-            .and_then(|v| notify_address(&v))
-            .and_then(|addr| {
-                // Non-blocking: if systemd is not reading and the queue is
-                // full, a status line is dropped; the launcher must never
-                // hang in a send while signals wait.
-                let s = UnixDatagram::unbound().ok()?;
-                s.set_nonblocking(true).ok()?;
-                Some((s, addr))
-            });
-        Systemd {
-            socket,
-            watchdog: sd_notify::watchdog_enabled(),
-        }
+        Systemd::new(
+            std::env::var_os("NOTIFY_SOCKET").as_deref(),
+            sd_notify::watchdog_enabled(),
+        )
+    }
+
+    /// `notify_socket` is `$NOTIFY_SOCKET`; `None` (or a value systemd
+    /// would not use either) sends nothing.
+    pub fn new(notify_socket: Option<&std::ffi::OsStr>, watchdog: Option<Duration>) -> Systemd {
+        let socket = notify_socket.and_then(notify_address).and_then(|addr| {
+            // Non-blocking: if systemd is not reading and the queue is
+            // full, a status line is dropped; the launcher must never
+            // hang in a send while signals wait.
+            let s = UnixDatagram::unbound().ok()?;
+            s.set_nonblocking(true).ok()?;
+            Some((s, addr))
+        });
+        Systemd { socket, watchdog }
     }
 
     /// How often to send `WATCHDOG=1`: half the interval systemd asked for.
@@ -175,21 +179,34 @@ mod tests {
 
     #[test]
     fn a_full_notify_queue_never_blocks() {
+        use std::os::fd::AsRawFd;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify");
-        let _unread = UnixDatagram::bind(&path).unwrap();
-        let systemd = Systemd {
-            socket: notify_address(path.as_os_str()).map(|a| {
-                let s = UnixDatagram::unbound().unwrap();
-                s.set_nonblocking(true).unwrap();
-                (s, a)
-            }),
-            watchdog: None,
-        };
-        // Far more than any socket queue holds; returns at once.
-        for _ in 0..10_000 {
+        let unread = UnixDatagram::bind(&path).unwrap();
+        let systemd = Systemd::new(Some(path.as_os_str()), None);
+        let (socket, _) = systemd.socket.as_ref().expect("a socket for a valid path");
+        let flags = nix::fcntl::fcntl(socket.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        assert!(
+            nix::fcntl::OFlag::from_bits_truncate(flags).contains(nix::fcntl::OFlag::O_NONBLOCK)
+        );
+        // Far more than a datagram queue holds (net.unix.max_dgram_qlen, 512 by
+        // default): a blocking send would hang here forever.
+        const SENT: usize = 10_000;
+        for _ in 0..SENT {
             systemd.status("x");
         }
+        unread.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 64];
+        let mut received = 0;
+        while unread.recv(&mut buf).is_ok() {
+            assert_eq!(&buf[..9], b"STATUS=x\n");
+            received += 1;
+        }
+        assert!(received > 0, "nothing arrived");
+        assert!(
+            received < SENT,
+            "all {SENT} arrived: the queue never filled"
+        );
     }
 
     #[test]

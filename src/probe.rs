@@ -77,7 +77,7 @@ pub struct Addresses {
 /// (deprecated) are not probed but listed, with the reason: a probe of one
 /// would fail for reasons that have nothing to do with gunicorn.
 pub fn targets(port: u16, families: Families) -> io::Result<Addresses> {
-    let v6_flags = crate::proc::read("/proc/net/if_inet6", 4096)
+    let v6_flags = crate::proc::read("/proc/thread-self/net/if_inet6", 4096)
         .map(|text| ipv6_flags(&text))
         .unwrap_or_default();
     let mut found = Vec::new();
@@ -1304,26 +1304,9 @@ mod tests {
         );
     }
 
-    fn host_has_ipv6_loopback() -> bool {
-        let v6 = Families {
-            ipv4: false,
-            ipv6: true,
-        };
-        targets(1, v6)
-            .unwrap()
-            .probe
-            .contains(&SocketAddr::from((Ipv6Addr::LOCALHOST, 1)))
-    }
-
     #[test]
     fn probes_ipv6_loopback() {
-        if !host_has_ipv6_loopback() {
-            eprintln!(
-                "\n!!!!!!!!!! SKIPPED probes_ipv6_loopback: this host has no ::1 \
-                 (IPv6 disabled on lo); IPv6 probing is UNTESTED here !!!!!!!!!!\n"
-            );
-            return;
-        }
+        crate::testnet::private_network_with_ipv6();
         let (addr, rx) = answering("[::1]:0", b"HTTP/1.0 200 OK\r\n\r\n");
         assert_eq!(probe(addr, "/v6", GENEROUS).outcome, Outcome::Status(200));
         let head = received(&rx);
@@ -1397,19 +1380,21 @@ mod tests {
 
     #[test]
     fn every_ipv6_target_of_this_host_answers_a_wildcard_listener() {
-        if !host_has_ipv6_loopback() {
-            eprintln!(
-                "\n!!!!!!!!!! SKIPPED every_ipv6_target...: this host has no ::1 \
-                 (IPv6 disabled); IPv6 probing is UNTESTED here !!!!!!!!!!\n"
-            );
-            return;
-        }
+        crate::testnet::private_network_with_ipv6();
         let port = serve_all("[::]:0").port();
         let v6 = Families {
             ipv4: false,
             ipv6: true,
         };
         let addrs = targets(port, v6).unwrap().probe;
+        // ::1 and the link-local addresses of gl0 and gl1.
+        assert_eq!(addrs.len(), 3, "{addrs:?}");
+        assert!(
+            addrs[1..]
+                .iter()
+                .all(|a| matches!(a.ip(), std::net::IpAddr::V6(ip) if ip.is_unicast_link_local())),
+            "{addrs:?}"
+        );
         // Link-local addresses prove their scope ids work: without one, connect fails.
         for result in probe_all(&requests(&addrs), "/", GENEROUS) {
             assert_eq!(result.outcome, Outcome::Status(400), "{result}");
@@ -1448,11 +1433,19 @@ mod tests {
 
     #[test]
     fn targets_start_with_loopback() {
+        crate::testnet::private_network_with_ipv6();
         let addrs = targets(8001, BOTH).unwrap().probe;
         assert_eq!(addrs[0], SocketAddr::from((Ipv4Addr::LOCALHOST, 8001)));
-        if host_has_ipv6_loopback() {
-            assert_eq!(addrs[1], SocketAddr::from((Ipv6Addr::LOCALHOST, 8001)));
-        }
+        assert_eq!(addrs[1], SocketAddr::from((Ipv6Addr::LOCALHOST, 8001)));
+        assert_eq!(
+            addrs[2],
+            SocketAddr::from((crate::testnet::SECOND_IPV4, 8001))
+        );
+        assert_eq!(
+            addrs.len(),
+            5,
+            "two loopbacks, 10.200.0.1, two link-locals: {addrs:?}"
+        );
         assert!(addrs.iter().all(|a| a.port() == 8001));
         for (i, a) in addrs.iter().enumerate() {
             assert!(!addrs[i + 1..].contains(a), "{a} twice in {addrs:?}");
@@ -1476,11 +1469,10 @@ mod tests {
             ipv4: false,
             ipv6: true,
         };
+        crate::testnet::private_network_with_ipv6();
         let addrs = targets(80, v6).unwrap().probe;
         assert!(addrs.iter().all(SocketAddr::is_ipv6), "{addrs:?}");
-        if host_has_ipv6_loopback() {
-            assert_eq!(addrs[0], SocketAddr::from((Ipv6Addr::LOCALHOST, 80)));
-        }
+        assert_eq!(addrs[0], SocketAddr::from((Ipv6Addr::LOCALHOST, 80)));
     }
 
     #[test]
@@ -1494,15 +1486,19 @@ mod tests {
 
     #[test]
     fn link_local_targets_carry_a_scope() {
+        crate::testnet::private_network_with_ipv6();
+        let mut link_local = 0;
         for addr in targets(8001, BOTH).unwrap().probe {
             if let SocketAddr::V6(v6) = addr {
                 if v6.ip().is_unicast_link_local() {
                     assert_ne!(v6.scope_id(), 0, "{addr}");
+                    link_local += 1;
                 } else {
                     assert_eq!(v6.scope_id(), 0, "{addr}");
                 }
             }
         }
+        assert_eq!(link_local, 2, "gl0 and gl1 each have one");
     }
 
     fn requests(addrs: &[SocketAddr]) -> Vec<Request> {

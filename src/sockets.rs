@@ -345,8 +345,10 @@ mod proc_net {
     const LISTEN_STATE: &str = "0A";
 
     pub(super) fn listeners(port: u16) -> io::Result<Vec<Listener>> {
-        let mut found = parse_table(&fs::read_to_string("/proc/net/tcp")?, port);
-        match fs::read_to_string("/proc/net/tcp6") {
+        // thread-self: the calling thread's network namespace (the same as the process's for
+        // the launcher, which has one thread; not so for a test in a namespace of its own).
+        let mut found = parse_table(&fs::read_to_string("/proc/thread-self/net/tcp")?, port);
+        match fs::read_to_string("/proc/thread-self/net/tcp6") {
             Ok(table) => found.extend(parse_table(&table, port)),
             // A kernel booted with ipv6.disable=1 has no IPv6 table and no IPv6 listeners.
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
@@ -782,15 +784,11 @@ mod tests {
         Ok(TcpListener::from(fd))
     }
 
-    /// IPv6 may be missing where these tests run; say so instead of failing on it.
-    fn ipv6_listener(addr: &str, v6_only: Option<bool>) -> Option<TcpListener> {
-        match listen_on(addr, v6_only) {
-            Ok(listener) => Some(listener),
-            Err(error) => {
-                eprintln!("skipped: no IPv6 here ({addr}: {error})");
-                None
-            }
-        }
+    /// An IPv6 listener, in a private network namespace that has IPv6 (see
+    /// [`crate::testnet`]): never skipped, whatever the host's own network.
+    fn ipv6_listener(addr: &str, v6_only: Option<bool>) -> TcpListener {
+        crate::testnet::private_network_with_ipv6();
+        listen_on(addr, v6_only).unwrap_or_else(|e| panic!("{addr}: {e}"))
     }
 
     fn port_of(listener: &TcpListener) -> u16 {
@@ -842,9 +840,7 @@ mod tests {
 
     #[test]
     fn reports_v6_only_wildcard() {
-        let Some(listener) = ipv6_listener("[::]:0", Some(true)) else {
-            return;
-        };
+        let listener = ipv6_listener("[::]:0", Some(true));
         let found = listeners_on_port(port_of(&listener)).unwrap();
         assert_eq!(found, vec![expected(&listener, true)]);
         assert!(found[0].is_wildcard() && !found[0].covers_ipv4() && found[0].covers_ipv6());
@@ -852,9 +848,7 @@ mod tests {
 
     #[test]
     fn reports_dual_stack_wildcard() {
-        let Some(listener) = ipv6_listener("[::]:0", Some(false)) else {
-            return;
-        };
+        let listener = ipv6_listener("[::]:0", Some(false));
         let found = listeners_on_port(port_of(&listener)).unwrap();
         assert_eq!(found, vec![expected(&listener, false)]);
         assert!(found[0].is_wildcard() && found[0].covers_ipv4() && found[0].covers_ipv6());
@@ -862,18 +856,14 @@ mod tests {
 
     #[test]
     fn default_ipv6_socket_follows_host_default() {
-        let Some(listener) = ipv6_listener("[::]:0", None) else {
-            return;
-        };
+        let listener = ipv6_listener("[::]:0", None);
         let found = listeners_on_port(port_of(&listener)).unwrap();
         assert_eq!(found, vec![expected(&listener, host_default_v6_only())]);
     }
 
     #[test]
     fn finds_ipv6_loopback_listener() {
-        let Some(listener) = ipv6_listener("[::1]:0", Some(true)) else {
-            return;
-        };
+        let listener = ipv6_listener("[::1]:0", Some(true));
         let found = listeners_on_port(port_of(&listener)).unwrap();
         assert_eq!(found, vec![expected(&listener, true)]);
         assert!(!found[0].is_wildcard());
@@ -881,9 +871,7 @@ mod tests {
 
     #[test]
     fn mapped_ipv4_any_covers_ipv4_only() {
-        let Some(listener) = ipv6_listener("[::ffff:0.0.0.0]:0", Some(false)) else {
-            return;
-        };
+        let listener = ipv6_listener("[::ffff:0.0.0.0]:0", Some(false));
         let found = listeners_on_port(port_of(&listener)).unwrap();
         assert_eq!(found, vec![expected(&listener, false)]);
         assert_eq!(found[0].addr, "::ffff:0.0.0.0".parse::<IpAddr>().unwrap());
@@ -894,9 +882,7 @@ mod tests {
 
     #[test]
     fn mapped_ipv4_loopback_is_not_wildcard() {
-        let Some(listener) = ipv6_listener("[::ffff:127.0.0.1]:0", Some(false)) else {
-            return;
-        };
+        let listener = ipv6_listener("[::ffff:127.0.0.1]:0", Some(false));
         let found = listeners_on_port(port_of(&listener)).unwrap();
         assert_eq!(found, vec![expected(&listener, false)]);
         assert!(!found[0].is_wildcard() && !found[0].covers_ipv4());
@@ -904,11 +890,10 @@ mod tests {
 
     #[test]
     fn finds_every_listener_sharing_a_port() {
+        crate::testnet::private_network_with_ipv6();
         let ipv4 = listen_on("0.0.0.0:0", None).unwrap();
         let port = port_of(&ipv4);
-        let Some(ipv6) = ipv6_listener(&format!("[::1]:{port}"), Some(true)) else {
-            return;
-        };
+        let ipv6 = listen_on(&format!("[::1]:{port}"), Some(true)).unwrap();
         let found = sorted(listeners_on_port(port).unwrap());
         assert_eq!(
             found,
@@ -965,15 +950,15 @@ mod tests {
 
     #[test]
     fn proc_net_fallback_agrees_with_sock_diag() {
+        crate::testnet::private_network_with_ipv6();
         let ipv4 = listen_on("127.0.0.1:0", None).unwrap();
         let port = port_of(&ipv4);
         // v6-only on purpose: the fallback cannot see that and must report the host default.
-        let ipv6 = ipv6_listener(&format!("[::]:{port}"), Some(true));
-        let mut wanted = vec![expected(&ipv4, false)];
-        wanted.extend(
-            ipv6.iter()
-                .map(|ipv6| expected(ipv6, host_default_v6_only())),
-        );
+        let ipv6 = listen_on(&format!("[::]:{port}"), Some(true)).unwrap();
+        let wanted = vec![
+            expected(&ipv4, false),
+            expected(&ipv6, host_default_v6_only()),
+        ];
         assert_eq!(sorted(proc_net::listeners(port).unwrap()), sorted(wanted));
     }
 
@@ -1179,10 +1164,6 @@ mod tests {
         user.map_or_else(|| uid.to_string(), |user| user.name)
     }
 
-    fn is_root() -> bool {
-        nix::unistd::geteuid().is_root()
-    }
-
     const NOBODY: u32 = 65534;
 
     /// Listens, forks a child sharing the socket as gunicorn forks its workers (the child
@@ -1237,10 +1218,7 @@ os.waitpid(child, 0)
 
     #[test]
     fn owners_on_host_finds_workers_that_dropped_privileges() {
-        if !is_root() {
-            eprintln!("skipped: dropping privileges needs root");
-            return;
-        }
+        crate::testnet::require_root("dropping privileges");
         let (server, port, worker) = forking_server(true);
         let found = listeners_on_port(port).unwrap();
         let owners = owners_on_host(&found);
@@ -1254,10 +1232,7 @@ os.waitpid(child, 0)
     /// as root, then drops to nobody; the master holds none of them.
     #[test]
     fn owners_on_host_finds_a_worker_that_bound_before_changing_uid() {
-        if !is_root() {
-            eprintln!("skipped: dropping privileges needs root");
-            return;
-        }
+        crate::testnet::require_root("dropping privileges");
         let (master, numbers) = python(
             "
 import os, socket, sys

@@ -48,11 +48,15 @@
 //! ones, and the rule that a `-`-prefixed command line systemd cannot parse is silently dropped
 //! (here it is an error like any other).
 //!
-//! Checked against the real thing: a systemd 252 booted in a private namespace loaded 56
-//! fixture units (quoting, escapes, continuations, CR/CRLF/BOM, resets, dash-prefix, template,
-//! type-level and masked drop-ins, aliases, linked and masked units) and agreed with this module
-//! on fragment, drop-ins, names and every ExecStart argv, except for the two refusals above; and
-//! it read 120 random commands written by [`format_exec`] back as exactly the same words.
+//! Checked against the real thing on every test run (tests/unit_oracle.rs): a systemd 252
+//! booted in private namespaces loads every fixture tree of tests/fixtures/units (quoting,
+//! escapes, continuations, CR/CRLF/BOM, resets, prefixes, templates and instances, type-level
+//! and masked drop-ins, aliases, linked and masked units, malformed files) and must report
+//! what this module reads: fragment, drop-ins and their order, names, every `Exec*=` argv and
+//! its flags, `WorkingDirectory`, `Environment`; a unit refused here must be one systemd does
+//! not load, except for an assignment outside any section, refused here on purpose (systemd
+//! ignores the line, and would run such a unit without its `User=`). It also reads back 120
+//! random commands written by [`format_exec`] as exactly the words they were made of.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};

@@ -743,11 +743,22 @@ fn signals_during_a_stop_do_not_spoil_it() {
 
 /// TTIN and TTOU that reach gunicorn before it has installed its handlers
 /// take their default action, which is to stop the process — unless its
-/// process group is orphaned, which it is in a session of its own.
+/// process group is orphaned, which it is in a session of its own. The
+/// launcher holds them until gunicorn says it is up, so gunicorn acts on
+/// both: its own `nworkers_changed` hook stamps each change it made.
 #[test]
 fn ttin_and_ttou_during_gunicorns_startup_cannot_stop_the_master() {
     let ns = Netns::new();
     let app = AppDir::new();
+    let stamps = app.path().join("nworkers");
+    app.write(
+        "gunicorn.conf.py",
+        &format!(
+            "def nworkers_changed(server, new_value, old_value):\n    \
+             with open({stamps:?}, 'a') as f:\n        \
+             f.write('%s->%s\\n' % (old_value, new_value))\n"
+        ),
+    );
     let mut l = Proc::spawn(app.launcher_in(&ns, &["run", "--", "gunicorn", "hello:app"]));
     let _cleanup = KillTreeOnDrop(l.pid());
     // Python needs tens of milliseconds before gunicorn's handlers exist.
@@ -756,12 +767,21 @@ fn ttin_and_ttou_during_gunicorns_startup_cannot_stop_the_master() {
     l.signal(Signal::SIGTTOU);
     let master = master_of(l.pid());
     l.wait_line("verified:", LONG);
+    // None->1 at start-up, then 1->2 for TTIN and 2->1 for TTOU.
+    let read = || std::fs::read_to_string(&stamps).unwrap_or_default();
+    wait_until("gunicorn to act on TTIN and TTOU", LONG, || {
+        read().lines().count() >= 3
+    });
+    assert_eq!(read(), "None->1\n1->2\n2->1\n");
     assert!(
         status_field(master, "State").is_some_and(|s| !s.starts_with('T')),
         "{:?}",
         status_field(master, "State")
     );
     assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
+    // The worker TTIN added, and TTOU took away, must be gone before the stop:
+    // gunicorn <= 23 waits its whole graceful timeout for a booting worker.
+    wait_until("one worker", LONG, || children(master).len() == 1);
     let tree = descendants(l.pid());
     l.signal(Signal::SIGTERM);
     assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());

@@ -27,8 +27,8 @@ fn check(ns: &Netns, extra: &[&str]) -> (i32, String) {
     )
 }
 
-/// The SolvIT project, started by the launcher from the seed's loopback
-/// command line, with ALLOWED_HOSTS as given.
+/// The SolvIT project, started by the launcher from the usual loopback
+/// command line (`-b 127.0.0.1:8001`), with ALLOWED_HOSTS as given.
 fn solvit(app: &AppDir, lan: &Lan, allowed: &str, args: &[&str], notify: &NotifySocket) -> Proc {
     app.copy_fixture("solvit");
     let mut argv = vec!["run"];
@@ -40,7 +40,7 @@ fn solvit(app: &AppDir, lan: &Lan, allowed: &str, args: &[&str], notify: &Notify
     Proc::spawn(cmd)
 }
 
-/// The seed's next wall: the bind is fixed, but ALLOWED_HOSTS names only
+/// The next wall after the bind: the bind is fixed, but ALLOWED_HOSTS names only
 /// this machine, so every browser elsewhere gets "Bad Request (400)". The
 /// launcher still sends READY=1 (the bind is right), with a warning in the
 /// log and in STATUS; `check` exits 5 naming the Host and the fix.
@@ -69,7 +69,7 @@ fn allowed_hosts_without_the_address_is_a_warning_and_check_5() {
         "{warning}"
     );
 
-    // What the other machine sees, `curl -I` as in the seed.
+    // What the other machine sees, `curl -I`, as an operator checks it.
     assert_eq!(lan.client.http_status_with(&url(), &["-I"]), Ok(400));
     let (code, out) = check(&lan.server, &[]);
     assert_eq!(code, 5, "{out}");

@@ -161,7 +161,7 @@ fn workers(sd: &Systemd, unit: &str) -> Vec<String> {
 fn install_wraps_a_loopback_unit_verifies_it_and_systemd_drives_it() {
     let sd = boot();
     start_unit(&sd, "solvit.service", &unit("SolvIT", "hello:app", 2));
-    // The seed's problem: the other address is refused.
+    // The problem the launcher exists for: the other address is refused.
     assert_eq!(sd.http_status("http://198.18.0.1:8001/"), Err(7));
     let before = tree(&sd, "/etc/systemd/system");
 
@@ -195,6 +195,8 @@ fn install_wraps_a_loopback_unit_verifies_it_and_systemd_drives_it() {
     assert_eq!(sd.http_status("http://198.18.0.1:8001/"), Ok(200));
 
     // Reload: gunicorn replaces its workers; the launcher stays the main process, verified.
+    // READY=1 needs one worker answering; the second may still be booting.
+    wait_for("two workers", || workers(&sd, "solvit.service").len() == 2);
     let old = workers(&sd, "solvit.service");
     assert_eq!(old.len(), 2, "{old:?}");
     let out = sd.systemctl(&["reload", "solvit.service"]);

@@ -1,80 +1,44 @@
 //! Command assembly: `command::assemble` and `command::env_changes`.
 //!
-//! Input: UTF-8 text (invalid bytes are replaced), one token per line:
+//! Input: see `input.rs` (the launcher's bind, `NAME=VALUE` environment
+//! lines, then the command, one token per line).
 //!
-//! ```text
-//! [::]:9000                   optional: the launcher's bind (default 0.0.0.0:8001)
-//! GUNICORN_CMD_ARGS=-b x:1    optional NAME=VALUE lines: the environment
-//! gunicorn                    the command, one argv token per line
-//! -w
-//! 3
-//! ```
-//!
-//! The environment lines are how a shell reads `NAME=VALUE gunicorn ...`.
+//! Which words are binds is not judged here (that would ask the function
+//! under test): `tests/argparse_differential.rs` runs this target's corpus
+//! and seeds through gunicorn's own parser.
 
 #![no_main]
 
 use gunicorn_launcher::command::{self, EnvChange, SCRUBBED};
-use gunicorn_launcher::gunicorn_args;
+use gunicorn_launcher::pyshlex;
 use libfuzzer_sys::fuzz_target;
-use std::net::{IpAddr, SocketAddr};
 
 #[path = "common.rs"]
 mod common;
-
-fn is_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-}
+#[path = "input.rs"]
+mod input;
 
 fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    let mut lines: Vec<&str> = text.split('\n').collect();
-    if lines.last() == Some(&"") {
-        lines.pop();
-    }
-    let mut lines = lines.into_iter().peekable();
-
-    let (host, port) = match lines.peek().and_then(|l| l.parse::<SocketAddr>().ok()) {
-        Some(addr) => {
-            lines.next();
-            (addr.ip(), addr.port())
-        }
-        None => (IpAddr::from([0, 0, 0, 0]), 8001),
-    };
-    let mut env: Vec<(String, String)> = Vec::new();
-    while let Some((name, value)) = lines.peek().and_then(|l| l.split_once('=')) {
-        if !is_env_name(name) {
-            break;
-        }
-        lines.next();
-        // An environment has each name once.
-        if !env.iter().any(|(n, _)| n == name) {
-            env.push((name.to_string(), value.to_string()));
-        }
-    }
-    let command: Vec<String> = lines.map(str::to_string).collect();
-
-    common::check_assemble(&command, host, port);
-    check_env(&env, &command::bind_value(host, port));
+    let input = input::decode(data);
+    common::check_assemble(&input.command, input.host, input.port);
+    check_env(&input.env, &command::bind_value(input.host, input.port));
 });
 
 /// `env_changes`: the scrubbed variables are unset, nothing else is touched
-/// but GUNICORN_CMD_ARGS, and what is left of GUNICORN_CMD_ARGS, read as
-/// gunicorn reads it (shlex.split), holds every other word in order and no
-/// bind or daemon option.
+/// but GUNICORN_CMD_ARGS; only a value that Python's `shlex.split` refuses
+/// (`pyshlex::split`), or one with a NUL, is refused; a rewritten value is
+/// one that `shlex.split` reads, whose words are the original's in order
+/// (a cluster may have lost a letter), and rewriting it again changes
+/// nothing. Whether the right words went is gunicorn's parser's call, in
+/// `tests/argparse_differential.rs`.
 fn check_env(env: &[(String, String)], ours: &str) {
     let Ok((changes, _notes)) = command::env_changes(env, ours) else {
-        // Only an unsplittable or unjoinable GUNICORN_CMD_ARGS is refused.
         let (_, v) = env
             .iter()
             .find(|(n, _)| n == "GUNICORN_CMD_ARGS")
             .expect("refused an environment without GUNICORN_CMD_ARGS");
         assert!(
-            shlex::split(v).is_none() || v.contains('\0'),
+            pyshlex::split(v).is_err() || v.contains('\0'),
             "refused {v:?}"
         );
         return;
@@ -89,26 +53,50 @@ fn check_env(env: &[(String, String)], ours: &str) {
         if SCRUBBED.contains(&name.as_str()) {
             assert_eq!(change, [&EnvChange::Unset(name.clone())]);
         } else if name == "GUNICORN_CMD_ARGS" {
-            let words = shlex::split(value).expect("accepted an unsplittable value");
-            let expected = gunicorn_args::remove_binds(&words);
-            let after = match change.as_slice() {
-                [] => {
-                    assert!(expected.removed.is_empty(), "bind kept in {value:?}");
-                    words.clone()
-                }
+            let words = pyshlex::split(value).expect("accepted an unsplittable value");
+            let written = match change.as_slice() {
+                [] => continue,
                 [EnvChange::Unset(_)] => Vec::new(),
-                [EnvChange::Set(_, v)] => shlex::split(v).expect("wrote an unsplittable value"),
+                [EnvChange::Set(_, v)] => pyshlex::split(v).expect("wrote an unsplittable value"),
                 other => panic!("several changes: {other:?}"),
             };
-            assert_eq!(after, expected.args, "GUNICORN_CMD_ARGS {value:?}");
-            let left = gunicorn_args::remove_binds(&after);
+            // Our own bind, put back only to keep a bare `--proxy-protocol` bare.
+            let mut after = written.clone();
+            if let Some(at) = after
+                .windows(3)
+                .position(|w| common::is_proxy_protocol(&w[0]) && w[1] == "--bind" && w[2] == ours)
+            {
+                after.drain(at + 1..at + 3);
+            }
             assert!(
-                left.removed.is_empty(),
-                "left {:?} in {after:?}",
-                left.removed
+                after.len() < words.len() || after.iter().zip(&words).any(|(a, w)| a != w),
+                "rewrote {value:?} to the same words"
+            );
+            // In order; a cluster may have shrunk, or split in two
+            // (`-Dn=x` to `-n` `=x`).
+            let mut at = 0;
+            for kept in &after {
+                let found = words[at..].iter().position(|w| shrunk(w, kept));
+                let Some(found) = found else {
+                    panic!("{kept:?} is not from {value:?} in order: {after:?}");
+                };
+                at += found;
+            }
+            let again = [(name.clone(), pyshlex::join(&written))];
+            let (more, notes) = command::env_changes(&again, ours).expect("refused its own output");
+            assert!(
+                more.is_empty() && notes.is_empty(),
+                "rewriting {value:?} again changed {more:?}"
             );
         } else {
             assert!(change.is_empty(), "changed {name}");
         }
     }
+}
+
+/// `kept` is `word`, or `word` with some characters left out (a short-option
+/// cluster that lost a letter: `-RDw3` to `-Rw3`).
+fn shrunk(word: &str, kept: &str) -> bool {
+    let mut rest = word.chars();
+    kept.chars().all(|k| rest.any(|c| c == k))
 }

@@ -28,8 +28,7 @@ fuzz_target!(|data: &[u8]| {
             assert!((1..=65535).contains(&c.port), "port {}", c.port);
             assert!(c.host.is_unspecified(), "host {}", c.host);
             assert!(
-                c.probe_path.starts_with('/')
-                    && c.probe_path.bytes().all(|b| b.is_ascii_graphic()),
+                c.probe_path.starts_with('/') && c.probe_path.bytes().all(|b| b.is_ascii_graphic()),
                 "probe path {:?}",
                 c.probe_path
             );

@@ -421,10 +421,11 @@ fn wrap_unit(
 
     let dir = dropin_dir(unit);
     let dropin = index.root().join(&dir).join(DROPIN);
+    let missing = missing_dirs(index.root(), &dir)?;
     let existing = read_existing(&dropin)?;
     let creates = match &existing {
         Some(bytes) => created_dirs(bytes),
-        None => missing_dirs(index.root(), &dir),
+        None => missing,
     };
     let exec_start = new_exec_start(&original, launcher, port)?;
     let origin = format!("{}:{line}", logical(index.root(), &file).display());
@@ -497,16 +498,27 @@ fn logical(root: &Path, path: &Path) -> PathBuf {
 }
 
 /// The components of `dir` (relative to `root`) that do not exist yet, shallowest first.
-fn missing_dirs(root: &Path, dir: &Path) -> Vec<PathBuf> {
+/// One that exists must be a real directory: the writer never follows a symlink there
+/// (see `files`), so one found now is refused before anything is written.
+fn missing_dirs(root: &Path, dir: &Path) -> Result<Vec<PathBuf>, Refusal> {
     let mut at = PathBuf::new();
     let mut missing = Vec::new();
     for c in dir.components() {
         at.push(c);
-        if std::fs::symlink_metadata(root.join(&at)).is_err() {
-            missing.push(at.clone());
+        let path = root.join(&at);
+        match std::fs::symlink_metadata(&path) {
+            Err(_) => missing.push(at.clone()),
+            Ok(meta) if meta.file_type().is_symlink() || !meta.is_dir() => {
+                return Err(config(format!(
+                    "{} is a symlink or not a directory: refusing to write through it (a \
+                     drop-in directory must be a real directory; remove the link and try again)",
+                    path.display()
+                )));
+            }
+            Ok(_) => {}
         }
     }
-    missing
+    Ok(missing)
 }
 
 /// gunicorn's own default bind, `127.0.0.1:8000`, when nothing names one.

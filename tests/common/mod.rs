@@ -46,10 +46,11 @@ pub fn python() -> String {
     venv().join("bin/python3").to_string_lossy().into_owned()
 }
 
-pub fn require_root() {
+/// Fails the test, with the reason, unless it runs as root.
+pub fn require_root(why: &str) {
     assert!(
         nix::unistd::Uid::effective().is_root(),
-        "THIS TEST NEEDS ROOT (network namespaces); run the test suite as root, as CI does"
+        "THIS TEST NEEDS ROOT ({why}): run the test suite as root, as CI does"
     );
 }
 
@@ -73,7 +74,7 @@ pub struct Netns {
 
 impl Netns {
     pub fn new() -> Netns {
-        require_root();
+        require_root("network namespaces");
         let name = format!(
             "glt{}n{}",
             std::process::id(),
@@ -148,7 +149,7 @@ impl Drop for Netns {
 }
 
 /// Two namespaces joined by a veth pair: a server (198.18.0.1) and a client
-/// (198.18.0.2), the seed's "another machine on the network".
+/// (198.18.0.2), "another machine on the network".
 pub struct Lan {
     pub server: Netns,
     pub client: Netns,

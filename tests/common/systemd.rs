@@ -1,6 +1,6 @@
 //! A real systemd 252 for tests: PID 1 of a private PID + mount + network + UTS namespace,
 //! booted over a throwaway overlay of `/` whose upper layer is a tmpfs, with its own /run
-//! and /tmp (see shared/reference/real-systemd-in-a-namespace.md). Never on the host's root
+//! and /tmp. Never on the host's root
 //! filesystem: a unit with default dependencies pulls in systemd-tmpfiles-setup, which
 //! empties /tmp. Whatever the tests write inside lands in the tmpfs and vanishes with the
 //! namespace; the host's files (the built launcher, the venv) are seen through the overlay,
@@ -498,5 +498,105 @@ impl Systemd {
         let mut out = std::collections::BTreeMap::new();
         walk(&base, &base, &mut out);
         out
+    }
+}
+
+/// Additions for tests/unit_oracle.rs: the manager's D-Bus API through `busctl --json`.
+/// busctl needs a bus (systemd's private socket speaks peer-to-peer D-Bus, which busctl
+/// cannot use), so `start_bus` starts the namespace's own dbus.socket first.
+impl Systemd {
+    /// Starts dbus.socket inside and waits (with a deadline) until the manager answers on
+    /// the bus: it connects to the bus asynchronously once the broker is up.
+    pub fn start_bus(&self) {
+        require("busctl");
+        let out = self.systemctl(&["start", "dbus.socket"]);
+        assert!(
+            out.status.success(),
+            "cannot start dbus.socket in the namespace (busctl needs a bus; is the dbus package installed?): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let probe = self.busctl_json(&[
+                "get-property",
+                "org.freedesktop.systemd1",
+                "/org/freedesktop/systemd1",
+                "org.freedesktop.systemd1.Manager",
+                "Version",
+            ]);
+            match probe {
+                Ok(_) => return,
+                Err(e) => assert!(
+                    Instant::now() < deadline,
+                    "systemd is not on the namespace's D-Bus after 30s: {e}"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `busctl --json=short ARGS` inside: each line of its output parsed as JSON, or
+    /// busctl's error.
+    pub fn busctl_json(&self, args: &[&str]) -> Result<Vec<serde_json::Value>, String> {
+        let mut argv = vec!["busctl", "--json=short"];
+        argv.extend(args);
+        let out = self.run(&argv);
+        if !out.status.success() {
+            return Err(format!(
+                "{argv:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).map_err(|e| format!("{argv:?}: {e} in {l:?}")))
+            .collect()
+    }
+
+    /// `Manager.LoadUnit(name)`: loads the unit if it is not loaded (as `systemctl show`
+    /// does) and returns its object path.
+    pub fn load_unit_object(&self, unit: &str) -> String {
+        let reply = self
+            .busctl_json(&[
+                "call",
+                "org.freedesktop.systemd1",
+                "/org/freedesktop/systemd1",
+                "org.freedesktop.systemd1.Manager",
+                "LoadUnit",
+                "s",
+                unit,
+            ])
+            .unwrap_or_else(|e| panic!("LoadUnit {unit}: {e}"));
+        reply
+            .first()
+            .and_then(|v| v["data"][0].as_str())
+            .unwrap_or_else(|| panic!("LoadUnit {unit}: unexpected reply {reply:?}"))
+            .to_string()
+    }
+
+    /// The `data` of each of `props` of `object` on `interface`, in the order asked.
+    pub fn bus_properties(
+        &self,
+        object: &str,
+        interface: &str,
+        props: &[&str],
+    ) -> Vec<serde_json::Value> {
+        let mut args = vec![
+            "get-property",
+            "org.freedesktop.systemd1",
+            object,
+            interface,
+        ];
+        args.extend(props);
+        let values = self
+            .busctl_json(&args)
+            .unwrap_or_else(|e| panic!("get-property {interface} {props:?} of {object}: {e}"));
+        assert_eq!(
+            values.len(),
+            props.len(),
+            "get-property {props:?} of {object}: {values:?}"
+        );
+        values.into_iter().map(|v| v["data"].clone()).collect()
     }
 }
