@@ -172,7 +172,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The port to inspect.
-    #[arg(long, short = 'p', value_name = "N", default_value_t = 8001, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, short = 'p', value_name = "N", default_value_t = crate::config::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// Machine-readable output.
     #[arg(long)]

@@ -9,7 +9,6 @@ use crate::gunicorn_args::{self, Removed};
 use crate::launch::{self, Launch};
 use crate::pyshlex;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 /// The command to run, and what was changed to get there.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,33 +99,6 @@ fn describe(removed: &Removed, ours: &str, place: &str) -> Note {
                 "removed {spelling} from {place}: a daemonising gunicorn would look dead to its supervisor"
             ),
         },
-    }
-}
-
-/// The stop budget must exceed gunicorn's own graceful timeout, or the
-/// launcher would SIGKILL workers that are still finishing requests: a
-/// `--graceful-timeout G` on the command line raises it to G + 5 s.
-pub fn stop_timeout_for(
-    gunicorn_args: &[String],
-    configured: Duration,
-) -> (Duration, Option<Note>) {
-    let graceful = gunicorn_args::option_value(gunicorn_args, "graceful-timeout")
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|g| g.is_finite() && *g >= 0.0)
-        .map(|g| Duration::from_secs_f64(g.min(1e9)));
-    match graceful {
-        Some(g) if configured <= g => {
-            let raised = g + Duration::from_secs(5);
-            let note = Note {
-                warning: false,
-                text: format!(
-                    "stop timeout raised from {:?} to {:?}: above gunicorn's --graceful-timeout {:?}",
-                    configured, raised, g
-                ),
-            };
-            (raised, Some(note))
-        }
-        _ => (configured, None),
     }
 }
 
@@ -423,25 +395,6 @@ mod tests {
             let e = env_changes(&env(&[("GUNICORN_CMD_ARGS", bad)]), "x").unwrap_err();
             assert!(e.contains("GUNICORN_CMD_ARGS"), "{e}");
         }
-    }
-
-    #[test]
-    fn the_stop_timeout_stays_above_gunicorns_graceful_timeout() {
-        let d = Duration::from_secs;
-        assert_eq!(
-            stop_timeout_for(&v("-w 3 --graceful-timeout 60 app"), d(35)).0,
-            d(65)
-        );
-        assert_eq!(
-            stop_timeout_for(&v("--graceful-timeout=10 app"), d(35)),
-            (d(35), None)
-        );
-        assert_eq!(stop_timeout_for(&v("--gra 35"), d(35)).0, d(40));
-        assert_eq!(
-            stop_timeout_for(&v("--graceful-timeout nan"), d(35)),
-            (d(35), None)
-        );
-        assert_eq!(stop_timeout_for(&v("app"), d(35)), (d(35), None));
     }
 
     fn is_bind_or_daemon(t: &str) -> bool {

@@ -132,9 +132,7 @@ impl Default for Config {
             app: None,
             host: IpAddr::from([0, 0, 0, 0]),
             port: DEFAULT_PORT,
-            // Above gunicorn's default graceful_timeout (30 s), so a graceful
-            // stop is never cut short by us.
-            stop_timeout: Duration::from_secs(35),
+            stop_timeout: crate::stop_budget::LAUNCHER_DEFAULT,
             startup_timeout: Duration::from_secs(60),
             probe_timeout: Duration::from_secs(2),
             recheck_interval: Duration::ZERO,
@@ -249,7 +247,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
                     port.span(),
                     "bind.port",
                     format!(
-                        "{} is not a TCP port; use 1 to 65535 (default 8001)",
+                        "{} is not a TCP port; use 1 to 65535 (default {DEFAULT_PORT})",
                         port.get_ref()
                     ),
                 )

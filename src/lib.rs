@@ -43,6 +43,7 @@ pub mod pyshlex;
 pub mod run;
 pub mod sockets;
 pub mod spawn;
+pub mod stop_budget;
 pub mod supervise;
 #[cfg(test)]
 mod testnet;

@@ -1386,9 +1386,16 @@ mod tests {
             ipv4: false,
             ipv6: true,
         };
-        let addrs = targets(port, v6).unwrap().probe;
+        let found = targets(port, v6).unwrap();
+        let addrs = found.probe;
         // ::1 and the link-local addresses of gl0 and gl1.
-        assert_eq!(addrs.len(), 3, "{addrs:?}");
+        assert_eq!(
+            addrs.len(),
+            3,
+            "{addrs:?}; not probed: {:?}; {}",
+            found.skipped,
+            std::fs::read_to_string("/proc/thread-self/net/if_inet6").unwrap()
+        );
         assert!(
             addrs[1..]
                 .iter()

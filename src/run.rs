@@ -6,7 +6,7 @@ use crate::cli::RunArgs;
 use crate::command::{self, Assembled, EnvChange, Note};
 use crate::notify::ChildSocket;
 use crate::supervise::{self, Ending};
-use crate::{config, exit, launch, log, spawn, verify};
+use crate::{config, exit, launch, log, spawn, stop_budget, verify};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
@@ -87,7 +87,7 @@ pub fn configure(args: &RunArgs) -> Result<Plan, (i32, String)> {
     notes.extend(env_notes);
     fits_exec(&assembled.argv, origin_code, &env)?;
     let gunicorn_args = &assembled.argv[assembled.launch.program_len..];
-    let (stop_timeout, note) = command::stop_timeout_for(gunicorn_args, config.stop_timeout);
+    let (stop_timeout, note) = stop_budget::launcher(gunicorn_args, config.stop_timeout);
     config.stop_timeout = stop_timeout;
     notes.extend(note);
     Ok(Plan {

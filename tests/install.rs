@@ -752,8 +752,13 @@ fn the_units_own_port_and_graceful_timeout_are_carried_over() {
         t.setting("solvit-api.service", "TimeoutStopSec").as_deref(),
         Some("60s")
     );
+    // The launcher raises its own stop timeout above gunicorn's graceful timeout (50 s + 5 s),
+    // and systemd's stays above the launcher's.
     assert!(
-        out.stdout.contains("above the launcher's own stop timeout"),
+        out.stdout.contains(
+            "--graceful-timeout 50: the launcher waits up to 55s for gunicorn to stop, systemd \
+             up to TimeoutStopSec=60s"
+        ),
         "{out:#?}"
     );
 }

@@ -19,9 +19,6 @@ pub const MARK: &str = "# Written by gunicorn-launcher install.";
 /// Records a directory the install created, so uninstall removes it and leaves the tree
 /// exactly as it was.
 const CREATED: &str = "# gunicorn-launcher created this directory: ";
-/// systemd's default stop timeout is 90 s, ours 40 s: above gunicorn's default graceful
-/// timeout (30 s) and the launcher's own stop timeout (35 s).
-const STOP_TIMEOUT_SECS: u64 = 40;
 /// The settings our drop-in sets; another drop-in sorting after ours must not set them.
 const OUR_KEYS: [&str; 10] = [
     "Type",
@@ -606,25 +603,10 @@ fn tcp_port(address: &str) -> Option<u16> {
     port.parse().ok().filter(|&p| p != 0)
 }
 
-/// TimeoutStopSec: above gunicorn's graceful timeout when the command sets one.
+/// TimeoutStopSec, with its note (see [`crate::stop_budget`]).
 fn stop_timeout(args: &[String], notes: &mut Vec<String>) -> u64 {
-    let Some(value) = gunicorn_args::option_value(args, "graceful-timeout") else {
-        return STOP_TIMEOUT_SECS;
-    };
-    let Ok(graceful) = value.parse::<f64>() else {
-        notes.push(format!(
-            "--graceful-timeout {value} is not a number here (expanded at run time?): \
-             TimeoutStopSec={STOP_TIMEOUT_SECS}s"
-        ));
-        return STOP_TIMEOUT_SECS;
-    };
-    let secs = (graceful.max(0.0).ceil() as u64 + 10).max(STOP_TIMEOUT_SECS);
-    if graceful > 35.0 {
-        notes.push(format!(
-            "warning: --graceful-timeout {value} is above the launcher's own stop timeout (35s, \
-             `stop_timeout` in its config): on stop the launcher kills gunicorn after 35s"
-        ));
-    }
+    let (secs, note) = crate::stop_budget::systemd(args);
+    notes.extend(note);
     secs
 }
 
@@ -999,7 +981,10 @@ mod tests {
             40
         );
         assert_eq!(stop_timeout(&v(&["--graceful-timeout=45"]), &mut notes), 55);
-        assert!(notes.iter().any(|n| n.contains("above the launcher's own")));
+        assert!(
+            notes.iter().any(|n| n.contains("TimeoutStopSec=55s")),
+            "{notes:?}"
+        );
     }
 
     #[test]
