@@ -11,23 +11,27 @@
 //! failed, 5 the app rejects the Host remote browsers send, 6 the port is
 //! split between independent programs.
 
-use crate::cli::CheckArgs;
 use crate::sockets::Owner;
 use crate::verify::{self, Kind, Scope, Target, Verdict};
 use serde_json::json;
 
-pub fn run(args: &CheckArgs) -> i32 {
-    let target = Target {
-        port: args.port,
-        path: args.path.clone(),
-        probe_timeout: args.timeout,
-        host_names: args.host_names.clone(),
-    };
-    let v = verify::verdict(&target, Scope::Host);
-    if args.json {
-        println!("{}", to_json(&v, &target));
+/// What `check` is asked: the port and probes to judge, and how to show the verdict.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub target: Target,
+    pub json: bool,
+    /// A row per process instead of a master with its workers.
+    pub verbose: bool,
+}
+
+/// Prints the verdict; returns its exit code.
+pub fn run(request: &Request) -> i32 {
+    let target = &request.target;
+    let v = verify::verdict(target, Scope::Host);
+    if request.json {
+        println!("{}", to_json(&v, target));
     } else {
-        print!("{}", table(&v, &target, use_colour(), args.verbose));
+        print!("{}", table(&v, target, use_colour(), request.verbose));
     }
     v.kind.exit_code()
 }

@@ -203,6 +203,33 @@ fn host_name(s: &str) -> Result<String, String> {
     crate::config::validate_host_name(s).map(|()| s.to_string())
 }
 
+// The commands take requests of their own; the command line is one way to make them.
+
+impl From<RunArgs> for crate::run::Request {
+    fn from(a: RunArgs) -> Self {
+        crate::run::Request {
+            config: a.config,
+            port: a.port,
+            command: a.command,
+        }
+    }
+}
+
+impl From<CheckArgs> for crate::check::Request {
+    fn from(a: CheckArgs) -> Self {
+        crate::check::Request {
+            target: crate::verify::Target {
+                port: a.port,
+                path: a.path,
+                probe_timeout: a.timeout,
+                host_names: a.host_names,
+            },
+            json: a.json,
+            verbose: a.verbose,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,7 @@ pub mod check;
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod error;
 pub mod gunicorn_args;
 pub mod install;
 pub mod launch;
@@ -52,16 +53,4 @@ pub mod unit_file;
 pub mod verify;
 pub mod workers;
 
-/// The launcher's own exit codes (gunicorn's status passes through otherwise).
-pub mod exit {
-    /// Bad command line.
-    pub const USAGE: i32 = 2;
-    /// Startup verification failed (EX_UNAVAILABLE).
-    pub const UNVERIFIED: i32 = 69;
-    /// Internal error (EX_SOFTWARE): a system call the launcher needs failed.
-    pub const SOFTWARE: i32 = 70;
-    /// Configuration error (EX_CONFIG); units set RestartPreventExitStatus=78.
-    pub const CONFIG: i32 = 78;
-    pub const NOT_EXECUTABLE: i32 = 126;
-    pub const NOT_FOUND: i32 = 127;
-}
+pub use error::exit;

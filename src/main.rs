@@ -3,28 +3,29 @@
 
 use clap::Parser;
 use gunicorn_launcher::cli::{self, Cli, Cmd};
-use gunicorn_launcher::{check, exit, install, log, run};
+use gunicorn_launcher::error::Failure;
+use gunicorn_launcher::{check, install, log, run};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     log::set_format(cli.log_format);
-    let code = match cli.command {
-        Cmd::Run(args) => run::run(&args),
-        Cmd::PrintCommand(args) => run::print_command(&args),
-        Cmd::Check(args) => check::run(&args),
-        Cmd::Install(args) => install::install(&args),
-        Cmd::Uninstall(args) => install::uninstall(&args),
-        Cmd::Status(args) => install::status(&args),
+    let ended = match cli.command {
+        Cmd::Run(args) => run::run(&args.into()),
+        Cmd::PrintCommand(args) => run::print_command(&args.into()),
+        Cmd::Check(args) => Ok(check::run(&args.into())),
+        Cmd::Install(args) => Ok(install::install(&args)),
+        Cmd::Uninstall(args) => Ok(install::uninstall(&args)),
+        Cmd::Status(args) => Ok(install::status(&args)),
         Cmd::Generate { what, out_dir } => {
-            match cli::generate(what, out_dir.as_deref(), &mut std::io::stdout()) {
-                Ok(()) => 0,
-                Err(e) => {
-                    log::error(&format!("cannot write: {e}"));
-                    exit::SOFTWARE
-                }
-            }
+            cli::generate(what, out_dir.as_deref(), &mut std::io::stdout())
+                .map(|()| 0)
+                .map_err(|e| Failure::software(format!("cannot write: {e}")))
         }
     };
+    let code = ended.unwrap_or_else(|failure| {
+        log::error(&failure.message);
+        failure.code
+    });
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -2,14 +2,25 @@
 //! command, spawn, supervise, exit status. Each step is a function below;
 //! the work is in the modules they call.
 
-use crate::cli::RunArgs;
 use crate::command::{self, Assembled, EnvChange, Note};
+use crate::error::Failure;
 use crate::notify::ChildSocket;
 use crate::supervise::{self, Ending};
 use crate::{config, exit, launch, log, spawn, stop_budget, verify};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
+
+/// What `run` and `print-command` are asked (the command line's words, parsed).
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// The launcher's TOML config; without it the embedded defaults serve.
+    pub config: Option<std::path::PathBuf>,
+    /// The port, over the config's.
+    pub port: Option<u16>,
+    /// The whole gunicorn command (after `--`), over the config's.
+    pub command: Vec<String>,
+}
 
 /// Everything `run` decided before starting anything.
 pub struct Plan {
@@ -20,60 +31,38 @@ pub struct Plan {
     pub notes: Vec<Note>,
 }
 
-pub fn run(args: &RunArgs) -> i32 {
-    let plan = match configure(args) {
-        Ok(plan) => plan,
-        Err((code, msg)) => {
-            log::error(&msg);
-            return code;
-        }
-    };
+/// `run`: gunicorn's exit status (or the launcher's verdict) once it has ended.
+pub fn run(args: &Request) -> Result<i32, Failure> {
+    let plan = configure(args)?;
     announce(&plan.notes);
-    let signals = match supervise::take_signals() {
-        Ok(fd) => fd,
-        Err(msg) => return fail(exit::SOFTWARE, &msg),
-    };
-    let notify = match ChildSocket::bind() {
-        Ok(s) => s,
-        Err(e) => {
-            return fail(
-                exit::SOFTWARE,
-                &format!("cannot create gunicorn's notify socket: {e}"),
-            );
-        }
-    };
-    let master = match start(&plan, &notify.address) {
-        Ok(pid) => pid,
-        Err((code, msg)) => return fail(code, &msg),
-    };
-    match supervise::supervise(master, &signals, &notify, settings(&plan.config)) {
-        Ok(ending) => exit_status(ending),
-        Err(msg) => fail(exit::SOFTWARE, &msg),
-    }
-}
-
-fn fail(code: i32, msg: &str) -> i32 {
-    log::error(msg);
-    code
+    let signals = supervise::take_signals().map_err(Failure::software)?;
+    let notify = ChildSocket::bind()
+        .map_err(|e| Failure::software(format!("cannot create gunicorn's notify socket: {e}")))?;
+    let master = start(&plan, &notify.address)?;
+    let ending = supervise::supervise(master, &signals, &notify, settings(&plan.config))
+        .map_err(Failure::software)?;
+    Ok(exit_status(ending))
 }
 
 /// Configuration and command: the config, the command, the program and the
 /// environment, each checked before anything starts; the error carries the
 /// exit code.
-pub fn configure(args: &RunArgs) -> Result<Plan, (i32, String)> {
+pub fn configure(args: &Request) -> Result<Plan, Failure> {
     let mut config = match &args.config {
-        Some(path) => config::load(path).map_err(|e| (exit::CONFIG, e.0))?,
+        Some(path) => config::load(path).map_err(|e| Failure::config(e.0))?,
         None => config::Config::default(),
     };
     if let Some(port) = args.port {
         config.port = port;
     }
     let (command, origin_code) = chosen_command(&config, args);
-    let assembled =
-        command::assemble(&command, config.host, config.port).map_err(|e| (origin_code, e))?;
+    let assembled = command::assemble(&command, config.host, config.port)
+        .map_err(|e| Failure::new(origin_code, e))?;
     let program = launch::resolve(&assembled.argv, &assembled.launch).map_err(|e| match e {
-        launch::Unrunnable::NotFound(m) => (exit::NOT_FOUND, format!("gunicorn not found: {m}")),
-        launch::Unrunnable::NotExecutable(m) => (
+        launch::Unrunnable::NotFound(m) => {
+            Failure::new(exit::NOT_FOUND, format!("gunicorn not found: {m}"))
+        }
+        launch::Unrunnable::NotExecutable(m) => Failure::new(
             exit::NOT_EXECUTABLE,
             format!("gunicorn not executable: {m}"),
         ),
@@ -82,7 +71,7 @@ pub fn configure(args: &RunArgs) -> Result<Plan, (i32, String)> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     let ours = command::bind_value(config.host, config.port);
-    let (env, env_notes) = command::env_changes(&env, &ours).map_err(|e| (exit::CONFIG, e))?;
+    let (env, env_notes) = command::env_changes(&env, &ours).map_err(Failure::config)?;
     let mut notes = assembled.notes.clone();
     notes.extend(env_notes);
     fits_exec(&assembled.argv, origin_code, &env)?;
@@ -107,7 +96,7 @@ const MAX_ARG_STRLEN: usize = 32 * 4096;
 /// (and the exit code of where the words came from), rather than found at
 /// exec time: one argument or variable over `MAX_ARG_STRLEN`, or arguments
 /// and environment together over `ARG_MAX` (a quarter of the stack limit).
-fn fits_exec(argv: &[String], origin_code: i32, env: &[EnvChange]) -> Result<(), (i32, String)> {
+fn fits_exec(argv: &[String], origin_code: i32, env: &[EnvChange]) -> Result<(), Failure> {
     let too_long = |what: String, len: usize| {
         format!(
             "{what} is {len} bytes long; the kernel refuses any single argument or environment variable \
@@ -118,7 +107,7 @@ fn fits_exec(argv: &[String], origin_code: i32, env: &[EnvChange]) -> Result<(),
     };
     for (i, word) in argv.iter().enumerate() {
         if word.len() + 1 > MAX_ARG_STRLEN {
-            return Err((
+            return Err(Failure::new(
                 origin_code,
                 too_long(format!("argument {i} of the gunicorn command"), word.len()),
             ));
@@ -136,10 +125,10 @@ fn fits_exec(argv: &[String], origin_code: i32, env: &[EnvChange]) -> Result<(),
     for kv in &vars {
         if kv.len() + 1 > MAX_ARG_STRLEN {
             let name = kv.split('=').next().unwrap_or_default();
-            return Err((
-                exit::CONFIG,
-                too_long(format!("the environment variable {name}"), kv.len()),
-            ));
+            return Err(Failure::config(too_long(
+                format!("the environment variable {name}"),
+                kv.len(),
+            )));
         }
     }
     // Our own NOTIFY_SOCKET (about 50 bytes) and the pointer arrays come on top.
@@ -155,7 +144,7 @@ fn fits_exec(argv: &[String], origin_code: i32, env: &[EnvChange]) -> Result<(),
         .flatten()
         .map_or(usize::MAX, |l| l as usize);
     if total > limit {
-        return Err((
+        return Err(Failure::new(
             origin_code,
             format!(
                 "the gunicorn command and its environment take {total} bytes; the kernel refuses more than \
@@ -170,7 +159,7 @@ fn fits_exec(argv: &[String], origin_code: i32, env: &[EnvChange]) -> Result<(),
 /// The command after `--` wins whole; otherwise the config's program, args
 /// and app. Returns the exit code for refusing it: a bad command line is a
 /// usage error, a bad config a config error.
-fn chosen_command(config: &config::Config, args: &RunArgs) -> (Vec<String>, i32) {
+fn chosen_command(config: &config::Config, args: &Request) -> (Vec<String>, i32) {
     if !args.command.is_empty() {
         return (args.command.clone(), exit::USAGE);
     }
@@ -193,7 +182,7 @@ fn announce(notes: &[Note]) {
 
 /// Spawn: gunicorn as our child, with our notify socket, and nothing of
 /// ours that it should not have.
-fn start(plan: &Plan, notify_address: &str) -> Result<Pid, (i32, String)> {
+fn start(plan: &Plan, notify_address: &str) -> Result<Pid, Failure> {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         log::warn(&format!(
             "cannot become a child subreaper ({e}): orphans of gunicorn will not be reaped here"
@@ -206,8 +195,8 @@ fn start(plan: &Plan, notify_address: &str) -> Result<Pid, (i32, String)> {
         &plan.env,
         &[("NOTIFY_SOCKET", notify_address)],
     )
-    .map_err(|e| (exit::CONFIG, e))?;
-    let master = spawn::spawn(&cmd).map_err(|e| (e.code, e.message))?;
+    .map_err(Failure::config)?;
+    let master = spawn::spawn(&cmd)?;
     log::info(&format!(
         "started gunicorn, pid {master}: {}",
         plan.assembled.argv.join(" ")
@@ -305,11 +294,8 @@ fn die_by(sig: Signal) -> ! {
 }
 
 /// `print-command`: the same decisions, printed and not run.
-pub fn print_command(args: &RunArgs) -> i32 {
-    let plan = match configure(args) {
-        Ok(plan) => plan,
-        Err((code, msg)) => return fail(code, &msg),
-    };
+pub fn print_command(args: &Request) -> Result<i32, Failure> {
+    let plan = configure(args)?;
     let mut out = String::new();
     out.push_str(&format!("program: {}\n", plan.program.display()));
     for token in &plan.assembled.argv {
@@ -326,5 +312,5 @@ pub fn print_command(args: &RunArgs) -> i32 {
         out.push_str(&format!("note: {}\n", note.text));
     }
     print!("{out}");
-    0
+    Ok(0)
 }

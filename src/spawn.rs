@@ -13,6 +13,7 @@
 //! the step and errno written into that report.
 
 use crate::command::EnvChange;
+use crate::error::Failure;
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
@@ -29,15 +30,6 @@ pub struct Command {
     program: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
-}
-
-/// Why gunicorn could not be started, worded for the operator.
-#[derive(Debug)]
-pub struct SpawnError {
-    /// The launcher's exit code for it: 127 not found, 126 not executable,
-    /// 70 a system call of the launcher's own failed.
-    pub code: i32,
-    pub message: String,
 }
 
 /// Where the child stopped before gunicorn ran.
@@ -105,8 +97,11 @@ impl Command {
 /// /dev/null, every signal unblocked, and SIGTERM as its parent-death signal
 /// (SIGKILL would leave sync workers alive for `timeout / 2`). Returns once
 /// gunicorn's program runs.
-pub fn spawn(cmd: &Command) -> Result<Pid, SpawnError> {
-    let software = |what: &str, e: Errno| SpawnError {
+/// Starts gunicorn. A failure's exit code is 127 (not found), 126 (not
+/// executable), 78 (arguments too long) or 70 (a system call of the
+/// launcher's own failed).
+pub fn spawn(cmd: &Command) -> Result<Pid, Failure> {
+    let software = |what: &str, e: Errno| Failure {
         code: crate::exit::SOFTWARE,
         message: format!("cannot start gunicorn: {what}: {e}"),
     };
@@ -202,28 +197,28 @@ fn prepare_child(parent: Pid, stdin: i32) -> Result<(), (Step, Errno)> {
     Ok(())
 }
 
-fn explain(program: &CString, step: u32, errno: Errno) -> SpawnError {
+fn explain(program: &CString, step: u32, errno: Errno) -> Failure {
     let shown = program.to_string_lossy();
     match (step, errno) {
-        (s, Errno::ENOENT) if s == Step::Exec as u32 => SpawnError {
+        (s, Errno::ENOENT) if s == Step::Exec as u32 => Failure {
             code: crate::exit::NOT_FOUND,
             message: format!("cannot start {shown}: {}", errno.desc()),
         },
-        (s, Errno::E2BIG) if s == Step::Exec as u32 => SpawnError {
+        (s, Errno::E2BIG) if s == Step::Exec as u32 => Failure {
             code: crate::exit::CONFIG,
             message: format!(
                 "cannot start {shown}: the kernel refused its arguments and environment as too long (E2BIG)"
             ),
         },
-        (s, _) if s == Step::Exec as u32 => SpawnError {
+        (s, _) if s == Step::Exec as u32 => Failure {
             code: crate::exit::NOT_EXECUTABLE,
             message: format!("cannot start {shown}: {}", errno.desc()),
         },
-        (s, _) if s == Step::LauncherGone as u32 => SpawnError {
+        (s, _) if s == Step::LauncherGone as u32 => Failure {
             code: crate::exit::SOFTWARE,
             message: "the launcher's parent process changed while gunicorn started".into(),
         },
-        _ => SpawnError {
+        _ => Failure {
             code: crate::exit::SOFTWARE,
             message: format!("cannot prepare gunicorn's process: {}", errno.desc()),
         },
@@ -235,7 +230,7 @@ mod tests {
     use super::*;
     use nix::sys::wait::WaitStatus;
 
-    fn run(program: &str, argv: &[&str], set: &[(&str, &str)]) -> Result<WaitStatus, SpawnError> {
+    fn run(program: &str, argv: &[&str], set: &[(&str, &str)]) -> Result<WaitStatus, Failure> {
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
         let cmd = Command::new(Path::new(program), &argv, &[], set).unwrap();
         let pid = spawn(&cmd)?;
