@@ -23,7 +23,7 @@
 //!   `run`, `check` and the installer share.
 //! - [`notify`]: gunicorn's notify socket and systemd's; [`log`]: the
 //!   launcher's own log lines, journald-aware.
-//! - [`unit_file`]: systemd unit files read as systemd reads them; [`install`]:
+//! - [`unit`]: systemd unit files read as systemd reads them; [`install`]:
 //!   `install`, `uninstall` and `status`, which swap the launcher into existing
 //!   units with a drop-in, verify, and roll back on failure.
 
@@ -47,7 +47,7 @@ pub mod supervise;
 #[cfg(test)]
 mod testnet;
 pub mod tree;
-pub mod unit_file;
+pub mod unit;
 pub mod verify;
 pub mod workers;
 
