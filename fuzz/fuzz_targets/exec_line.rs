@@ -6,6 +6,7 @@
 
 #![no_main]
 
+use gunicorn_launcher::install::gunicorn_unit::command_runs_gunicorn;
 use gunicorn_launcher::unit::{self, ExecCommand};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
@@ -48,8 +49,8 @@ fn round_trip(value: &str) {
     assert_eq!(back.prefixes, c.prefixes, "{value:?} -> {written:?}");
     assert_eq!(back.argv, c.argv, "{value:?} -> {written:?}");
     assert_eq!(unit::format_exec(&back), written, "{value:?}");
-    assert_eq!(back.runs_gunicorn(), c.runs_gunicorn());
-    if c.runs_gunicorn() {
+    assert_eq!(command_runs_gunicorn(&back), command_runs_gunicorn(&c));
+    if command_runs_gunicorn(&c) {
         let argv: Vec<String> = c.program_and_args().iter().map(|s| s.to_string()).collect();
         common::check_assemble(&argv, [0, 0, 0, 0].into(), 8001);
     }

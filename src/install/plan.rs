@@ -6,6 +6,7 @@
 use crate::config::DEFAULT_PORT;
 use crate::exit;
 use crate::gunicorn_args;
+use crate::install::gunicorn_unit::command_runs_gunicorn;
 use crate::launch;
 use crate::unit::{self, ADMIN_UNIT_DIR, ExecCommand, LoadedUnit, UnitError, UnitIndex, UnitName};
 use std::path::{Path, PathBuf};
@@ -873,7 +874,7 @@ fn survey_unit(index: &UnitIndex, unit: &UnitName) -> Result<Option<Surveyed>, S
     };
     let command = unit::format_exec(now);
     if let [(before, _, _)] = before.as_slice()
-        && before.runs_gunicorn()
+        && command_runs_gunicorn(before)
     {
         let argv: Vec<String> = before
             .program_and_args()
