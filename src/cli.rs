@@ -1,7 +1,7 @@
 //! The command line, as clap definitions (the man page and completions can
 //! be generated from these, so they never drift from `--help`).
 
-use crate::unit_file::UnitName;
+use crate::unit::UnitName;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 

@@ -23,9 +23,18 @@
 //!   `run`, `check` and the installer share.
 //! - [`notify`]: gunicorn's notify socket and systemd's; [`log`]: the
 //!   launcher's own log lines, journald-aware.
-//! - [`unit_file`]: systemd unit files read as systemd reads them; [`install`]:
-//!   `install`, `uninstall` and `status`, which swap the launcher into existing
-//!   units with a drop-in, verify, and roll back on failure.
+//! - [`unit`](mod@unit): systemd unit files read as systemd reads them, one
+//!   file per part: `unit/name.rs` unit names, templates and instances;
+//!   `unit/syntax.rs` one file to sections and entries (continuations,
+//!   comments, line ends); `unit/exec.rs` `ExecStart=` lines split into
+//!   words and written back; `unit/paths.rs` the search path and symlinks
+//!   resolved inside a root; `unit/name_map.rs` which file a name loads
+//!   (aliases, linked units, masks); `unit/dropins.rs` how a unit's drop-ins
+//!   are found and ordered; `unit/load.rs` a loaded unit and a setting's
+//!   effective value.
+//! - [`install`]: `install`, `uninstall` and `status`, which swap the launcher
+//!   into existing units with a drop-in, verify, and roll back on failure;
+//!   [`install::gunicorn_unit`] decides which unit commands run gunicorn.
 
 pub mod check;
 pub mod cli;
@@ -49,7 +58,7 @@ pub mod supervise;
 #[cfg(test)]
 mod testnet;
 pub mod tree;
-pub mod unit_file;
+pub mod unit;
 pub mod verify;
 pub mod workers;
 

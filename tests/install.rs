@@ -4,12 +4,12 @@
 //! copy of a fixture tree (tests/fixtures/units/CASE), never on the fixtures themselves.
 //!
 //! What systemd would run after install is read back with the project's own unit reader
-//! (`unit_file`), which was checked against a real systemd 252; tests/systemd.rs proves the
+//! (`unit`), which was checked against a real systemd 252; tests/systemd.rs proves the
 //! live path against the real thing.
 
 mod common;
 use common::root as repo;
-use gunicorn_launcher::unit_file::{self, UnitName};
+use gunicorn_launcher::unit::{self, UnitName};
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
@@ -82,9 +82,9 @@ impl Tree {
 
     /// The effective ExecStart of `unit` as systemd would read it now: prefixes, words.
     fn exec_start(&self, unit: &str) -> (String, Vec<String>) {
-        let loaded = unit_file::load_unit(self.path(), &UnitName::parse(unit).unwrap())
+        let loaded = unit::load_unit(self.path(), &UnitName::parse(unit).unwrap())
             .unwrap_or_else(|e| panic!("{unit}: {e}"));
-        let mut execs = unit_file::effective_exec(&loaded, "ExecStart").unwrap();
+        let mut execs = unit::effective_exec(&loaded, "ExecStart").unwrap();
         assert_eq!(execs.len(), 1, "{unit}: {execs:?}");
         let (cmd, _, _) = execs.remove(0);
         (cmd.prefixes, cmd.argv)
@@ -92,8 +92,8 @@ impl Tree {
 
     /// The last effective value of a [Service] key.
     fn setting(&self, unit: &str, key: &str) -> Option<String> {
-        let loaded = unit_file::load_unit(self.path(), &UnitName::parse(unit).unwrap()).unwrap();
-        unit_file::effective(&loaded, "Service", key)
+        let loaded = unit::load_unit(self.path(), &UnitName::parse(unit).unwrap()).unwrap();
+        unit::effective(&loaded, "Service", key)
             .pop()
             .map(|(v, _, _)| v)
     }

@@ -1,10 +1,10 @@
-//! An independent oracle for the unit reader (`src/unit_file.rs`): every fixture tree in
+//! An independent oracle for the unit reader (`src/unit/`): every fixture tree in
 //! tests/fixtures/units/ is copied into a real systemd 252 (booted in private namespaces by
 //! tests/common/systemd.rs, one boot for the whole test), and for every unit the tree
-//! defines, what `unit_file` reads is compared with what systemd itself reports over D-Bus
+//! defines, what the reader reads is compared with what systemd itself reports over D-Bus
 //! (`busctl --json`, so argv words keep their boundaries).
 //!
-//! Why: the installer rewrites the command systemd *actually* runs; `unit_file` claims to
+//! Why: the installer rewrites the command systemd *actually* runs; the reader claims to
 //! read units exactly as systemd 252 does. Its own unit tests check it against expectations
 //! written by the same hand; this test asks systemd.
 //!
@@ -23,7 +23,7 @@
 //! `%i` and `%I` differ); and every unit file that lies *outside* the search path, which
 //! neither side may find by its own name. On top of the fixtures, a generated tree of
 //! `ExecStart=` prefix combinations checks the prefix-to-flags table below against systemd,
-//! and a generated tree of commands written by `unit_file::format_exec` (the installer's
+//! and a generated tree of commands written by `unit::format_exec` (the installer's
 //! writer: words with quotes, backslashes, spaces, tabs, newlines, control characters, `;`,
 //! `$`, `#`, non-ASCII) checks that systemd reads back exactly the words that were written.
 //!
@@ -33,7 +33,7 @@
 //! file and line. A unit systemd does not load must be one the reader refuses. The
 //! `malformed` tree must be refused unit by unit. The one exception is listed, with its
 //! reason, in [`STRICTER`]: systemd skips such a line with a warning and loads the rest,
-//! the reader refuses on purpose (see the module documentation of src/unit_file.rs).
+//! the reader refuses on purpose (see docs/unit-files.md).
 //!
 //! Installing a tree: its files are written inside the namespace by a shell running there,
 //! so paths resolve as systemd sees them: on Debian 12 `/lib` is a link to `usr/lib`, so a
@@ -54,7 +54,7 @@
 #[path = "common/systemd.rs"]
 mod harness;
 
-use gunicorn_launcher::unit_file::{
+use gunicorn_launcher::unit::{
     ExecCommand, LoadedUnit, UnitError, UnitIndex, UnitName, effective, effective_exec,
     format_exec, search_path,
 };
@@ -199,7 +199,7 @@ fn unit_reader_agrees_with_systemd() {
     );
     assert!(
         report.mismatches.is_empty(),
-        "{} mismatch(es) between unit_file and systemd 252:\n{}",
+        "{} mismatch(es) between the unit reader and systemd 252:\n{}",
         report.mismatches.len(),
         report.mismatches.join("\n")
     );
@@ -826,7 +826,7 @@ impl Report {
         self.comparisons += 1;
         if reader != systemd {
             self.mismatches.push(format!(
-                "[tree {tree}] {unit}: {property}:\n    unit_file: {reader:?}\n    systemd:   {systemd:?}"
+                "[tree {tree}] {unit}: {property}:\n    reader:    {reader:?}\n    systemd:   {systemd:?}"
             ));
         }
     }
@@ -962,7 +962,7 @@ fn describe(tree: &str, unit: &str, reader: &ReaderView, systemd: &SdUnit) -> St
         .get("ExecStart")
         .map(|c| c.iter().map(|e| &e.argv).collect());
     format!(
-        "[tree {tree}] {unit}: unit_file {reader}; systemd LoadState={} ExecStart argv={argv:?}",
+        "[tree {tree}] {unit}: the reader {reader}; systemd LoadState={} ExecStart argv={argv:?}",
         systemd.load_state
     )
 }
@@ -995,18 +995,18 @@ fn check_refusal(
     match (&complaint, loads, stricter) {
         // Both refuse the unit; where the reader names a line, systemd names it too.
         (Some(c), false, None) => report.notes.push(format!(
-            "[tree {tree}] {unit}: both refuse (LoadState={}); unit_file: {shown}; systemd at that line: {c:?}",
+            "[tree {tree}] {unit}: both refuse (LoadState={}); reader: {shown}; systemd at that line: {c:?}",
             systemd.load_state
         )),
         (None, false, None) if error.line.is_none() => report.notes.push(format!(
-            "[tree {tree}] {unit}: both refuse (LoadState={}); unit_file: {shown}",
+            "[tree {tree}] {unit}: both refuse (LoadState={}); reader: {shown}",
             systemd.load_state
         )),
         // Deliberately stricter: systemd warned about the very same line and skipped it.
         (Some(c), true, Some((_, _, why))) => {
             report.stricter_seen.push(format!("{tree}/{unit}"));
             report.notes.push(format!(
-                "[tree {tree}] {unit}: unit_file refuses ({shown}); systemd loads it, warning {c:?}: {why}"
+                "[tree {tree}] {unit}: the reader refuses ({shown}); systemd loads it, warning {c:?}: {why}"
             ));
         }
         _ => report.fail(
@@ -1014,7 +1014,7 @@ fn check_refusal(
             unit,
             "refusal",
             format!(
-                "unit_file refuses, systemd disagrees:\n    unit_file: {shown}\n    systemd:   LoadState={}, complaint at that line: {complaint:?} (listed in STRICTER: {})\n    systemd's messages: {messages:?}",
+                "the reader refuses, systemd disagrees:\n    reader:    {shown}\n    systemd:   LoadState={}, complaint at that line: {complaint:?} (listed in STRICTER: {})\n    systemd's messages: {messages:?}",
                 systemd.load_state,
                 stricter.is_some()
             ),
@@ -1093,7 +1093,7 @@ fn compare_service(
                     unit,
                     &format!("{key} origin"),
                     format!(
-                        "unit_file takes it from {file}, which is neither systemd's FragmentPath {:?} nor one of its DropInPaths {:?}",
+                        "the reader takes it from {file}, which is neither systemd's FragmentPath {:?} nor one of its DropInPaths {:?}",
                         systemd.fragment, systemd.dropins
                     ),
                 );

@@ -1,4 +1,4 @@
-//! systemd unit files: `unit_file::parse_unit`, and `parse_exec` /
+//! systemd unit files: `unit::parse_unit`, and `parse_exec` /
 //! `format_exec` on every `Exec*=` value and on the whole input as one
 //! command line.
 //!
@@ -6,7 +6,8 @@
 
 #![no_main]
 
-use gunicorn_launcher::unit_file::{self, ExecCommand};
+use gunicorn_launcher::install::gunicorn_unit::command_runs_gunicorn;
+use gunicorn_launcher::unit::{self, ExecCommand};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
@@ -19,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     };
     round_trip(text);
     let path = Path::new("/etc/systemd/system/fuzz.service");
-    let Ok(unit) = unit_file::parse_unit(path, text) else {
+    let Ok(unit) = unit::parse_unit(path, text) else {
         return;
     };
     for section in &unit.sections {
@@ -37,19 +38,19 @@ fuzz_target!(|data: &[u8]| {
 /// returned, the written form is stable, and a command recognised as
 /// gunicorn assembles with the launcher's properties.
 fn round_trip(value: &str) {
-    let Ok(c) = unit_file::parse_exec(value) else {
+    let Ok(c) = unit::parse_exec(value) else {
         return;
     };
-    let written = unit_file::format_exec(&c);
-    let back: ExecCommand = match unit_file::parse_exec(&written) {
+    let written = unit::format_exec(&c);
+    let back: ExecCommand = match unit::parse_exec(&written) {
         Ok(back) => back,
         Err(e) => panic!("{value:?} -> {c:?} -> {written:?} is refused: {e}"),
     };
     assert_eq!(back.prefixes, c.prefixes, "{value:?} -> {written:?}");
     assert_eq!(back.argv, c.argv, "{value:?} -> {written:?}");
-    assert_eq!(unit_file::format_exec(&back), written, "{value:?}");
-    assert_eq!(back.runs_gunicorn(), c.runs_gunicorn());
-    if c.runs_gunicorn() {
+    assert_eq!(unit::format_exec(&back), written, "{value:?}");
+    assert_eq!(command_runs_gunicorn(&back), command_runs_gunicorn(&c));
+    if command_runs_gunicorn(&c) {
         let argv: Vec<String> = c.program_and_args().iter().map(|s| s.to_string()).collect();
         common::check_assemble(&argv, [0, 0, 0, 0].into(), 8001);
     }

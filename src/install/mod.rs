@@ -12,6 +12,7 @@
 //! - [`report`]: human lines or one JSON object.
 
 pub mod files;
+pub mod gunicorn_unit;
 pub mod plan;
 pub mod report;
 pub mod systemctl;

@@ -6,10 +6,9 @@
 use crate::config::DEFAULT_PORT;
 use crate::exit;
 use crate::gunicorn_args;
+use crate::install::gunicorn_unit::command_runs_gunicorn;
 use crate::launch;
-use crate::unit_file::{
-    self, ADMIN_UNIT_DIR, ExecCommand, LoadedUnit, UnitError, UnitIndex, UnitName,
-};
+use crate::unit::{self, ADMIN_UNIT_DIR, ExecCommand, LoadedUnit, UnitError, UnitIndex, UnitName};
 use std::path::{Path, PathBuf};
 
 /// Our drop-in's file name: `zz` so it sorts after the administrator's drop-ins and wins.
@@ -94,7 +93,7 @@ impl Wrap {
     }
 
     pub fn old_command(&self) -> String {
-        unit_file::format_exec(&self.original)
+        unit::format_exec(&self.original)
     }
 }
 
@@ -257,7 +256,7 @@ fn discover(
 fn mentions_gunicorn(index: &UnitIndex, unit: &UnitName) -> bool {
     let Ok(loaded) = index.load(unit) else {
         // Unparsable: look at the raw fragment and drop-in directories' files ourselves.
-        return unit_file::search_path(index.root()).iter().any(|dir| {
+        return unit::search_path(index.root()).iter().any(|dir| {
             let file = dir.join(unit.as_str());
             let dropins = dir.join(format!("{unit}.d"));
             let mut texts: Vec<PathBuf> = vec![file];
@@ -357,7 +356,7 @@ fn wrap_unit(
     // An alias installs under the unit's own name, where `status` and `uninstall` look.
     let unit = loaded.names.first().unwrap_or(unit);
     let base = without_ours(&loaded)?;
-    let mut execs = unit_file::effective_exec(&base, "ExecStart").map_err(unit_error)?;
+    let mut execs = unit::effective_exec(&base, "ExecStart").map_err(unit_error)?;
     let (original, file, line) = match execs.len() {
         1 => execs.remove(0),
         0 => return Ok(Found::Other("it has no ExecStart=".into())),
@@ -612,7 +611,7 @@ fn stop_timeout(args: &[String], notes: &mut Vec<String>) -> u64 {
 
 fn explain_type_change(base: &LoadedUnit, args: &[String], notes: &mut Vec<String>) {
     let last = |key: &str| {
-        unit_file::effective(base, "Service", key)
+        unit::effective(base, "Service", key)
             .pop()
             .map(|(v, _, _)| v)
     };
@@ -658,9 +657,9 @@ fn new_exec_start(original: &ExecCommand, launcher: &str, port: u16) -> Result<S
         argv,
         raw: String::new(),
     };
-    let line = unit_file::format_exec(&new);
+    let line = unit::format_exec(&new);
     // systemd must read back exactly these words; if it could not, write nothing.
-    match unit_file::parse_exec(&line) {
+    match unit::parse_exec(&line) {
         Ok(back) if back == new => Ok(line),
         _ => Err(config(format!(
             "cannot write the command {line:?} so that systemd reads it back unchanged"
@@ -688,7 +687,7 @@ fn render(
          # (or delete this file, then: systemctl daemon-reload && systemctl restart {unit})\n\
          # Replaced ExecStart (from {origin}):\n\
          #   {}\n",
-        unit_file::format_exec(original)
+        unit::format_exec(original)
     ));
     for note in notes.iter().filter(|n| n.starts_with("no bind")) {
         t.push_str(&format!("# {}.\n", note[..1].to_uppercase() + &note[1..]));
@@ -789,9 +788,9 @@ fn units_with_our_dropin(root: &Path) -> Vec<UnitName> {
 fn original_command(index: &UnitIndex, unit: &UnitName) -> Option<String> {
     let loaded = index.load(unit).ok()?;
     let base = without_ours(&loaded).ok()?;
-    let execs = unit_file::effective_exec(&base, "ExecStart").ok()?;
+    let execs = unit::effective_exec(&base, "ExecStart").ok()?;
     match execs.as_slice() {
-        [(cmd, _, _)] => Some(unit_file::format_exec(cmd)),
+        [(cmd, _, _)] => Some(unit::format_exec(cmd)),
         _ => None,
     }
 }
@@ -850,14 +849,14 @@ fn survey_unit(index: &UnitIndex, unit: &UnitName) -> Result<Option<Surveyed>, S
     }
     let base = without_ours(&loaded).map_err(|r| r.message)?;
     let ours = loaded.files.len() != base.files.len();
-    let now = unit_file::effective_exec(&loaded, "ExecStart").map_err(|e| e.to_string())?;
-    let before = unit_file::effective_exec(&base, "ExecStart").map_err(|e| e.to_string())?;
+    let now = unit::effective_exec(&loaded, "ExecStart").map_err(|e| e.to_string())?;
+    let before = unit::effective_exec(&base, "ExecStart").map_err(|e| e.to_string())?;
     let [(now, _, _)] = now.as_slice() else {
         return Ok(None);
     };
-    let command = unit_file::format_exec(now);
+    let command = unit::format_exec(now);
     if let [(before, _, _)] = before.as_slice()
-        && before.runs_gunicorn()
+        && command_runs_gunicorn(before)
     {
         let argv: Vec<String> = before
             .program_and_args()
@@ -916,9 +915,9 @@ pub fn sockets_on_port(root: &Path, wrap: &Wrap) -> Vec<SocketHolder> {
     let own_sockets: Vec<String> = index
         .load(&wrap.unit)
         .map(|u| {
-            unit_file::effective(&u, "Unit", "Sockets")
+            unit::effective(&u, "Unit", "Sockets")
                 .into_iter()
-                .chain(unit_file::effective(&u, "Service", "Sockets"))
+                .chain(unit::effective(&u, "Service", "Sockets"))
                 .flat_map(|(v, _, _)| v.split_whitespace().map(String::from).collect::<Vec<_>>())
                 .collect()
         })
@@ -929,7 +928,7 @@ pub fn sockets_on_port(root: &Path, wrap: &Wrap) -> Vec<SocketHolder> {
         let Ok(loaded) = index.load(&socket) else {
             continue;
         };
-        for (value, file, line) in unit_file::effective(&loaded, "Socket", "ListenStream") {
+        for (value, file, line) in unit::effective(&loaded, "Socket", "ListenStream") {
             if listen_port(&value) == Some(wrap.port) {
                 found.push(SocketHolder {
                     associated: socket.as_str() == same_name
@@ -1003,7 +1002,7 @@ mod tests {
 
     #[test]
     fn the_new_command_keeps_prefixes_argv0_and_words() {
-        let orig = unit_file::parse_exec(
+        let orig = unit::parse_exec(
             "-@/opt/v/bin/gunicorn solvit-gunicorn --name \"a b\" -b 127.0.0.1:8002 ${APP} $OPTS %i",
         )
         .unwrap();
