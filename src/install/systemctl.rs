@@ -104,3 +104,28 @@ pub fn journal_tail(unit: &str, lines: usize) -> Vec<String> {
         _ => Vec::new(),
     }
 }
+
+/// What systemd knows about a failed unit, and its last log lines.
+pub fn failure(unit: &str, what: &str) -> String {
+    let props = show(
+        unit,
+        &["ActiveState", "Result", "ExecMainStatus", "StatusText"],
+    )
+    .unwrap_or_default();
+    let get = |k: &str| props.get(k).cloned().unwrap_or_default();
+    let mut msg = format!(
+        "{unit}: {what}\n  state {}, result {}, exit status {}, status {:?}",
+        get("ActiveState"),
+        get("Result"),
+        get("ExecMainStatus"),
+        get("StatusText")
+    );
+    let log = journal_tail(unit, 12);
+    if !log.is_empty() {
+        msg.push_str("\n  last log lines:");
+        for line in log {
+            msg.push_str(&format!("\n    {line}"));
+        }
+    }
+    msg
+}

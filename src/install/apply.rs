@@ -1,0 +1,313 @@
+//! `install`: the plan shown, the drop-ins written (each with its undo), daemon-reload, the
+//! running units restarted and verified; on any failure the previous files are put back, the
+//! units restarted on them, and the failure said.
+
+use super::conflicts::refuse_socket_holders;
+use super::discover::{Plan, Wrap, plan_install};
+use super::dropin::{DROPIN, check_launcher_path};
+use super::report::Report;
+use super::systemctl::{self, failure};
+use super::{SETTLE, files, probe_target, require_systemd, root_of};
+use crate::cli::InstallArgs;
+use crate::error::Failure;
+use crate::exit;
+use crate::verify::{self, Scope};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub fn install(args: &InstallArgs) -> i32 {
+    let mut report = Report::new("install", args.json);
+    let code = install_steps(args, &mut report).unwrap_or_else(|refusal| {
+        report.error(&refusal.message);
+        refusal.code
+    });
+    report.finish(code)
+}
+
+fn install_steps(args: &InstallArgs, report: &mut Report) -> Result<i32, Failure> {
+    require_systemd(&args.root)?;
+    let root = root_of(&args.root);
+    let live = args.root.is_none();
+    let launcher = launcher_path(args.launcher.as_deref(), live)?;
+    let plan = plan_install(&root, &args.units, &launcher)?;
+    refuse_socket_holders(&root, &plan, live)?;
+    show_plan(&root, &plan, args.dry_run, report);
+
+    let changes: Vec<&Wrap> = plan.wraps.iter().filter(|w| !w.unchanged()).collect();
+    if plan.wraps.is_empty() {
+        report.say("no unit runs gunicorn: nothing to do");
+        return Ok(0);
+    }
+    if changes.is_empty() {
+        report.say("already installed: nothing changed");
+        return Ok(0);
+    }
+    if args.dry_run {
+        report.say("dry run: nothing written");
+        return Ok(0);
+    }
+    let running = if live {
+        running_units(&plan, &changes)
+    } else {
+        Vec::new()
+    };
+    let undos = write_dropins(&root, &changes, report)?;
+    if !live {
+        report.say(format!(
+            "written under {}; no systemd asked (--root): reload and restart on that system",
+            root.display()
+        ));
+        return Ok(0);
+    }
+    if let Err(e) = systemctl::daemon_reload() {
+        rollback(&root, &undos, &running, report);
+        return Err(Failure {
+            code: exit::UNVERIFIED,
+            message: format!("{e}; the previous files are back"),
+        });
+    }
+    if args.no_restart {
+        report.say("daemon reloaded; not restarted (--no-restart): restart the units, then run `gunicorn-launcher status`");
+        return Ok(0);
+    }
+    tell_not_running(&plan, &running, report);
+    match restart_and_verify(&running, &launcher, report) {
+        Ok(()) => Ok(0),
+        Err(failure) => {
+            report.error(&failure);
+            rollback(&root, &undos, &running, report);
+            Ok(exit::UNVERIFIED)
+        }
+    }
+}
+
+/// This program's own absolute path (or `--launcher`), as the units will run it.
+fn launcher_path(given: Option<&Path>, live: bool) -> Result<String, Failure> {
+    let path = match given {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe().map_err(|e| Failure {
+            code: exit::SOFTWARE,
+            message: format!("cannot find this program's own path: {e}; name it with --launcher"),
+        })?,
+    };
+    let text = check_launcher_path(&path)?;
+    if live && !path.is_file() {
+        return Err(Failure {
+            code: exit::USAGE,
+            message: format!(
+                "{} does not exist: the units could not run it",
+                path.display()
+            ),
+        });
+    }
+    Ok(text)
+}
+
+fn show_plan(root: &Path, plan: &Plan, dry_run: bool, report: &mut Report) {
+    for skipped in &plan.skipped {
+        report.say(skipped.clone());
+    }
+    for w in &plan.wraps {
+        let path = w.dropin_path(root);
+        let action = match (&w.existing, w.unchanged()) {
+            (_, true) => "already installed, unchanged",
+            (Some(_), false) => "update",
+            (None, false) => "install",
+        };
+        report.say(format!("{}: {action}: {}", w.unit, path.display()));
+        report.say(format!("  old ExecStart={}", w.old_command()));
+        report.say(format!("      (from {})", w.origin));
+        report.say(format!("  new ExecStart={}", w.exec_start));
+        for note in &w.notes {
+            report.say(format!("  note: {note}"));
+        }
+        if dry_run && !w.unchanged() {
+            report.say(format!("  --- {} ---", path.display()));
+            report.block("  ", &w.text);
+        }
+        report.unit(json!({
+            "unit": w.unit.as_str(),
+            "action": action,
+            "dropin": path,
+            "fragment": w.fragment,
+            "old_exec_start": w.old_command(),
+            "old_exec_start_from": w.origin,
+            "new_exec_start": w.exec_start,
+            "port": w.port,
+            "notes": w.notes,
+            "dropin_text": w.text,
+        }));
+    }
+}
+
+/// The units whose command changes and that run now (a template's running instances).
+fn running_units(plan: &Plan, changes: &[&Wrap]) -> Vec<(String, u16)> {
+    let mut running: Vec<(String, u16)> = Vec::new();
+    for w in changes {
+        let names = if w.unit.is_template() {
+            systemctl::running_instances(w.unit.as_str())
+        } else if systemctl::is_running(w.unit.as_str()) {
+            vec![w.unit.to_string()]
+        } else {
+            Vec::new()
+        };
+        for name in names {
+            // An instance with a wrap of its own verifies its own port.
+            let port = plan
+                .wraps
+                .iter()
+                .find(|x| x.unit.as_str() == name)
+                .map_or(w.port, |x| x.port);
+            if !running.iter().any(|(n, _)| *n == name) {
+                running.push((name, port));
+            }
+        }
+    }
+    running
+}
+
+fn tell_not_running(plan: &Plan, running: &[(String, u16)], report: &mut Report) {
+    for w in &plan.wraps {
+        if !w.unit.is_template() && !running.iter().any(|(n, _)| n == w.unit.as_str()) {
+            report.say(format!(
+                "{}: not running; the launcher takes over when it starts \
+                 (systemctl start {}, then gunicorn-launcher status)",
+                w.unit, w.unit
+            ));
+        }
+    }
+}
+
+/// Writes every changed drop-in; if one fails, the ones already written are put back.
+fn write_dropins(
+    root: &Path,
+    changes: &[&Wrap],
+    report: &mut Report,
+) -> Result<Vec<files::Undo>, Failure> {
+    let mut undos = Vec::new();
+    for w in changes {
+        match files::write(root, &w.dir, DROPIN, w.text.as_bytes()) {
+            Ok(undo) => {
+                report.say(format!(
+                    "{}: wrote {}",
+                    w.unit,
+                    w.dropin_path(root).display()
+                ));
+                undos.push(undo);
+            }
+            Err(e) => {
+                restore_files(root, &undos, report);
+                return Err(Failure {
+                    code: exit::SOFTWARE,
+                    message: format!("{e}; nothing changed"),
+                });
+            }
+        }
+    }
+    Ok(undos)
+}
+
+fn restore_files(root: &Path, undos: &[files::Undo], report: &mut Report) {
+    for undo in undos.iter().rev() {
+        if let Err(e) = files::restore(root, undo) {
+            report.error(&format!(
+                "could not restore {}: {e}",
+                root.join(&undo.dir).display()
+            ));
+        }
+    }
+}
+
+/// Restart each running unit, then wait for it to be active, run by the launcher, and
+/// verified: listening on all interfaces and answering HTTP.
+fn restart_and_verify(
+    running: &[(String, u16)],
+    launcher: &str,
+    report: &mut Report,
+) -> Result<(), String> {
+    for (unit, port) in running {
+        report.say(format!("{unit}: restarting"));
+        systemctl::restart(unit).map_err(|e| failure(unit, &e))?;
+        wait_active(unit)?;
+        main_pid_is_launcher(unit, launcher)?;
+        let summary = wait_verified(unit, *port)?;
+        report.say(format!("{unit}: verified: {summary}"));
+        report.set("verified", json!(true));
+    }
+    Ok(())
+}
+
+fn wait_active(unit: &str) -> Result<(), String> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let state = systemctl::active_state(unit);
+        match state.as_str() {
+            "active" => return Ok(()),
+            "failed" | "inactive" => return Err(failure(unit, &format!("{state} after restart"))),
+            _ if Instant::now() >= deadline => {
+                return Err(failure(unit, &format!("still {state} after {SETTLE:?}")));
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The unit's main process must be the launcher (else the drop-in did not take effect).
+fn main_pid_is_launcher(unit: &str, launcher: &str) -> Result<(), String> {
+    let pid = systemctl::show(unit, &["MainPID"])
+        .ok()
+        .and_then(|m| m.get("MainPID").cloned())
+        .unwrap_or_default();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let want = std::fs::canonicalize(launcher).unwrap_or_else(|_| PathBuf::from(launcher));
+    if exe == want {
+        Ok(())
+    } else {
+        Err(failure(
+            unit,
+            &format!(
+                "its main process {pid} is {}, not the launcher {launcher}: a later drop-in or \
+                 a unit that systemd did not reload?",
+                exe.display()
+            ),
+        ))
+    }
+}
+
+/// The verdict, asked until it is ok or the deadline passes (one answer is enough when the
+/// launcher already said READY=1; the margin covers a slow probe). An app that rejects the
+/// Host remote browsers send keeps the change: the bind is what install fixes, and the
+/// summary says what is left to do.
+fn wait_verified(unit: &str, port: u16) -> Result<String, String> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let v = verify::verdict(&probe_target(port), Scope::Host);
+        if v.ok() || v.kind == verify::Kind::HostRejected {
+            return Ok(v.summary);
+        }
+        if Instant::now() >= deadline {
+            return Err(failure(unit, &format!("not verified: {}", v.summary)));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Exactly the previous files back, reload, and the units that ran, restarted on them.
+fn rollback(root: &Path, undos: &[files::Undo], running: &[(String, u16)], report: &mut Report) {
+    report.say("rolling back: restoring the previous files");
+    restore_files(root, undos, report);
+    if let Err(e) = systemctl::daemon_reload() {
+        report.error(&e);
+    }
+    for (unit, _) in running {
+        match systemctl::restart(unit) {
+            Ok(()) => report.say(format!(
+                "{unit}: restored and restarted on its previous command ({})",
+                systemctl::active_state(unit)
+            )),
+            Err(e) => report.error(&format!("{unit}: restored, but restarting failed: {e}")),
+        }
+    }
+    report.set("rolled_back", json!(true));
+}

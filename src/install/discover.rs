@@ -1,0 +1,342 @@
+//! Which units `install` wraps and what wrapping each means, decided from the unit files
+//! alone (pure: reads files under the root, writes nothing, asks no one). For each unit whose
+//! effective `ExecStart=` runs gunicorn: the command as systemd runs it today (the unit's
+//! files without our drop-in), the drop-in that wraps it, and whether that drop-in is
+//! already in place byte for byte.
+
+use super::binding::{Binding, GUNICORN_DEFAULT_PORT, binding};
+use super::conflicts::refuse_shared_ports;
+use super::dropin::{
+    DROPIN, created_dirs, dropin_dir, explain_type_change, is_ours, logical, missing_dirs,
+    new_exec_start, read_existing, refuse_later_dropins, render, stop_timeout,
+};
+use crate::config::DEFAULT_PORT;
+use crate::error::Failure;
+use crate::unit::{ExecCommand, LoadedUnit, UnitError, UnitIndex, UnitName};
+use crate::{launch, unit};
+use std::path::{Path, PathBuf};
+
+pub(super) fn unit_error(e: UnitError) -> Failure {
+    if e.path.is_none() && e.message.contains("not found") {
+        return Failure::usage(e.to_string());
+    }
+    Failure::config(format!("{e}; fix the unit file (nothing was written)"))
+}
+
+/// One unit to wrap.
+#[derive(Debug, Clone)]
+pub struct Wrap {
+    pub unit: UnitName,
+    /// The unit file (machine path).
+    pub fragment: PathBuf,
+    /// Our drop-in's directory and file, relative to the root.
+    pub dir: PathBuf,
+    /// What systemd runs today, and where that line is (`file:line`).
+    pub original: ExecCommand,
+    pub origin: String,
+    /// The `ExecStart=` line of the drop-in, and the port the launcher will verify.
+    pub exec_start: String,
+    pub port: u16,
+    /// The whole drop-in, and our drop-in's current bytes, if any.
+    pub text: String,
+    pub existing: Option<Vec<u8>>,
+    /// Directories (relative to the root) that do not exist yet and will be created.
+    pub creates: Vec<PathBuf>,
+    /// What changes besides the command, one sentence each.
+    pub notes: Vec<String>,
+}
+
+impl Wrap {
+    pub fn unchanged(&self) -> bool {
+        self.existing.as_deref() == Some(self.text.as_bytes())
+    }
+
+    pub fn dropin_path(&self, root: &Path) -> PathBuf {
+        root.join(&self.dir).join(DROPIN)
+    }
+
+    pub fn old_command(&self) -> String {
+        unit::format_exec(&self.original)
+    }
+}
+
+/// The plan: units to wrap, and units skipped with the reason (only when discovering).
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub wraps: Vec<Wrap>,
+    pub skipped: Vec<String>,
+}
+
+/// Which units to look at: the named ones (a template also brings its instances that have
+/// drop-ins of their own), or every service unit.
+pub fn plan_install(root: &Path, named: &[UnitName], launcher: &str) -> Result<Plan, Failure> {
+    let index = UnitIndex::new(root);
+    let mut plan = Plan::default();
+    if named.is_empty() {
+        for unit in index.service_units() {
+            discover(&index, &unit, launcher, &mut plan)?;
+        }
+    } else {
+        for unit in named {
+            if !unit.is_service() {
+                return Err(Failure::usage(format!(
+                    "{unit} is not a service unit: only .service units run gunicorn"
+                )));
+            }
+            if let Some(why) = add(&index, unit, launcher, true, &mut plan)? {
+                return Err(Failure::usage(format!("{unit}: {why}; left untouched")));
+            }
+        }
+    }
+    refuse_shared_ports(root, &plan)?;
+    Ok(plan)
+}
+
+/// Adds `unit` to the plan (a template with its instances that need a drop-in of their own);
+/// `Some(why)` when it does not run gunicorn, or runs one that is left alone. `named`: the
+/// operator asked for this unit (a unit without a bind is then wrapped on port 8000).
+fn add(
+    index: &UnitIndex,
+    unit: &UnitName,
+    launcher: &str,
+    named: bool,
+    plan: &mut Plan,
+) -> Result<Option<String>, Failure> {
+    match wrap_unit(index, unit, launcher, named)? {
+        Found::Other(why) => Ok(Some(why)),
+        Found::LeftAlone(why) => {
+            plan.skipped.push(format!("{unit}: {why}"));
+            Ok(Some(why))
+        }
+        Found::Gunicorn(w) => {
+            let template_command = w.original.clone();
+            push(plan, *w);
+            if unit.is_template() {
+                instances(index, unit, &template_command, launcher, plan)?;
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn push(plan: &mut Plan, w: Wrap) {
+    if !plan.wraps.iter().any(|x| x.unit == w.unit) {
+        plan.wraps.push(w);
+    }
+}
+
+/// Discovery of one unit: gunicorn units are wrapped; others are skipped silently; a unit
+/// that cannot be read is an error if it mentions gunicorn at all (it may be one: we refuse
+/// to guess) and a note otherwise (a broken unit elsewhere must not block the installer).
+fn discover(
+    index: &UnitIndex,
+    unit: &UnitName,
+    launcher: &str,
+    plan: &mut Plan,
+) -> Result<(), Failure> {
+    match add(index, unit, launcher, false, plan) {
+        Ok(_) => Ok(()),
+        Err(refusal) if mentions_gunicorn(index, unit) => Err(refusal),
+        Err(refusal) => {
+            plan.skipped
+                .push(format!("{unit}: skipped, unreadable: {}", refusal.message));
+            Ok(())
+        }
+    }
+}
+
+fn mentions_gunicorn(index: &UnitIndex, unit: &UnitName) -> bool {
+    let Ok(loaded) = index.load(unit) else {
+        // Unparsable: look at the raw fragment and drop-in directories' files ourselves.
+        return unit::search_path(index.root()).iter().any(|dir| {
+            let file = dir.join(unit.as_str());
+            let dropins = dir.join(format!("{unit}.d"));
+            let mut texts: Vec<PathBuf> = vec![file];
+            if let Ok(listing) = std::fs::read_dir(dropins) {
+                texts.extend(listing.filter_map(Result::ok).map(|e| e.path()));
+            }
+            texts.iter().any(|p| {
+                std::fs::read(p)
+                    .map(|b| String::from_utf8_lossy(&b).contains("gunicorn"))
+                    .unwrap_or(false)
+            })
+        });
+    };
+    loaded.files.iter().any(|f| {
+        f.sections
+            .iter()
+            .any(|s| s.entries.iter().any(|e| e.value.contains("gunicorn")))
+    })
+}
+
+/// A template's wrap covers every instance that is the template; an instance whose own
+/// drop-ins give it another command needs a wrap of its own, or ours (sorting last) would
+/// replace its command with the template's.
+fn instances(
+    index: &UnitIndex,
+    template: &UnitName,
+    template_command: &ExecCommand,
+    launcher: &str,
+    plan: &mut Plan,
+) -> Result<(), Failure> {
+    for instance in index.instances_with_dropins(template) {
+        match wrap_unit(index, &instance, launcher, true)? {
+            Found::Gunicorn(w) if w.original != *template_command || w.existing.is_some() => {
+                push(plan, *w)
+            }
+            Found::Gunicorn(_) => {}
+            Found::Other(why) | Found::LeftAlone(why) => {
+                return Err(Failure::config(format!(
+                    "{instance}: {why}, but its template {template} runs gunicorn: the template's \
+                     drop-in would apply to it too; give it its own ExecStart= or remove that \
+                     override, then install again"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+enum Found {
+    Gunicorn(Box<Wrap>),
+    /// Runs gunicorn, which the launcher leaves alone (a unix socket; no
+    /// bind unless named): why.
+    LeftAlone(String),
+    Other(String),
+}
+
+/// The unit without our drop-ins (its own, and a template's for an instance): what systemd
+/// would run if we had never been here.
+pub(super) fn without_ours(unit: &LoadedUnit) -> Result<LoadedUnit, Failure> {
+    let mut base = unit.clone();
+    let mut keep = Vec::new();
+    for file in std::mem::take(&mut base.files) {
+        let is_dropin = file.path != unit.fragment;
+        let named_ours = file.path.file_name().is_some_and(|n| n == DROPIN);
+        if is_dropin && named_ours {
+            let bytes = std::fs::read(&file.path).unwrap_or_default();
+            if !is_ours(&bytes) {
+                return Err(Failure::config(format!(
+                    "{} has the name of gunicorn-launcher's drop-in but was not written by it; \
+                     rename it, then install again",
+                    file.path.display()
+                )));
+            }
+            continue;
+        }
+        keep.push(file);
+    }
+    base.files = keep;
+    base.dropins
+        .retain(|d| d.file_name().is_none_or(|n| n != DROPIN));
+    Ok(base)
+}
+
+fn wrap_unit(
+    index: &UnitIndex,
+    unit: &UnitName,
+    launcher: &str,
+    named: bool,
+) -> Result<Found, Failure> {
+    let loaded = index.load(unit).map_err(unit_error)?;
+    if loaded.masked {
+        return Ok(Found::Other(format!(
+            "masked ({})",
+            loaded.fragment.display()
+        )));
+    }
+    // An alias installs under the unit's own name, where `status` and `uninstall` look.
+    let unit = loaded.names.first().unwrap_or(unit);
+    let base = without_ours(&loaded)?;
+    let mut execs = unit::effective_exec(&base, "ExecStart").map_err(unit_error)?;
+    let (original, file, line) = match execs.len() {
+        1 => execs.remove(0),
+        0 => return Ok(Found::Other("it has no ExecStart=".into())),
+        n => {
+            return Ok(Found::Other(format!(
+                "it has {n} ExecStart= commands (Type=oneshot?), not one gunicorn"
+            )));
+        }
+    };
+    let argv: Vec<String> = original
+        .program_and_args()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let recognised = match launch::recognise(&argv) {
+        Ok(l) => l,
+        Err(why) => return Ok(Found::Other(why)),
+    };
+    refuse_later_dropins(&loaded)?;
+    let gunicorn_args = &argv[recognised.program_len.min(argv.len())..];
+    let mut notes = Vec::new();
+    let port = match binding(gunicorn_args, &mut notes) {
+        Binding::Tcp(port) => port,
+        Binding::Socket(addr) => {
+            return Ok(Found::LeftAlone(format!(
+                "gunicorn is bound to {addr}, a socket that is not TCP (a proxy such as nginx talks to it): \
+                 nothing for the launcher to fix, and its TCP bind would cut the proxy off"
+            )));
+        }
+        Binding::Unset if !named => {
+            return Ok(Found::LeftAlone(format!(
+                "no bind on its command line: gunicorn's config file or its default \
+                 (127.0.0.1:{GUNICORN_DEFAULT_PORT}) decides; name it to wrap it on 0.0.0.0:{GUNICORN_DEFAULT_PORT}"
+            )));
+        }
+        Binding::Unset => {
+            notes.push(format!(
+                "no bind on its command line: gunicorn's default port {GUNICORN_DEFAULT_PORT} \
+                 (127.0.0.1:{GUNICORN_DEFAULT_PORT}), now on all interfaces: run --port {GUNICORN_DEFAULT_PORT}"
+            ));
+            GUNICORN_DEFAULT_PORT
+        }
+        Binding::Expanded(addr) if !named => {
+            return Ok(Found::LeftAlone(format!(
+                "its bind {addr} is expanded by systemd, so its port is not known here; \
+                 name it to wrap it on port {DEFAULT_PORT}"
+            )));
+        }
+        Binding::Expanded(addr) => {
+            notes.push(format!(
+                "its bind {addr} is expanded by systemd, so its port is not known here: port {DEFAULT_PORT}"
+            ));
+            DEFAULT_PORT
+        }
+    };
+    let stop = stop_timeout(gunicorn_args, &mut notes);
+    explain_type_change(&base, gunicorn_args, &mut notes);
+
+    let dir = dropin_dir(unit);
+    let dropin = index.root().join(&dir).join(DROPIN);
+    let missing = missing_dirs(index.root(), &dir)?;
+    let existing = read_existing(&dropin)?;
+    let creates = match &existing {
+        Some(bytes) => created_dirs(bytes),
+        None => missing,
+    };
+    let exec_start = new_exec_start(&original, launcher, port)?;
+    let origin = format!("{}:{line}", logical(index.root(), &file).display());
+    let text = render(
+        unit,
+        &original,
+        &origin,
+        &exec_start,
+        stop,
+        &creates,
+        &notes,
+    );
+    Ok(Found::Gunicorn(Box::new(Wrap {
+        unit: unit.clone(),
+        fragment: loaded.fragment.clone(),
+        dir,
+        original,
+        origin,
+        exec_start,
+        port,
+        text,
+        existing,
+        creates,
+        notes,
+    })))
+}

@@ -1,0 +1,186 @@
+//! `status`: every unit that runs gunicorn, whether the launcher wraps it, and the verdict
+//! on each port that an active unit serves.
+
+use super::binding::port_of;
+use super::discover::without_ours;
+use super::gunicorn_unit::command_runs_gunicorn;
+use super::report::Report;
+use super::{probe_target, require_systemd, root_of, systemctl};
+use crate::cli::StatusArgs;
+use crate::config::DEFAULT_PORT;
+use crate::unit::{UnitIndex, UnitName};
+use crate::verify::Scope;
+use crate::{launch, unit, verify};
+use serde_json::json;
+use std::path::Path;
+
+/// How a unit runs gunicorn, for `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Through our drop-in.
+    Wrapped,
+    /// gunicorn directly: not installed.
+    Bare,
+    /// gunicorn on a socket that is not TCP: left alone by install.
+    Socket,
+    /// The launcher itself is the unit's command (e.g. gunicorn-launcher@.service).
+    Launcher,
+}
+
+#[derive(Debug, Clone)]
+pub struct Surveyed {
+    pub unit: UnitName,
+    pub kind: Kind,
+    /// None for a gunicorn bound to a unix socket (left alone).
+    pub port: Option<u16>,
+    /// The command that runs today.
+    pub command: String,
+}
+
+/// Every unit that runs gunicorn, wrapped or not, and the units that could not be read.
+pub fn survey(root: &Path) -> (Vec<Surveyed>, Vec<String>) {
+    let index = UnitIndex::new(root);
+    let mut names = Vec::new();
+    for unit in index.service_units() {
+        if unit.is_template() {
+            names.extend(index.instances_with_dropins(&unit));
+        }
+        names.push(unit);
+    }
+    names.sort();
+    names.dedup();
+    let mut found = Vec::new();
+    let mut skipped = Vec::new();
+    for unit in names {
+        match survey_unit(&index, &unit) {
+            Ok(Some(s)) => found.push(s),
+            Ok(None) => {}
+            Err(why) => skipped.push(format!("{unit}: unreadable: {why}")),
+        }
+    }
+    (found, skipped)
+}
+
+pub(super) fn survey_unit(index: &UnitIndex, unit: &UnitName) -> Result<Option<Surveyed>, String> {
+    let loaded = index.load(unit).map_err(|e| e.to_string())?;
+    if loaded.masked {
+        return Ok(None);
+    }
+    let base = without_ours(&loaded).map_err(|r| r.message)?;
+    let ours = loaded.files.len() != base.files.len();
+    let now = unit::effective_exec(&loaded, "ExecStart").map_err(|e| e.to_string())?;
+    let before = unit::effective_exec(&base, "ExecStart").map_err(|e| e.to_string())?;
+    let [(now, _, _)] = now.as_slice() else {
+        return Ok(None);
+    };
+    let command = unit::format_exec(now);
+    if let [(before, _, _)] = before.as_slice()
+        && command_runs_gunicorn(before)
+    {
+        let argv: Vec<String> = before
+            .program_and_args()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let start = launch::recognise(&argv).map_or(argv.len(), |l| l.program_len);
+        let port = port_of(&argv[start..]);
+        let kind = match (ours, port) {
+            (true, _) => Kind::Wrapped,
+            (false, None) => Kind::Socket,
+            (false, Some(_)) => Kind::Bare,
+        };
+        return Ok(Some(Surveyed {
+            unit: unit.clone(),
+            kind,
+            port,
+            command,
+        }));
+    }
+    let argv = now.program_and_args();
+    if argv
+        .first()
+        .is_some_and(|p| p.rsplit('/').next() == Some("gunicorn-launcher"))
+    {
+        let port = argv
+            .iter()
+            .take_while(|a| **a != "--")
+            .skip_while(|a| **a != "--port" && **a != "-p")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(DEFAULT_PORT);
+        return Ok(Some(Surveyed {
+            unit: unit.clone(),
+            kind: Kind::Launcher,
+            port: Some(port),
+            command,
+        }));
+    }
+    Ok(None)
+}
+
+pub fn status(args: &StatusArgs) -> i32 {
+    let root = root_of(&args.root);
+    let mut report = Report::new("status", args.json);
+    if let Err(refusal) = require_systemd(&args.root) {
+        report.error(&refusal.message);
+        return report.finish(refusal.code);
+    }
+    let live = args.root.is_none();
+    let (units, skipped) = survey(&root);
+    for s in skipped {
+        report.say(s);
+    }
+    let mut rows = vec![["UNIT", "STATE", "HOW", "PORT"].map(String::from).to_vec()];
+    let mut ports = Vec::new();
+    for u in &units {
+        let state = if !live {
+            "-".to_string()
+        } else if u.unit.is_template() {
+            "template".to_string()
+        } else {
+            systemctl::active_state(u.unit.as_str())
+        };
+        if let Some(port) = u.port
+            && state == "active"
+            && !ports.contains(&port)
+        {
+            ports.push(port);
+        }
+        let how = match u.kind {
+            Kind::Wrapped => "wrapped by gunicorn-launcher",
+            Kind::Bare => "gunicorn directly (not installed)",
+            Kind::Socket => "gunicorn on a unix socket (left alone: nothing to fix)",
+            Kind::Launcher => "gunicorn-launcher (its own unit)",
+        };
+        rows.push(vec![
+            u.unit.to_string(),
+            state.clone(),
+            how.into(),
+            u.port.map_or_else(|| "-".to_string(), |p| p.to_string()),
+        ]);
+        report.unit(json!({
+            "unit": u.unit.as_str(), "state": state, "how": how,
+            "wrapped": matches!(u.kind, Kind::Wrapped | Kind::Launcher), "port": u.port, "exec_start": u.command,
+        }));
+    }
+    if units.is_empty() {
+        report.say("no unit runs gunicorn");
+    } else {
+        report.block("", &crate::check::aligned(&rows));
+    }
+    let mut code = 0;
+    let mut verdicts = Vec::new();
+    for port in ports {
+        let target = probe_target(port);
+        let v = verify::verdict(&target, Scope::Host);
+        let colour = !args.json && crate::check::use_colour();
+        let head = crate::check::paint(&format!("port {port}:"), v.ok(), colour);
+        report.say(format!("{head} {}", v.summary));
+        if code == 0 {
+            code = v.kind.exit_code();
+        }
+        verdicts.push(crate::check::to_json(&v, &target));
+    }
+    report.set("verdicts", json!(verdicts));
+    report.finish(code)
+}

@@ -1,0 +1,171 @@
+//! `uninstall`: our drop-ins found (only files whose first line says we wrote them), removed
+//! with the directories the install created, then daemon-reload and a restart of the units
+//! that ran, each on its own command again.
+
+use super::discover::without_ours;
+use super::dropin::{DROPIN, MARK, created_dirs, dropin_dir, is_ours, read_existing};
+use super::report::Report;
+use super::systemctl::failure;
+use super::{files, require_systemd, root_of, systemctl};
+use crate::cli::UninstallArgs;
+use crate::error::Failure;
+use crate::unit::{ADMIN_UNIT_DIR, UnitIndex, UnitName};
+use crate::{exit, unit};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// A drop-in of ours, for uninstall.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub unit: UnitName,
+    pub dir: PathBuf,
+    pub created: Vec<PathBuf>,
+    /// The command systemd runs once it is gone.
+    pub restores: Option<String>,
+}
+
+/// Our drop-ins: of the named units (a template's also of its instances), or all of them.
+pub fn installed(root: &Path, named: &[UnitName]) -> Result<Vec<Installed>, Failure> {
+    let index = UnitIndex::new(root);
+    let units: Vec<UnitName> = if named.is_empty() {
+        units_with_our_dropin(root)
+    } else {
+        let mut all = Vec::new();
+        for unit in named {
+            // An alias: the drop-in is under the unit's own name (see wrap_unit).
+            let unit = &index
+                .load(unit)
+                .ok()
+                .and_then(|l| l.names.first().cloned())
+                .unwrap_or_else(|| unit.clone());
+            all.push(unit.clone());
+            if unit.is_template() {
+                all.extend(index.instances_with_dropins(unit));
+            }
+        }
+        all
+    };
+    let mut found = Vec::new();
+    for unit in units {
+        let dir = dropin_dir(&unit);
+        let path = root.join(&dir).join(DROPIN);
+        let Some(bytes) = read_existing(&path)? else {
+            continue;
+        };
+        if !is_ours(&bytes) {
+            return Err(Failure::config(format!(
+                "{} was not written by gunicorn-launcher (its first line is not {MARK:?}): \
+                 leaving it alone; remove it by hand if it is yours",
+                path.display()
+            )));
+        }
+        found.push(Installed {
+            restores: original_command(&index, &unit),
+            created: created_dirs(&bytes),
+            unit,
+            dir,
+        });
+    }
+    Ok(found)
+}
+
+/// Every `<unit>.d/` in the administrator's directory that holds our drop-in.
+pub(super) fn units_with_our_dropin(root: &Path) -> Vec<UnitName> {
+    let Ok(listing) = std::fs::read_dir(root.join(ADMIN_UNIT_DIR)) else {
+        return Vec::new();
+    };
+    let mut units: Vec<UnitName> = listing
+        .filter_map(Result::ok)
+        .filter(|e| std::fs::symlink_metadata(e.path().join(DROPIN)).is_ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            UnitName::parse(name.strip_suffix(".d")?).ok()
+        })
+        .collect();
+    units.sort();
+    units
+}
+
+/// The command the unit runs without our drop-in, as a line.
+pub(super) fn original_command(index: &UnitIndex, unit: &UnitName) -> Option<String> {
+    let loaded = index.load(unit).ok()?;
+    let base = without_ours(&loaded).ok()?;
+    let execs = unit::effective_exec(&base, "ExecStart").ok()?;
+    match execs.as_slice() {
+        [(cmd, _, _)] => Some(unit::format_exec(cmd)),
+        _ => None,
+    }
+}
+
+pub fn uninstall(args: &UninstallArgs) -> i32 {
+    let mut report = Report::new("uninstall", args.json);
+    let code = uninstall_steps(args, &mut report).unwrap_or_else(|refusal| {
+        report.error(&refusal.message);
+        refusal.code
+    });
+    report.finish(code)
+}
+
+fn uninstall_steps(args: &UninstallArgs, report: &mut Report) -> Result<i32, Failure> {
+    require_systemd(&args.root)?;
+    let root = root_of(&args.root);
+    let live = args.root.is_none();
+    let found = installed(&root, &args.units)?;
+    if found.is_empty() {
+        report.say("nothing installed: no gunicorn-launcher drop-in found");
+        return Ok(0);
+    }
+    for i in &found {
+        let path = root.join(&i.dir).join(DROPIN);
+        report.say(format!("{}: remove {}", i.unit, path.display()));
+        if let Some(cmd) = &i.restores {
+            report.say(format!("  ExecStart={cmd} runs again"));
+        }
+        report.unit(json!({"unit": i.unit.as_str(), "dropin": path, "restores": i.restores}));
+    }
+    if args.dry_run {
+        report.say("dry run: nothing removed");
+        return Ok(0);
+    }
+    let running: Vec<String> = if live {
+        found
+            .iter()
+            .filter(|i| systemctl::is_running(i.unit.as_str()))
+            .map(|i| i.unit.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for i in &found {
+        files::remove(&root, &i.dir, DROPIN, &i.created).map_err(|e| Failure {
+            code: exit::SOFTWARE,
+            message: e,
+        })?;
+    }
+    if !live {
+        report.say(format!(
+            "removed under {}; no systemd asked (--root)",
+            root.display()
+        ));
+        return Ok(0);
+    }
+    systemctl::daemon_reload().map_err(|e| Failure {
+        code: exit::SOFTWARE,
+        message: e,
+    })?;
+    if args.no_restart {
+        report.say("daemon reloaded; not restarted (--no-restart)");
+        return Ok(0);
+    }
+    let mut code = 0;
+    for unit in &running {
+        match systemctl::restart(unit) {
+            Ok(()) => report.say(format!("{unit}: restarted on its own command")),
+            Err(e) => {
+                report.error(&failure(unit, &e));
+                code = exit::UNVERIFIED;
+            }
+        }
+    }
+    Ok(code)
+}
