@@ -18,9 +18,12 @@
 //!   deadline; [`tree`] finds gunicorn's processes by the process tree, from
 //!   the few `/proc` facts in [`proc`]; [`memory`] gives back start-up's
 //!   pages once the launcher is idle.
-//! - [`sockets`]: listening sockets from the kernel (sock_diag) and their
-//!   owners; [`probe`]: the HTTP probe; [`verify`]: the single verdict that
-//!   `run`, `check` and the installer share.
+//! - [`sockets`]: listening sockets from the kernel (sock_diag, or
+//!   `/proc/net/tcp{,6}`); [`owners`]: which processes hold them, found
+//!   without reading every fd table; [`probe`]: the HTTP probe (which
+//!   addresses, the request, the non-blocking probes); [`verify`]: the single
+//!   verdict that `run`, `check` and the installer share
+//!   (`docs/sockets-and-probes.md` gives the reasons).
 //! - [`notify`]: gunicorn's notify socket and systemd's; [`log`]: the
 //!   launcher's own log lines, journald-aware.
 //! - [`unit`](mod@unit): systemd unit files read as systemd reads them, one
@@ -47,6 +50,7 @@ pub mod launch;
 pub mod log;
 pub mod memory;
 pub mod notify;
+pub mod owners;
 pub mod probe;
 pub mod proc;
 pub mod pyshlex;

@@ -1,12 +1,16 @@
-//! The few facts about processes that the launcher reads from `/proc`.
+//! The few facts about processes that the launcher reads from `/proc`, each
+//! read and parsed here only: the process tree ([`crate::tree`]) and the
+//! search for a socket's owners ([`crate::owners`]) share them.
 //!
 //! Hand-written on purpose: each is one small file read and a split, and a
 //! general `/proc` crate parses every field of every file (and pulls in its
-//! dependencies) for the four values needed here. A process may exit between
+//! dependencies) for the few values needed here. A process may exit between
 //! two reads: every function answers `None` or nothing for it, never an error.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 
 /// A whole `/proc` file. Its size says 0, so std's `read_to_end` would ask
 /// for the size and position first and then grow its buffer from 32 bytes;
@@ -104,17 +108,92 @@ pub fn children(pid: i32) -> Option<Vec<i32>> {
     any.then_some(found)
 }
 
+/// Every process's children, from every process's parent: what is left on a
+/// kernel without the files [`children`] reads, as `ps` does it (one `stat`
+/// per process on the host). Children in `/proc`'s order.
+pub fn children_by_parent() -> HashMap<i32, Vec<i32>> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    for pid in all_pids() {
+        if let Some(ppid) = ppid(pid) {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    children
+}
+
+/// The owner of `/proc/<pid>`: the effective uid. Unlike the files in it,
+/// the directory keeps that owner when the process is not dumpable. One
+/// `stat`, no file read.
+pub fn effective_uid(pid: i32) -> Option<u32> {
+    fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|metadata| metadata.uid())
+}
+
+/// What `/proc/<pid>/status` says of a process, for the owner search
+/// ([`pending_signals`] reads the same file for the supervisor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub name: String,
+    /// Real, effective, saved and filesystem uid.
+    pub uids: [u32; 4],
+    /// Capacity of the fd table: an upper bound of the fds to read.
+    pub fd_size: u64,
+}
+
+impl Status {
+    pub fn effective_uid(&self) -> u32 {
+        self.uids[1]
+    }
+}
+
+/// `None` for a process that is gone, or a `status` without `Name` and `Uid`.
+pub fn status(pid: i32) -> Option<Status> {
+    parse_status(&read_text(&format!("/proc/{pid}/status"))?)
+}
+
+pub fn parse_status(status: &str) -> Option<Status> {
+    let mut name = None;
+    let mut uids = None;
+    // Absent only if the format changed: then such a process is read last.
+    let mut fd_size = u64::MAX;
+    for (key, value) in status_fields(status) {
+        match key {
+            "Name" => name = Some(value.to_owned()),
+            "Uid" => uids = parse_uids(value),
+            "FDSize" => fd_size = value.parse().unwrap_or(u64::MAX),
+            _ => {}
+        }
+    }
+    Some(Status {
+        name: name?,
+        uids: uids?,
+        fd_size,
+    })
+}
+
+fn parse_uids(value: &str) -> Option<[u32; 4]> {
+    let mut uids = value.split_whitespace().map(|uid| uid.parse().ok());
+    Some([uids.next()??, uids.next()??, uids.next()??, uids.next()??])
+}
+
+/// The `Key:\tvalue` lines of a `status` file, values trimmed; lines without
+/// a colon skipped.
+fn status_fields(status: &str) -> impl Iterator<Item = (&str, &str)> {
+    status.lines().filter_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        Some((key, value.trim()))
+    })
+}
+
 /// Signals pending for the process (its shared queue and its main
 /// thread's), as a mask with bit `N - 1` for signal N.
 pub fn pending_signals(pid: i32) -> Option<u64> {
     let status = read_text(&format!("/proc/{pid}/status"))?;
     let mut mask = None;
-    for line in status.lines() {
-        if let Some(hex) = line
-            .strip_prefix("SigPnd:")
-            .or_else(|| line.strip_prefix("ShdPnd:"))
-        {
-            mask = Some(mask.unwrap_or(0) | u64::from_str_radix(hex.trim(), 16).ok()?);
+    for (key, hex) in status_fields(&status) {
+        if key == "SigPnd" || key == "ShdPnd" {
+            mask = Some(mask.unwrap_or(0) | u64::from_str_radix(hex, 16).ok()?);
         }
     }
     mask
@@ -187,6 +266,31 @@ mod tests {
         assert_eq!(ppid(me), Some(nix::unistd::getppid().as_raw()));
         assert!(all_pids().contains(&me));
         assert!(stat(me).is_some_and(|s| s.state.is_ascii_uppercase() && s.start > 0));
+    }
+
+    #[test]
+    fn parses_status() {
+        let status = "Name:\tgunicorn: worker\nUmask:\t0022\nState:\tS (sleeping)\nPid:\t42\nPPid:\t41\n\
+            Uid:\t0\t33\t33\t33\nGid:\t0\t0\t0\t0\nFDSize:\t64\n";
+        let info = parse_status(status).unwrap();
+        assert_eq!(
+            info,
+            Status {
+                name: "gunicorn: worker".into(),
+                uids: [0, 33, 33, 33],
+                fd_size: 64
+            }
+        );
+        assert_eq!(info.effective_uid(), 33);
+        assert_eq!(parse_status("Name:\tx\nUid:\t1\t2\n"), None);
+        assert_eq!(parse_status(""), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn status_parser_never_panics(line in ".{0,200}") {
+            let _ = parse_status(&line);
+        }
     }
 
     #[test]

@@ -9,7 +9,6 @@
 use crate::proc;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::collections::HashMap;
 
 /// Every live descendant of `root`, parents before children. The walk
 /// follows the tree's own children lists, so it costs what the tree holds,
@@ -32,12 +31,7 @@ pub fn descendants(root: Pid) -> Vec<Pid> {
 }
 
 fn descendants_by_parent(root: Pid) -> Vec<Pid> {
-    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    for pid in proc::all_pids() {
-        if let Some(ppid) = proc::ppid(pid) {
-            children.entry(ppid).or_default().push(pid);
-        }
-    }
+    let children = proc::children_by_parent();
     let mut out = Vec::new();
     let mut queue = vec![root.as_raw()];
     while let Some(p) = queue.pop() {
