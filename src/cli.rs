@@ -215,6 +215,40 @@ impl From<RunArgs> for crate::run::Request {
     }
 }
 
+impl From<InstallArgs> for crate::install::apply::Request {
+    fn from(a: InstallArgs) -> Self {
+        crate::install::apply::Request {
+            units: a.units,
+            dry_run: a.dry_run,
+            root: a.root,
+            no_restart: a.no_restart,
+            json: a.json,
+            launcher: a.launcher,
+        }
+    }
+}
+
+impl From<UninstallArgs> for crate::install::uninstall::Request {
+    fn from(a: UninstallArgs) -> Self {
+        crate::install::uninstall::Request {
+            units: a.units,
+            dry_run: a.dry_run,
+            root: a.root,
+            no_restart: a.no_restart,
+            json: a.json,
+        }
+    }
+}
+
+impl From<StatusArgs> for crate::install::status::Request {
+    fn from(a: StatusArgs) -> Self {
+        crate::install::status::Request {
+            root: a.root,
+            json: a.json,
+        }
+    }
+}
+
 impl From<CheckArgs> for crate::check::Request {
     fn from(a: CheckArgs) -> Self {
         crate::check::Request {

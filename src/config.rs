@@ -6,6 +6,7 @@
 //! suggestion for a misspelt key, because a launcher that half-reads its
 //! config and starts anyway is the kind of silent drift it exists to end.
 
+use crate::error::Failure;
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -145,23 +146,13 @@ impl Default for Config {
     }
 }
 
-/// A configuration error, already worded for the operator.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// Far above any real config; a bound so a wrong path cannot eat memory.
 const MAX_CONFIG: u64 = 1 << 20;
 
 /// Reads and validates a config file.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
+pub fn load(path: &Path) -> Result<Config, Failure> {
     let cannot = |why: String| {
-        ConfigError(format!(
+        Failure::config(format!(
             "{}: cannot read the config file: {why}; check the path given to --config and its permissions",
             path.display()
         ))
@@ -185,7 +176,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         return Err(cannot(format!("larger than {MAX_CONFIG} bytes")));
     }
     let text = String::from_utf8(text).map_err(|e| {
-        ConfigError(format!(
+        Failure::config(format!(
             "{}: not UTF-8 text (byte {})",
             path.display(),
             e.utf8_error().valid_up_to()
@@ -198,12 +189,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Parses config text; `origin` names it in messages.
-pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+pub fn parse(text: &str, origin: &str) -> Result<Config, Failure> {
     let file: File =
-        toml::from_str(text).map_err(|e| ConfigError(describe_toml_error(&e, text, origin)))?;
+        toml::from_str(text).map_err(|e| Failure::config(describe_toml_error(&e, text, origin)))?;
     let at = |span: std::ops::Range<usize>, key: &str, msg: String| {
         let (line, col) = line_col(text, span.start);
-        ConfigError(format!("{origin}:{line}:{col}: key `{key}`: {msg}"))
+        Failure::config(format!("{origin}:{line}:{col}: key `{key}`: {msg}"))
     };
     let mut config = Config::default();
     let g = file.gunicorn;

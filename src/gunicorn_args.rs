@@ -1,20 +1,11 @@
-//! A model of how gunicorn's command line parser (Python's `argparse`) reads
-//! tokens, just deep enough to find every bind and daemon option however it
-//! is spelled, and nothing else.
-//!
-//! Why a model and not a regex: argparse accepts `-b X`, `-bX`, `-b=X`,
-//! `--bind X`, `--bind=X`, any unambiguous prefix of a long option (`--bi`,
-//! `--bin`), and short flags clustered in one token (`-DbX`, `-Rb X`). It also
-//! decides per token, without context, whether a token is an option or an
-//! argument (`-b %(h)s` is a bind even after `--access-logformat`, and argparse
-//! then fails), so a faithful copy of that decision is what lets us remove
-//! exactly the bind tokens and keep every other token, in order.
-//!
-//! The rules mirror CPython 3.11's `ArgumentParser._parse_optional`,
-//! `_get_option_tuples` and `consume_optional`; the option table is gunicorn
-//! 27.0.1's (older versions have a subset, and the options we act on —
-//! `--bind` and `--daemon` — and their shortest unambiguous prefixes `--bi`
-//! and `--da` are the same in 20.1 through 27).
+//! A model of how gunicorn's command line parser (Python's `argparse`) reads tokens, just
+//! deep enough to find every bind and daemon option however it is spelled (`-b X`, `-bX`,
+//! `-b=X`, `--bind=X`, prefixes such as `--bi`, clusters such as `-DbX`), and to keep every
+//! other token, in order. A model and not a pattern, because argparse decides per token,
+//! without context, what is an option (`-b %(h)s` is a bind even after
+//! `--access-logformat`). The rules are CPython 3.11's; the option table is gunicorn
+//! 27.0.1's (the options acted on and their shortest prefixes are the same from 20.1 on).
+//! tests/argparse_differential.rs holds the model to gunicorn's own parser.
 
 /// How many values an option takes, as argparse's `nargs`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,7 +309,7 @@ pub struct Filtered {
     pub args: Vec<String>,
     pub removed: Vec<Removed>,
     /// Where, in `args`, a bind put back keeps every other token's meaning
-    /// (see [`bind_at`]): 0, before all of them, but for a rare exception.
+    /// (see `bind_at`): 0, before all of them, but for a rare exception.
     pub bind_at: usize,
 }
 

@@ -1,43 +1,37 @@
-//! gunicorn-launcher runs gunicorn bound to all interfaces (`0.0.0.0:8001`
-//! by default), supervises it, and proves from the kernel's socket table and
-//! over HTTP that the port is open on every interface before it tells
-//! systemd it is ready.
+//! gunicorn-launcher runs gunicorn bound to all interfaces (`0.0.0.0:8001` by default),
+//! supervises it, and proves from the kernel's socket table and over HTTP that the port is
+//! open on every interface before it tells systemd it is ready.
 //!
-//! One module per concern, each owning its data:
+//! The map, one room per question (the design notes behind them are in `docs/`):
 //!
-//! - [`cli`]: the command line (clap definitions).
-//! - [`config`]: the TOML config, defaults and validation.
-//! - [`launch`], [`gunicorn_args`], [`command`]: pure command assembly; which
-//!   launch form, where gunicorn's arguments start, every bind spelling
-//!   removed, the launcher's bind placed right after the program, the child's
-//!   environment cleaned; [`pyshlex`] splits and joins `GUNICORN_CMD_ARGS`
-//!   exactly as gunicorn's Python `shlex` does.
-//! - [`run`]: `run` and `print-command` as a handful of named steps;
-//!   [`spawn`] forks and execs gunicorn; [`supervise`] is the loop over the
-//!   signalfd, gunicorn's notify socket, the HTTP probes' sockets and a
-//!   deadline; [`tree`] finds gunicorn's processes by the process tree, from
-//!   the few `/proc` facts in [`proc`]; [`memory`] gives back start-up's
-//!   pages once the launcher is idle.
-//! - [`sockets`]: listening sockets from the kernel (sock_diag, or
-//!   `/proc/net/tcp{,6}`); [`owners`]: which processes hold them, found
-//!   without reading every fd table; [`probe`]: the HTTP probe (which
-//!   addresses, the request, the non-blocking probes); [`verify`]: the single
-//!   verdict that `run`, `check` and the installer share
-//!   (`docs/sockets-and-probes.md` gives the reasons).
-//! - [`notify`]: gunicorn's notify socket and systemd's; [`log`]: the
-//!   launcher's own log lines, journald-aware.
-//! - [`unit`](mod@unit): systemd unit files read as systemd reads them, one
-//!   file per part: `unit/name.rs` unit names, templates and instances;
-//!   `unit/syntax.rs` one file to sections and entries (continuations,
-//!   comments, line ends); `unit/exec.rs` `ExecStart=` lines split into
-//!   words and written back; `unit/paths.rs` the search path and symlinks
-//!   resolved inside a root; `unit/name_map.rs` which file a name loads
-//!   (aliases, linked units, masks); `unit/dropins.rs` how a unit's drop-ins
-//!   are found and ordered; `unit/load.rs` a loaded unit and a setting's
-//!   effective value.
-//! - [`install`]: `install`, `uninstall` and `status`, which swap the launcher
-//!   into existing units with a drop-in, verify, and roll back on failure;
-//!   [`install::gunicorn_unit`] decides which unit commands run gunicorn.
+//! **Commands.** [`cli`] the command line (it makes each command's request); [`run`] `run`
+//! and `print-command` as named steps; [`check`] `check`; [`install`] `install`,
+//! `uninstall` and `status`; [`error`] the one failure type and the exit codes.
+//!
+//! **What gunicorn is started with.** [`config`] the TOML config; [`launch`] which launch
+//! form and which program; [`gunicorn_args`] every bind and daemon spelling gunicorn's
+//! parser accepts; [`command`] the command and environment assembled;
+//! [`pyshlex`] `GUNICORN_CMD_ARGS` split and joined as Python does; [`stop_budget`] how
+//! long a stop may take (launcher and systemd).
+//!
+//! **Running it.** [`spawn`] clone and exec; [`supervise`] the one loop (its rooms:
+//! signals in and out, verification, the ending); [`tree`] gunicorn's processes by the
+//! process tree; [`proc`] the few `/proc` facts; [`workers`] what the workers die of;
+//! [`notify`] gunicorn's notify socket and systemd's; [`memory`] start-up's pages given
+//! back; [`log`] the launcher's own lines.
+//!
+//! **The verdict.** [`sockets`] listening sockets from the kernel; [`owners`] which
+//! processes hold them; [`probe`] the HTTP probe (`probe::targets`: which addresses are
+//! probed; `probe::http`: the request and the status line; `probe::nonblocking`: probes in
+//! the loop's poll set); [`verify`] the one verdict, `verify::render` how it is shown.
+//!
+//! **Units.** [`unit`](mod@unit) unit files read as systemd reads them (`unit::name`,
+//! `unit::syntax`, `unit::exec`, `unit::paths`, `unit::name_map`, `unit::dropins`: how a
+//! unit's drop-ins are found and ordered, `unit::load`). The installer's rooms:
+//! `install::discover` which units run gunicorn, `install::binding` what a command binds,
+//! `install::dropin` how a drop-in is written, `install::conflicts` what else claims the
+//! port, `install::files` symlink-safe writes with their undo, `install::apply`,
+//! `install::uninstall`, `install::status`.
 
 pub mod check;
 pub mod cli;

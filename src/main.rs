@@ -14,9 +14,9 @@ fn main() -> ExitCode {
         Cmd::Run(args) => run::run(&args.into()),
         Cmd::PrintCommand(args) => run::print_command(&args.into()),
         Cmd::Check(args) => Ok(check::run(&args.into())),
-        Cmd::Install(args) => Ok(install::install(&args)),
-        Cmd::Uninstall(args) => Ok(install::uninstall(&args)),
-        Cmd::Status(args) => Ok(install::status(&args)),
+        Cmd::Install(args) => Ok(install::install(&args.into())),
+        Cmd::Uninstall(args) => Ok(install::uninstall(&args.into())),
+        Cmd::Status(args) => Ok(install::status(&args.into())),
         Cmd::Generate { what, out_dir } => {
             cli::generate(what, out_dir.as_deref(), &mut std::io::stdout())
                 .map(|()| 0)

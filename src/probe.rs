@@ -35,7 +35,7 @@ pub enum Outcome {
     Refused,
     /// No status line before the deadline (connect, send or read).
     Timeout,
-    /// Anything else: "connection reset", "not HTTP: <first bytes>", ...
+    /// Anything else: "connection reset", "not HTTP: `<first bytes>`", ...
     Error(String),
 }
 

@@ -1,24 +1,10 @@
-//! Python's `shlex.split` and `shlex.join`, exactly (CPython 3.11).
-//!
-//! Why not the `shlex` crate: gunicorn reads `GUNICORN_CMD_ARGS` with
-//! Python's `shlex.split(value)` (posix mode, `comments=False`), and the crate
-//! splits like a POSIX shell instead. The two disagree on real values:
-//!
-//! - `#` starts a comment for the crate, and is an ordinary character for
-//!   gunicorn: `--workers 2 #x -b 127.0.0.1:8001` is two words to the crate
-//!   and five to gunicorn, which then binds 127.0.0.1:8001;
-//! - inside double quotes Python lets a backslash escape only `"` and `\`
-//!   (`"\$"` is `\$`, and a backslash-newline is kept, both characters);
-//!   outside quotes a backslash-newline is a newline, not a line
-//!   continuation;
-//! - only space, tab, CR and LF separate words (a vertical tab or form feed
-//!   is part of a word).
-//!
-//! The launcher must see the words gunicorn sees, so it splits with this
-//! module, and writes the rewritten value back with [`join`] (Python's
-//! `shlex.join`), whose output [`split`] reads back as the same words.
-//! `tests/argparse_differential.rs` compares [`split`] with the venv's
-//! Python on thousands of generated values.
+//! Python's `shlex.split` and `shlex.join`, exactly (CPython 3.11). gunicorn reads
+//! `GUNICORN_CMD_ARGS` with `shlex.split`, which a POSIX shell's rules get wrong: `#` is an
+//! ordinary character (`--workers 2 #x -b 127.0.0.1:8001` is five words), inside double
+//! quotes a backslash escapes only `"` and `\`, and only space, tab, CR and LF separate
+//! words. The launcher must see the words gunicorn sees, and writes a rewritten value back
+//! with [`join`], which [`split`] reads back as the same words. tests/argparse_differential.rs
+//! compares both with the venv's Python.
 
 /// The characters `shlex` (posix mode) separates words with.
 fn is_space(c: char) -> bool {

@@ -49,7 +49,7 @@ pub fn run(args: &Request) -> Result<i32, Failure> {
 /// exit code.
 pub fn configure(args: &Request) -> Result<Plan, Failure> {
     let mut config = match &args.config {
-        Some(path) => config::load(path).map_err(|e| Failure::config(e.0))?,
+        Some(path) => config::load(path)?,
         None => config::Config::default(),
     };
     if let Some(port) = args.port {

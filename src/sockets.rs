@@ -17,10 +17,6 @@ mod sock_diag;
 #[cfg(test)]
 pub(crate) mod tests;
 
-// The owner search lives in its own module; `verify` and `check` find it here, beside the
-// listeners whose owners it finds.
-pub use crate::owners::{Owner, owners_among, owners_on_host};
-
 /// A TCP socket in LISTEN state, as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Listener {

@@ -1,16 +1,8 @@
-//! Starting gunicorn: `clone` and `execve`, with everything the child
-//! needs built beforehand.
-//!
-//! The child is started as `posix_spawn` starts one: `clone(CLONE_VM |
-//! CLONE_VFORK)`, sharing the launcher's memory until it execs, the launcher
-//! paused meanwhile. No page table is copied, and the launcher does not pay
-//! afterwards with a copy-on-write fault for each page it writes, as it does
-//! after `fork`. Sharing memory (and the verifier thread's, once it runs)
-//! means the child may only make system calls until it execs: no
-//! allocation, no lock, nothing written but its own stack and one report.
-//! So the program, its arguments and its environment are C strings and
-//! pointer arrays made here, in the parent, and a failure travels back as
-//! the step and errno written into that report.
+//! Starting gunicorn: `clone(CLONE_VM | CLONE_VFORK)` and `execve`, as `posix_spawn`
+//! does: no page table is copied, and the launcher pays no copy-on-write fault afterwards.
+//! The child shares the launcher's memory until it execs, so it may only make system
+//! calls: no allocation, no lock. The program, its arguments and environment are C strings
+//! made here beforehand, and a failure travels back as a step and an errno.
 
 use crate::command::EnvChange;
 use crate::error::Failure;

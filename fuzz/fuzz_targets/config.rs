@@ -20,8 +20,8 @@ fuzz_target!(|data: &[u8]| {
     match config::parse(text, ORIGIN) {
         Err(e) => {
             // Refused whole, naming the file first.
-            assert!(e.0.starts_with(ORIGIN), "{:?}", e.0);
-            assert!(e.0.len() > ORIGIN.len(), "{:?}", e.0);
+            assert!(e.message.starts_with(ORIGIN), "{:?}", e.message);
+            assert!(e.message.len() > ORIGIN.len(), "{:?}", e.message);
         }
         Ok(c) => {
             // The launcher's bind is a real port on all interfaces.

@@ -1,7 +1,7 @@
 use super::*;
 
 fn err(text: &str) -> String {
-    parse(text, "/etc/gl.toml").unwrap_err().0
+    parse(text, "/etc/gl.toml").unwrap_err().message
 }
 
 #[test]
@@ -201,7 +201,7 @@ fn probe_paths_follow_one_rule() {
 
 #[test]
 fn fifos_devices_and_huge_files_are_refused_without_blocking() {
-    let e = load(Path::new("/dev/zero")).unwrap_err().0;
+    let e = load(Path::new("/dev/zero")).unwrap_err().message;
     assert!(
         e.contains("/dev/zero") && e.contains("not a regular file"),
         "{e}"
@@ -209,15 +209,20 @@ fn fifos_devices_and_huge_files_are_refused_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-    assert!(load(&fifo).unwrap_err().0.contains("not a regular file"));
+    assert!(
+        load(&fifo)
+            .unwrap_err()
+            .message
+            .contains("not a regular file")
+    );
     let big = dir.path().join("big.toml");
     std::fs::write(&big, vec![b'#'; (MAX_CONFIG + 1) as usize]).unwrap();
-    assert!(load(&big).unwrap_err().0.contains("larger than"));
+    assert!(load(&big).unwrap_err().message.contains("larger than"));
 }
 
 #[test]
 fn unreadable_file_names_the_path() {
-    let e = load(Path::new("/nonexistent/gl.toml")).unwrap_err().0;
+    let e = load(Path::new("/nonexistent/gl.toml")).unwrap_err().message;
     assert!(e.starts_with("/nonexistent/gl.toml: cannot read"), "{e}");
 }
 

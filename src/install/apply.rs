@@ -2,35 +2,47 @@
 //! running units restarted and verified; on any failure the previous files are put back, the
 //! units restarted on them, and the failure said.
 
-use super::conflicts::refuse_socket_holders;
+use super::conflicts::{refuse_shared_ports, refuse_socket_holders};
 use super::discover::{Plan, Wrap, plan_install};
 use super::dropin::{DROPIN, check_launcher_path};
 use super::report::Report;
 use super::systemctl::{self, failure};
 use super::{SETTLE, files, probe_target, require_systemd, root_of};
-use crate::cli::InstallArgs;
 use crate::error::Failure;
 use crate::exit;
+use crate::unit::UnitName;
 use crate::verify::{self, Scope};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub fn install(args: &InstallArgs) -> i32 {
-    let mut report = Report::new("install", args.json);
-    let code = install_steps(args, &mut report).unwrap_or_else(|refusal| {
-        report.error(&refusal.message);
-        refusal.code
-    });
-    report.finish(code)
+/// What `install` is asked.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// The units to wrap; none: every unit that runs gunicorn.
+    pub units: Vec<UnitName>,
+    /// Show the drop-ins and commands; write nothing.
+    pub dry_run: bool,
+    /// A tree of unit files to work on, with no systemd to ask.
+    pub root: Option<PathBuf>,
+    /// Write and daemon-reload, but neither restart nor verify.
+    pub no_restart: bool,
+    pub json: bool,
+    /// The launcher's path as the units will run it (default: this program's).
+    pub launcher: Option<PathBuf>,
 }
 
-fn install_steps(args: &InstallArgs, report: &mut Report) -> Result<i32, Failure> {
+pub fn install(args: &Request) -> i32 {
+    Report::run("install", args.json, |report| install_steps(args, report))
+}
+
+fn install_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
     require_systemd(&args.root)?;
     let root = root_of(&args.root);
     let live = args.root.is_none();
     let launcher = launcher_path(args.launcher.as_deref(), live)?;
     let plan = plan_install(&root, &args.units, &launcher)?;
+    refuse_shared_ports(&root, &plan)?;
     refuse_socket_holders(&root, &plan, live)?;
     show_plan(&root, &plan, args.dry_run, report);
 

@@ -5,14 +5,13 @@
 //! already in place byte for byte.
 
 use super::binding::{Binding, GUNICORN_DEFAULT_PORT, binding};
-use super::conflicts::refuse_shared_ports;
 use super::dropin::{
-    DROPIN, created_dirs, dropin_dir, explain_type_change, is_ours, logical, missing_dirs,
-    new_exec_start, read_existing, refuse_later_dropins, render, stop_timeout,
+    DROPIN, created_dirs, dropin_dir, explain_type_change, logical, missing_dirs, new_exec_start,
+    read_existing, refuse_later_dropins, render, stop_timeout, without_ours,
 };
 use crate::config::DEFAULT_PORT;
 use crate::error::Failure;
-use crate::unit::{ExecCommand, LoadedUnit, UnitError, UnitIndex, UnitName};
+use crate::unit::{ExecCommand, UnitError, UnitIndex, UnitName};
 use crate::{launch, unit};
 use std::path::{Path, PathBuf};
 
@@ -88,7 +87,6 @@ pub fn plan_install(root: &Path, named: &[UnitName], launcher: &str) -> Result<P
             }
         }
     }
-    refuse_shared_ports(root, &plan)?;
     Ok(plan)
 }
 
@@ -203,33 +201,6 @@ enum Found {
     /// bind unless named): why.
     LeftAlone(String),
     Other(String),
-}
-
-/// The unit without our drop-ins (its own, and a template's for an instance): what systemd
-/// would run if we had never been here.
-pub(super) fn without_ours(unit: &LoadedUnit) -> Result<LoadedUnit, Failure> {
-    let mut base = unit.clone();
-    let mut keep = Vec::new();
-    for file in std::mem::take(&mut base.files) {
-        let is_dropin = file.path != unit.fragment;
-        let named_ours = file.path.file_name().is_some_and(|n| n == DROPIN);
-        if is_dropin && named_ours {
-            let bytes = std::fs::read(&file.path).unwrap_or_default();
-            if !is_ours(&bytes) {
-                return Err(Failure::config(format!(
-                    "{} has the name of gunicorn-launcher's drop-in but was not written by it; \
-                     rename it, then install again",
-                    file.path.display()
-                )));
-            }
-            continue;
-        }
-        keep.push(file);
-    }
-    base.files = keep;
-    base.dropins
-        .retain(|d| d.file_name().is_none_or(|n| n != DROPIN));
-    Ok(base)
 }
 
 fn wrap_unit(

@@ -250,6 +250,33 @@ pub(super) fn missing_dirs(root: &Path, dir: &Path) -> Result<Vec<PathBuf>, Fail
     Ok(missing)
 }
 
+/// The unit without our drop-ins (its own, and a template's for an instance): what systemd
+/// would run if we had never been here.
+pub(super) fn without_ours(unit: &LoadedUnit) -> Result<LoadedUnit, Failure> {
+    let mut base = unit.clone();
+    let mut keep = Vec::new();
+    for file in std::mem::take(&mut base.files) {
+        let is_dropin = file.path != unit.fragment;
+        let named_ours = file.path.file_name().is_some_and(|n| n == DROPIN);
+        if is_dropin && named_ours {
+            let bytes = std::fs::read(&file.path).unwrap_or_default();
+            if !is_ours(&bytes) {
+                return Err(Failure::config(format!(
+                    "{} has the name of gunicorn-launcher's drop-in but was not written by it; \
+                     rename it, then install again",
+                    file.path.display()
+                )));
+            }
+            continue;
+        }
+        keep.push(file);
+    }
+    base.files = keep;
+    base.dropins
+        .retain(|d| d.file_name().is_none_or(|n| n != DROPIN));
+    Ok(base)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

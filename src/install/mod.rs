@@ -8,7 +8,7 @@
 //! [`gunicorn_unit`] whether a unit's command runs gunicorn; [`binding`] what its command
 //! binds; [`dropin`] how the drop-in is written; [`conflicts`] what else claims the port;
 //! [`files`] symlink-safe atomic writes, each with its undo; [`apply`] the `install` command;
-//! [`uninstall`] and [`status`] the other two; [`systemctl`] the questions asked of the
+//! [`uninstall`](mod@uninstall) and [`status`](mod@status) the other two; [`systemctl`] the questions asked of the
 //! running systemd; [`report`] human lines or one JSON object.
 
 pub mod apply;

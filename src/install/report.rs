@@ -54,6 +54,21 @@ impl Report {
         self.extra.insert("error".into(), json!(message));
     }
 
+    /// Runs a command's steps with a report of its own: a failure is reported as the error,
+    /// and its exit code is the command's.
+    pub fn run(
+        command: &'static str,
+        json: bool,
+        steps: impl FnOnce(&mut Report) -> Result<i32, crate::error::Failure>,
+    ) -> i32 {
+        let mut report = Report::new(command, json);
+        let code = steps(&mut report).unwrap_or_else(|failure| {
+            report.error(&failure.message);
+            failure.code
+        });
+        report.finish(code)
+    }
+
     /// Prints the JSON object (if asked for) and returns the exit code.
     pub fn finish(self, code: i32) -> i32 {
         if self.json {

@@ -2,12 +2,12 @@
 //! on each port that an active unit serves.
 
 use super::binding::port_of;
-use super::discover::without_ours;
+use super::dropin::without_ours;
 use super::gunicorn_unit::command_runs_gunicorn;
 use super::report::Report;
 use super::{probe_target, require_systemd, root_of, systemctl};
-use crate::cli::StatusArgs;
 use crate::config::DEFAULT_PORT;
+use crate::error::Failure;
 use crate::unit::{UnitIndex, UnitName};
 use crate::verify::Scope;
 use crate::{launch, unit, verify};
@@ -118,13 +118,20 @@ pub(super) fn survey_unit(index: &UnitIndex, unit: &UnitName) -> Result<Option<S
     Ok(None)
 }
 
-pub fn status(args: &StatusArgs) -> i32 {
+/// What `status` is asked.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub root: Option<std::path::PathBuf>,
+    pub json: bool,
+}
+
+pub fn status(args: &Request) -> i32 {
+    Report::run("status", args.json, |report| status_steps(args, report))
+}
+
+fn status_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
+    require_systemd(&args.root)?;
     let root = root_of(&args.root);
-    let mut report = Report::new("status", args.json);
-    if let Err(refusal) = require_systemd(&args.root) {
-        report.error(&refusal.message);
-        return report.finish(refusal.code);
-    }
     let live = args.root.is_none();
     let (units, skipped) = survey(&root);
     for s in skipped {
@@ -166,21 +173,21 @@ pub fn status(args: &StatusArgs) -> i32 {
     if units.is_empty() {
         report.say("no unit runs gunicorn");
     } else {
-        report.block("", &crate::check::aligned(&rows));
+        report.block("", &crate::verify::render::aligned(&rows));
     }
     let mut code = 0;
     let mut verdicts = Vec::new();
     for port in ports {
         let target = probe_target(port);
         let v = verify::verdict(&target, Scope::Host);
-        let colour = !args.json && crate::check::use_colour();
-        let head = crate::check::paint(&format!("port {port}:"), v.ok(), colour);
+        let colour = !args.json && crate::verify::render::use_colour();
+        let head = crate::verify::render::paint(&format!("port {port}:"), v.ok(), colour);
         report.say(format!("{head} {}", v.summary));
         if code == 0 {
             code = v.kind.exit_code();
         }
-        verdicts.push(crate::check::to_json(&v, &target));
+        verdicts.push(crate::verify::render::to_json(&v, &target));
     }
     report.set("verdicts", json!(verdicts));
-    report.finish(code)
+    Ok(code)
 }

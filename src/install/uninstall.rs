@@ -2,12 +2,10 @@
 //! with the directories the install created, then daemon-reload and a restart of the units
 //! that ran, each on its own command again.
 
-use super::discover::without_ours;
-use super::dropin::{DROPIN, MARK, created_dirs, dropin_dir, is_ours, read_existing};
+use super::dropin::{DROPIN, MARK, created_dirs, dropin_dir, is_ours, read_existing, without_ours};
 use super::report::Report;
 use super::systemctl::failure;
 use super::{files, require_systemd, root_of, systemctl};
-use crate::cli::UninstallArgs;
 use crate::error::Failure;
 use crate::unit::{ADMIN_UNIT_DIR, UnitIndex, UnitName};
 use crate::{exit, unit};
@@ -97,16 +95,24 @@ pub(super) fn original_command(index: &UnitIndex, unit: &UnitName) -> Option<Str
     }
 }
 
-pub fn uninstall(args: &UninstallArgs) -> i32 {
-    let mut report = Report::new("uninstall", args.json);
-    let code = uninstall_steps(args, &mut report).unwrap_or_else(|refusal| {
-        report.error(&refusal.message);
-        refusal.code
-    });
-    report.finish(code)
+/// What `uninstall` is asked.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// The units to unwrap; none: every unit with our drop-in.
+    pub units: Vec<UnitName>,
+    pub dry_run: bool,
+    pub root: Option<PathBuf>,
+    pub no_restart: bool,
+    pub json: bool,
 }
 
-fn uninstall_steps(args: &UninstallArgs, report: &mut Report) -> Result<i32, Failure> {
+pub fn uninstall(args: &Request) -> i32 {
+    Report::run("uninstall", args.json, |report| {
+        uninstall_steps(args, report)
+    })
+}
+
+fn uninstall_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
     require_systemd(&args.root)?;
     let root = root_of(&args.root);
     let live = args.root.is_none();

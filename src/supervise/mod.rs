@@ -1,7 +1,7 @@
 //! The supervisor: one loop over its event sources (a signalfd, gunicorn's
 //! notify socket, the HTTP probes' sockets, the workers' pidfds, the nearest
 //! deadline) that never waits on anything else. Where the launcher stands is
-//! one [`State`]; what a signal or a verdict does depends on it.
+//! one `State`; what a signal or a verdict does depends on it.
 //!
 //! Rooms: this file holds the loop and the state; `signals` what comes in
 //! and what is passed on (held while gunicorn starts, one at a time);

@@ -1,19 +1,16 @@
-//! The one verdict: "listening on all interfaces and answering what a remote
-//! browser sends".
-//!
-//! Computed here and only here, and used by `run` (before READY=1, after a
-//! reload, after a USR2 upgrade), by `check`, and by the installer. It trusts
-//! the kernel, not the command line: a `gunicorn.conf.py` hook can rebind
-//! after our `--bind` was read, so we look at the listening sockets
-//! themselves (sock_diag), at who owns them (/proc/PID/fd), and at whether
-//! every address of the host answers HTTP in the families the listener
-//! covers, with the `Host` header a browser pointed at that address (or at a
-//! configured name) sends. A Django app answers 400 to a Host missing from
-//! its `ALLOWED_HOSTS`: reachable, and still every remote browser is turned
-//! away, so that is a verdict of its own.
+//! The one verdict: "listening on all interfaces and answering what a remote browser
+//! sends", computed here only and used by `run` (before READY=1, after a reload or an
+//! upgrade), `check` and the installer. It trusts the kernel, not the command line (a
+//! config hook can rebind after our `--bind` was read): the listening sockets, who owns
+//! them, and an HTTP answer from every address of the host in the families the listener
+//! covers, with the `Host` a browser sends. A 400 to that Host (Django's `ALLOWED_HOSTS`)
+//! is a verdict of its own. [`render`] shows it.
 
+pub mod render;
+
+use crate::owners::{self, Owner};
 use crate::probe::{self, Families, ProbeResult, Request};
-use crate::sockets::{self, Listener, Owner};
+use crate::sockets::{self, Listener};
 use nix::unistd::Pid;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -197,9 +194,9 @@ pub fn look(target: &Target, scope: Scope) -> Look {
                 .map(|p| p.as_raw())
                 .collect();
             tree.push(root.as_raw());
-            sockets::owners_among(&inodes, &tree)
+            owners::owners_among(&inodes, &tree)
         }
-        Scope::Host => sockets::owners_on_host(&all),
+        Scope::Host => owners::owners_on_host(&all),
     };
     let seen: Vec<Seen> = all
         .into_iter()
@@ -408,7 +405,7 @@ fn bare_host(host: &str) -> &str {
 
 /// The message for listeners on the port that gunicorn's tree does not own.
 fn foreign_holders(port: u16, ours: &[Seen], foreign: &[Seen]) -> String {
-    let host_owners = sockets::owners_on_host(
+    let host_owners = owners::owners_on_host(
         &foreign
             .iter()
             .map(|s| s.listener.clone())
