@@ -6,6 +6,7 @@
     benches/bench.py idle      # RSS once ready and after a reload, then 60 s idle CPU ticks / context switches
     benches/bench.py ready     # gunicorn's listener appearing -> READY=1 on our notify socket
     benches/bench.py signal    # HUP to the supervisor -> gunicorn master's handler runs
+    benches/bench.py restarts  # requests refused while gunicorn's master crashes and is restarted
     benches/bench.py all       # every one of them, then `report`
     benches/bench.py report    # benches/RESULTS.md from target/bench/*.json
 
@@ -36,6 +37,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -896,6 +898,154 @@ def signal_during_verification(tmp, rounds):
     return {"rounds": rounds, "import_seconds": 1, "ms": {k: summary(v) for k, v in lat.items()}}
 
 
+# ---------------------------------------------------------------- 7. restarts under load
+
+
+class LoadClients:
+    """`threads` clients, each connecting to addr:port, sending `GET /` and reading the status
+    line, in a loop: counts of answered, refused (nothing listened), reset (closed before a
+    status line) and timed-out requests, and the times of refusals. After a refusal a client
+    waits 1 ms before it tries again, so that the count measures time closed, not loop speed."""
+
+    def __init__(self, addr, port, threads=4):
+        self.addr, self.port = addr, port
+        self.counts = {"answered": 0, "refused": 0, "reset": 0, "timed_out": 0}
+        self.refusals = []
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def count(self, what):
+        with self.lock:
+            self.counts[what] += 1
+            if what == "refused":
+                self.refusals.append(time.monotonic())
+
+    def run(self):
+        ask = f"GET / HTTP/1.1\r\nHost: {self.addr}:{self.port}\r\nConnection: close\r\n\r\n".encode()
+        while not self.done.is_set():
+            try:
+                s = socket.create_connection((self.addr, self.port), timeout=15)
+            except ConnectionRefusedError:
+                self.count("refused")
+                time.sleep(0.001)
+                continue
+            except socket.timeout:
+                self.count("timed_out")
+                continue
+            except OSError:
+                self.count("reset")
+                continue
+            try:
+                s.sendall(ask)
+                head = b""
+                while len(head) < 12:
+                    chunk = s.recv(12 - len(head))
+                    if not chunk:
+                        break
+                    head += chunk
+                self.count("answered" if head.startswith(b"HTTP/1.") else "reset")
+            except socket.timeout:
+                self.count("timed_out")
+            except OSError:
+                self.count("reset")
+            finally:
+                s.close()
+
+    def answered(self):
+        with self.lock:
+            return self.counts["answered"]
+
+    def wait_answered(self, more, timeout=60.0):
+        start, deadline = self.answered(), time.monotonic() + timeout
+        while self.answered() < start + more:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no answers for {timeout} s: {self.counts}")
+            time.sleep(0.002)
+
+    def stop(self):
+        self.done.set()
+        for t in self.threads:
+            t.join()
+        return dict(self.counts)
+
+
+def master_of(pid, timeout=30.0):
+    """The supervisor's gunicorn master: its child (the pid itself for bare gunicorn)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kids = children(pid)
+        if kids:
+            return kids[0]
+        time.sleep(0.005)
+    raise RuntimeError(f"no gunicorn master under {pid}")
+
+
+def bench_restarts(args):
+    """Each mode serves examples/hello.py (2 workers) under a load of 4 clients; `cycles`
+    times, gunicorn's master is SIGKILLed, and once answers flow again, the next. What brings
+    gunicorn back plays systemd's part (`Restart=` with `RestartSec=100ms`, the cgroup cleared
+    as `KillMode=` does): for `bare`, the bench kills the master's remaining workers and starts
+    gunicorn again after 100 ms; for `launcher`, the launcher stops the workers and exits 137,
+    and the bench starts it again after 100 ms; for `launcher --hold-socket`, the launcher
+    restarts gunicorn itself on the socket it holds, and the bench does nothing."""
+    cycles = int(args.get("cycles", 5))
+    kinds = ["bare", "launcher", "launcher --hold-socket"]
+    become_subreaper()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="glbench-") as tmp, Netns("restarts"):
+        tmp = Path(tmp)
+        with Activity() as act:
+            for i, kind in enumerate(kinds):
+                port = 8301 + i
+                xdg = tmp / f"xdg-{i}"
+                xdg.mkdir()
+                env = candidate_env(xdg)
+                if kind == "bare":
+                    argv = supervised("bare", port, ["-w", "2"])
+                else:
+                    argv = supervised("launcher", port, ["-w", "2"])
+                    if kind.endswith("--hold-socket"):
+                        argv.insert(2, "--hold-socket")
+                logf = open(tmp / f"restarts-{i}.log", "w")
+                start = lambda: subprocess.Popen(argv, cwd=EXAMPLES, env=env, stdout=logf, stderr=logf)
+                proc = start()
+                first_200(port, time.monotonic())
+                load = LoadClients("198.18.0.1", port)
+                load.wait_answered(20)
+                closed = []
+                for _ in range(cycles):
+                    refused_before = len(load.refusals)
+                    master = proc.pid if kind == "bare" else master_of(proc.pid)
+                    os.kill(master, signal.SIGKILL)
+                    if kind == "bare":
+                        proc.wait()
+                        for pid in descendants(os.getpid()):
+                            try:
+                                os.kill(pid, signal.SIGKILL)
+                            except ProcessLookupError:
+                                pass
+                        reap_all()
+                        time.sleep(0.1)
+                        proc = start()
+                    elif kind == "launcher":
+                        proc.wait()
+                        reap_all()
+                        time.sleep(0.1)
+                        proc = start()
+                    load.wait_answered(10)
+                    times = load.refusals[refused_before:]
+                    closed.append((times[-1] - times[0]) * 1000 if times else 0.0)
+                counts = load.stop()
+                stop(proc)
+                logf.close()
+                results[kind] = {"counts": counts, "closed_ms": summary(closed), "closed_ms_each": [round(c, 1) for c in closed]}
+                log(f"{kind}: {counts}")
+    save("restarts", {"cycles": cycles, "clients": 4, "modes": results, "activity": act.report})
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -963,7 +1113,7 @@ def machine():
 
 
 def bench_all(args):
-    for name in ("check", "startup", "idle", "ready", "signal"):
+    for name in ("check", "startup", "idle", "ready", "signal", "restarts"):
         log(f"--- {name}")
         BENCHES[name](args)
     report(args)
@@ -981,7 +1131,8 @@ def report(args):
     log(f"wrote {RESULTS}")
 
 
-BENCHES = {"check": bench_check, "startup": bench_startup, "idle": bench_idle, "ready": bench_ready, "signal": bench_signal}
+BENCHES = {"check": bench_check, "startup": bench_startup, "idle": bench_idle, "ready": bench_ready,
+           "signal": bench_signal, "restarts": bench_restarts}
 
 
 def main():

@@ -11,7 +11,7 @@ MIB = 1024  # KiB
 CPU_TARGET_MS = 2.0  # the launcher's own CPU time from its start to gunicorn's first 200
 RSS_TARGET_KIB = 1.5 * MIB  # the launcher's VmRSS once ready and after a reload
 
-SECTIONS = ("check", "startup", "idle", "ready", "signal")
+SECTIONS = ("check", "startup", "idle", "ready", "signal", "restarts")
 
 
 def f(x, digits=1):
@@ -87,7 +87,8 @@ def render(d, now=None):
     if missing:
         out += [f"No results yet for: {', '.join(missing)} (`benches/bench.py NAME`).", ""]
     out += targets(d)
-    for name, fn in (("check", check), ("startup", startup), ("idle", idle), ("ready", ready), ("signal", sig)):
+    for name, fn in (("check", check), ("startup", startup), ("idle", idle), ("ready", ready), ("signal", sig),
+                     ("restarts", restarts)):
         if name in d:
             out += guarded(name, fn, d[name])
     return "\n".join(out).rstrip("\n") + "\n"
@@ -505,6 +506,40 @@ def sig(s):
     return out + ["", activity(s["activity"]), ""]
 
 
+# ---------------------------------------------------------------- 7. restarts
+
+
+def restarts(r):
+    out = [
+        "## 7. Restarts under load",
+        "",
+        f"`{r['command']}` ({r['when']}). Each mode serves examples/hello.py with 2 workers while "
+        f"{r['clients']} clients in the bench's namespace connect to 198.18.0.1, send `GET /` and read "
+        "the status line in a loop (after a refused connection a client waits 1 ms before it tries "
+        f"again). {r['cycles']} times, gunicorn's master is SIGKILLed, and the next time once 10 more "
+        "requests were answered. What brings gunicorn back plays systemd's part (`Restart=`, "
+        "`RestartSec=100ms`, the cgroup cleared): for `bare` the bench kills the remaining workers and "
+        "starts gunicorn again after 100 ms; for `launcher` the launcher stops the workers and exits, "
+        "and the bench starts it again after 100 ms; with `--hold-socket` the launcher restarts "
+        "gunicorn itself on the socket it holds. *Closed* is the span from the first to the last "
+        "refused connection of one restart.",
+        "",
+        "| mode | answered | refused | reset | timed out | closed per restart, median ms | min–max ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for k, v in r["modes"].items():
+        c, t = v["counts"], v["closed_ms"]
+        out.append(f"| {k} | {c['answered']:,} | {c['refused']:,} | {c['reset']:,} | {c['timed_out']:,} | "
+                   f"{f(t['median'])} | {f(t['min'])}–{f(t['max'])} |")
+    held = r["modes"].get("launcher --hold-socket")
+    if held:
+        refused = {k: v["counts"]["refused"] for k, v in r["modes"].items() if k != "launcher --hold-socket"}
+        others = ", ".join(f"{k} {n:,}" for k, n in refused.items())
+        out += ["", f"With the socket held, {r['cycles']} crashes refused {held['counts']['refused']:,} "
+                f"connections ({others} without it)."]
+    return out + ["", activity(r["activity"]), ""]
+
+
 # ---------------------------------------------------------------- README table
 
 
@@ -512,7 +547,7 @@ def readme_table(d):
     """The short table for the README's "Benchmarks" section (target/bench/readme-table.md)."""
     rows = ["| measure | launcher | reference |", "|---|---|---|"]
     for name, fn in (("check", readme_check), ("startup", readme_startup), ("idle", readme_idle),
-                     ("ready", readme_ready), ("signal", readme_signal)):
+                     ("ready", readme_ready), ("signal", readme_signal), ("restarts", readme_restarts)):
         if name in d:
             try:
                 rows += fn(d[name])
@@ -577,3 +612,11 @@ def readme_signal(s):
         refs = ", ".join(f"{'direct' if k == 'bare' else k} {f(v[k]['median'], 2)} ms" for k in ("bare", "tini") if k in v)
         rows.append(f"| HUP while still verifying (app import {d['import_seconds']} s) | {f(v['launcher']['median'], 2)} ms | {refs} |")
     return rows
+
+
+def readme_restarts(r):
+    m = r["modes"]
+    held = m["launcher --hold-socket"]["counts"]
+    refs = ", ".join(f"{k} {v['counts']['refused']:,}" for k, v in m.items() if k != "launcher --hold-socket")
+    return [f"| connections refused across {r['cycles']} master crashes | {held['refused']:,} "
+            f"(`--hold-socket`) | {refs} |"]

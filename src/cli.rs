@@ -125,6 +125,10 @@ pub struct InstallArgs {
     /// The launcher's path as the units will run it (default: this program's own path).
     #[arg(long, value_name = "PATH")]
     pub launcher: Option<PathBuf>,
+    /// Also write UNIT.socket (same base name) and enable it: systemd holds the port open
+    /// while the service restarts and passes the socket to the launcher.
+    #[arg(long)]
+    pub socket_unit: bool,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +168,10 @@ pub struct RunArgs {
     /// The port to bind on all interfaces (default: the config's, else 8001).
     #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
+    /// Bind the port in the launcher and hand the socket to gunicorn (fd 3), so that
+    /// restarts and crashes refuse no connection; a crashed master is restarted on it.
+    #[arg(long)]
+    pub hold_socket: bool,
     /// The whole gunicorn command, replacing the config's [gunicorn] section.
     #[arg(last = true, value_name = "GUNICORN COMMAND")]
     pub command: Vec<String>,
@@ -211,6 +219,7 @@ impl From<RunArgs> for crate::run::Request {
             config: a.config,
             port: a.port,
             command: a.command,
+            hold_socket: a.hold_socket,
         }
     }
 }
@@ -224,6 +233,7 @@ impl From<InstallArgs> for crate::install::apply::Request {
             no_restart: a.no_restart,
             json: a.json,
             launcher: a.launcher,
+            socket_unit: a.socket_unit,
         }
     }
 }

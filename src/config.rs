@@ -74,6 +74,8 @@ enum Command {
 struct BindSection {
     host: Option<Spanned<String>>,
     port: Option<Spanned<i64>>,
+    hold_socket: Option<bool>,
+    backlog: Option<Spanned<i64>>,
 }
 
 /// A duration as written (`"35s"`, `"2m 30s"`), read with humantime where
@@ -84,6 +86,8 @@ type Written = Option<Spanned<String>>;
 #[serde(deny_unknown_fields)]
 struct SuperviseSection {
     stop_timeout: Written,
+    restart_burst: Option<Spanned<i64>>,
+    restart_interval: Written,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,7 +113,17 @@ pub struct Config {
     pub app: Option<String>,
     pub host: IpAddr,
     pub port: u16,
+    /// The launcher binds the port itself and hands the socket to gunicorn
+    /// (and to each gunicorn it restarts after a crash).
+    pub hold_socket: bool,
+    /// `listen()`'s backlog for a socket the launcher holds: connections
+    /// that wait there while gunicorn (re)starts.
+    pub backlog: u32,
     pub stop_timeout: Duration,
+    /// With a held socket, a master that dies is restarted, at most this
+    /// many times within `restart_interval`; one more ends the launcher.
+    pub restart_burst: u32,
+    pub restart_interval: Duration,
     pub startup_timeout: Duration,
     pub probe_timeout: Duration,
     /// Zero: verify once at start (and after reloads), then stay idle.
@@ -133,7 +147,13 @@ impl Default for Config {
             app: None,
             host: IpAddr::from([0, 0, 0, 0]),
             port: DEFAULT_PORT,
+            hold_socket: false,
+            // gunicorn's own default.
+            backlog: 2048,
             stop_timeout: crate::stop_budget::LAUNCHER_DEFAULT,
+            // systemd's default start limit (StartLimitBurst=5 within 10 s).
+            restart_burst: 5,
+            restart_interval: Duration::from_secs(10),
             startup_timeout: Duration::from_secs(60),
             probe_timeout: Duration::from_secs(2),
             recheck_interval: Duration::ZERO,
@@ -244,6 +264,23 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, Failure> {
                 )
             })?;
     }
+    config.hold_socket = file.bind.hold_socket.unwrap_or(config.hold_socket);
+    if let Some(backlog) = file.bind.backlog {
+        config.backlog = u32::try_from(*backlog.get_ref())
+            .ok()
+            .filter(|&b| (1..=65535).contains(&b))
+            .ok_or_else(|| {
+                at(
+                    backlog.span(),
+                    "bind.backlog",
+                    format!(
+                        "{} cannot be a listen backlog; use 1 to 65535 (the kernel caps it at \
+                         net.core.somaxconn; default 2048)",
+                        backlog.get_ref()
+                    ),
+                )
+            })?;
+    }
     let duration =
         |written: Written, key: &str, zero: Option<&str>, default: Duration| match written {
             None => Ok(default),
@@ -255,6 +292,27 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, Failure> {
         "supervise.stop_timeout",
         Some("every stop would be a SIGKILL, with no time for gunicorn's graceful shutdown"),
         config.stop_timeout,
+    )?;
+    if let Some(burst) = s.restart_burst {
+        config.restart_burst = u32::try_from(*burst.get_ref())
+            .ok()
+            .filter(|&b| b <= 1000)
+            .ok_or_else(|| {
+                at(
+                    burst.span(),
+                    "supervise.restart_burst",
+                    format!(
+                        "{} is not a number of restarts; use 0 (never restart) to 1000 (default 5)",
+                        burst.get_ref()
+                    ),
+                )
+            })?;
+    }
+    config.restart_interval = duration(
+        s.restart_interval,
+        "supervise.restart_interval",
+        Some("no restart could ever be counted against the limit"),
+        config.restart_interval,
     )?;
     let v = file.verify;
     config.startup_timeout = duration(

@@ -438,6 +438,39 @@ pub fn option_value(args: &[String], name: &str) -> Option<String> {
     found
 }
 
+/// Whether gunicorn's parser reads the option `name` (e.g. `"reuse-port"`) in `args`, in
+/// any spelling (a unique prefix, or inside a cluster of short flags), before a `--`.
+pub fn has_option(args: &[String], name: &str) -> bool {
+    let mut i = 0;
+    while i < args.len() {
+        let t = args[i].as_str();
+        i += 1;
+        if t == "--" {
+            return false;
+        }
+        let next_is_value = args.get(i).is_some_and(|n| classify(n) == Token::Arg);
+        let parts: Vec<(Opt, Option<&str>)> = match classify(t) {
+            Token::Long(opt, inline) => vec![(opt, inline)],
+            Token::Short(..) => match cluster(t) {
+                Some(parts) => parts.iter().map(|p| (p.opt, p.inline)).collect(),
+                None => continue,
+            },
+            Token::Arg | Token::Unknown => continue,
+        };
+        if parts.iter().any(|(opt, _)| opt.name == name) {
+            return true;
+        }
+        if let Some((last, inline)) = parts.last()
+            && last.arity == Value
+            && inline.is_none()
+            && next_is_value
+        {
+            i += 1;
+        }
+    }
+    false
+}
+
 fn removal(opt: Opt, spelled: &str, took_next: bool, value: Option<String>) -> Removed {
     let spelling = match (&value, took_next) {
         (Some(v), true) => format!("{spelled} {v}"),

@@ -41,6 +41,7 @@ pub mod error;
 pub mod gunicorn_args;
 pub mod install;
 pub mod launch;
+pub mod listen_socket;
 pub mod log;
 pub mod memory;
 pub mod notify;

@@ -6,10 +6,11 @@ use crate::command::{self, Assembled, EnvChange, Note};
 use crate::error::Failure;
 use crate::notify::ChildSocket;
 use crate::supervise::{self, Ending};
-use crate::{config, exit, launch, log, spawn, stop_budget, verify};
+use crate::{config, exit, gunicorn_args, launch, listen_socket, log, spawn, stop_budget, verify};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
+use std::os::fd::AsRawFd;
 
 /// What `run` and `print-command` are asked (the command line's words, parsed).
 #[derive(Clone, Debug, Default)]
@@ -20,6 +21,19 @@ pub struct Request {
     pub port: Option<u16>,
     /// The whole gunicorn command (after `--`), over the config's.
     pub command: Vec<String>,
+    /// Hold the socket (`--hold-socket`), over the config's `bind.hold_socket`.
+    pub hold_socket: bool,
+}
+
+/// Who binds the port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listening {
+    /// gunicorn itself, on the launcher's `--bind`.
+    Gunicorn,
+    /// The launcher, which holds the socket and hands it to each gunicorn.
+    Held,
+    /// systemd (a `.socket` unit), which passed it to the launcher.
+    Activated,
 }
 
 /// Everything `run` decided before starting anything.
@@ -29,6 +43,7 @@ pub struct Plan {
     pub program: std::path::PathBuf,
     pub env: Vec<EnvChange>,
     pub notes: Vec<Note>,
+    pub listening: Listening,
 }
 
 /// `run`: gunicorn's exit status (or the launcher's verdict) once it has ended.
@@ -38,10 +53,38 @@ pub fn run(args: &Request) -> Result<i32, Failure> {
     let signals = supervise::take_signals().map_err(Failure::software)?;
     let notify = ChildSocket::bind()
         .map_err(|e| Failure::software(format!("cannot create gunicorn's notify socket: {e}")))?;
-    let master = start(&plan, &notify.address)?;
-    let ending = supervise::supervise(master, &signals, &notify, settings(&plan.config))
+    let held = hold(&plan)?;
+    let (master, command) = start(&plan, &notify.address, held.as_ref())?;
+    // With the socket held, a crashed master is started again on it.
+    let respawn = held.as_ref().map(|_| supervise::restart::Respawn {
+        command,
+        burst: plan.config.restart_burst,
+        interval: plan.config.restart_interval,
+    });
+    let ending = supervise::supervise(master, &signals, &notify, settings(&plan.config), respawn)
         .map_err(Failure::software)?;
+    drop(held);
     Ok(exit_status(ending))
+}
+
+/// The socket the launcher holds, if it holds one: passed by systemd, or bound now.
+fn hold(plan: &Plan) -> Result<Option<listen_socket::Held>, Failure> {
+    let c = &plan.config;
+    let held = match plan.listening {
+        Listening::Gunicorn => return Ok(None),
+        Listening::Activated => listen_socket::from_systemd(
+            std::env::var("LISTEN_PID").ok().as_deref(),
+            std::env::var("LISTEN_FDS").ok().as_deref(),
+            c.port,
+        )?
+        .ok_or_else(|| Failure::software("the socket systemd passed is gone"))?,
+        Listening::Held => listen_socket::bind_and_hold(c.host, c.port, c.backlog)?,
+    };
+    log::info(&format!(
+        "listening on {}; gunicorn takes it as fd 3 and binds nothing itself",
+        held.describe()
+    ));
+    Ok(Some(held))
 }
 
 /// Configuration and command: the config, the command, the program and the
@@ -70,6 +113,22 @@ pub fn configure(args: &Request) -> Result<Plan, Failure> {
     let env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
+    let listening = if listen_socket::passed_to_us(
+        std::env::var("LISTEN_PID").ok().as_deref(),
+        std::env::var("LISTEN_FDS").ok().as_deref(),
+    ) {
+        Listening::Activated
+    } else if config.hold_socket || args.hold_socket {
+        Listening::Held
+    } else {
+        Listening::Gunicorn
+    };
+    if listening != Listening::Gunicorn {
+        refuse_reuse_port(
+            &assembled,
+            &std::env::var("GUNICORN_CMD_ARGS").unwrap_or_default(),
+        )?;
+    }
     let ours = command::bind_value(config.host, config.port);
     let (env, env_notes) = command::env_changes(&env, &ours).map_err(Failure::config)?;
     let mut notes = assembled.notes.clone();
@@ -79,12 +138,26 @@ pub fn configure(args: &Request) -> Result<Plan, Failure> {
     let (stop_timeout, note) = stop_budget::launcher(gunicorn_args, config.stop_timeout);
     config.stop_timeout = stop_timeout;
     notes.extend(note);
+    if listening != Listening::Gunicorn {
+        let how = match listening {
+            Listening::Activated => "systemd passed the port's socket",
+            _ => "the launcher holds the port's socket",
+        };
+        notes.push(Note {
+            warning: false,
+            text: format!(
+                "{how}: gunicorn takes it as fd 3 (LISTEN_FDS=1) and binds nothing, so \
+                 restarts refuse no connection"
+            ),
+        });
+    }
     Ok(Plan {
         config,
         assembled,
         program,
         env,
         notes,
+        listening,
     })
 }
 
@@ -182,7 +255,11 @@ fn announce(notes: &[Note]) {
 
 /// Spawn: gunicorn as our child, with our notify socket, and nothing of
 /// ours that it should not have.
-fn start(plan: &Plan, notify_address: &str) -> Result<Pid, Failure> {
+fn start(
+    plan: &Plan,
+    notify_address: &str,
+    held: Option<&listen_socket::Held>,
+) -> Result<(Pid, spawn::Command), Failure> {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         log::warn(&format!(
             "cannot become a child subreaper ({e}): orphans of gunicorn will not be reaped here"
@@ -196,12 +273,57 @@ fn start(plan: &Plan, notify_address: &str) -> Result<Pid, Failure> {
         &[("NOTIFY_SOCKET", notify_address)],
     )
     .map_err(Failure::config)?;
+    let cmd = match held {
+        Some(held) => cmd.with_listen_fd(held.fd.as_raw_fd()),
+        None => cmd,
+    };
     let master = spawn::spawn(&cmd)?;
     log::info(&format!(
         "started gunicorn, pid {master}: {}",
         plan.assembled.argv.join(" ")
     ));
-    Ok(master)
+    Ok((master, cmd))
+}
+
+/// With a held socket, gunicorn's `reuse_port` would make each worker bind the port on its
+/// own (and fail: the held socket does not share its port), so it is refused where it can
+/// be seen: on the command line, in `GUNICORN_CMD_ARGS`, and as `reuse_port = True` in
+/// gunicorn's config file (`-c FILE`, else `./gunicorn.conf.py`). A config file that sets
+/// it in code the launcher cannot read ends in gunicorn's exit 3 (workers failed to boot).
+fn refuse_reuse_port(assembled: &Assembled, cmd_args: &str) -> Result<(), Failure> {
+    let args = &assembled.argv[assembled.launch.program_len..];
+    let refuse = |where_: String| {
+        Failure::config(format!(
+            "{where_} turns on gunicorn's reuse_port, which a held socket cannot serve: each \
+             worker would bind the port on its own; remove it, or run without --hold-socket \
+             (and without a .socket unit)"
+        ))
+    };
+    if gunicorn_args::has_option(args, "reuse-port") {
+        return Err(refuse("--reuse-port on gunicorn's command line".into()));
+    }
+    let env_words = crate::pyshlex::split(cmd_args).unwrap_or_default();
+    if gunicorn_args::has_option(&env_words, "reuse-port") {
+        return Err(refuse("--reuse-port in GUNICORN_CMD_ARGS".into()));
+    }
+    let file = gunicorn_args::option_value(args, "config")
+        .or_else(|| gunicorn_args::option_value(&env_words, "config"))
+        .unwrap_or_else(|| "gunicorn.conf.py".into());
+    if file.starts_with("python:") {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    for (n, line) in text.lines().enumerate() {
+        let sets = line
+            .strip_prefix("reuse_port")
+            .map(str::trim_start)
+            .and_then(|rest| rest.strip_prefix('='))
+            .is_some_and(|value| value.trim_start().starts_with("True"));
+        if sets {
+            return Err(refuse(format!("{file}:{}: `{}`", n + 1, line.trim())));
+        }
+    }
+    Ok(())
 }
 
 /// Descriptors inherited from our parent (systemd's socket-activation fds,
@@ -306,6 +428,10 @@ pub fn print_command(args: &Request) -> Result<i32, Failure> {
             EnvChange::Unset(k) => out.push_str(&format!("env-unset: {k}\n")),
             EnvChange::Set(k, v) => out.push_str(&format!("env-set: {k}={v}\n")),
         }
+    }
+    if plan.listening != Listening::Gunicorn {
+        out.push_str("env-set: LISTEN_FDS=1\n");
+        out.push_str("env-set: LISTEN_PID=<gunicorn's own pid>\n");
     }
     out.push_str("env-set: NOTIFY_SOCKET=<the launcher's own socket>\n");
     for note in &plan.notes {

@@ -12,7 +12,7 @@ use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use std::ffi::{CString, OsString, c_char};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +22,14 @@ pub struct Command {
     program: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// A listening socket gunicorn takes as fd 3 (`LISTEN_FDS=1`, and
+    /// `LISTEN_PID` set to its own pid in the child).
+    listen_fd: Option<RawFd>,
 }
+
+/// `LISTEN_PID=` and room for any pid's digits and the final NUL.
+const LISTEN_PID: &[u8] = b"LISTEN_PID=";
+const PID_DIGITS: usize = 10;
 
 /// Where the child stopped before gunicorn ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +86,20 @@ impl Command {
             program,
             argv,
             envp,
+            listen_fd: None,
         })
+    }
+
+    /// Hands `fd`, a listening socket, to the program as fd 3 with
+    /// `LISTEN_FDS=1` and `LISTEN_PID=<its pid>`: gunicorn then serves on it
+    /// and binds nothing itself. The launcher keeps `fd` open.
+    pub fn with_listen_fd(mut self, fd: RawFd) -> Command {
+        self.envp.retain(|v| {
+            !v.as_bytes().starts_with(b"LISTEN_FDS=") && !v.as_bytes().starts_with(LISTEN_PID)
+        });
+        self.envp.push(c"LISTEN_FDS=1".to_owned());
+        self.listen_fd = Some(fd);
+        self
     }
 }
 
@@ -88,9 +108,8 @@ impl Command {
 /// handlers cannot stop it: its process group is orphaned), stdin on
 /// /dev/null, every signal unblocked, and SIGTERM as its parent-death signal
 /// (SIGKILL would leave sync workers alive for `timeout / 2`). Returns once
-/// gunicorn's program runs.
-/// Starts gunicorn. A failure's exit code is 127 (not found), 126 (not
-/// executable), 78 (arguments too long) or 70 (a system call of the
+/// gunicorn's program runs. A failure's exit code is 127 (not found), 126
+/// (not executable), 78 (arguments too long) or 70 (a system call of the
 /// launcher's own failed).
 pub fn spawn(cmd: &Command) -> Result<Pid, Failure> {
     let software = |what: &str, e: Errno| Failure {
@@ -112,14 +131,23 @@ pub fn spawn(cmd: &Command) -> Result<Pid, Failure> {
             .collect()
     };
     let argv = ptrs(&cmd.argv);
-    let envp = ptrs(&cmd.envp);
+    let mut envp = ptrs(&cmd.envp);
+    // `LISTEN_PID=` with room for the child's pid, which only the child
+    // knows: it writes its digits here, in this frame, before it execs.
+    let mut listen_pid = [0u8; LISTEN_PID.len() + PID_DIGITS + 1];
+    listen_pid[..LISTEN_PID.len()].copy_from_slice(LISTEN_PID);
+    let pid_slot = listen_pid.as_mut_ptr();
+    if cmd.listen_fd.is_some() {
+        envp.insert(envp.len() - 1, pid_slot as *const c_char);
+    }
+    let listen = cmd.listen_fd.map(|fd| (fd, pid_slot));
     let parent = Pid::this();
     let stdin = stdin.as_raw_fd();
     // Step and errno of a failure, written by the child before it exits.
     let report = AtomicU64::new(0);
     let mut stack = [0u8; CHILD_STACK];
     let child = Box::new(|| {
-        let (step, errno) = match prepare_child(parent, stdin) {
+        let (step, errno) = match prepare_child(parent, stdin, listen) {
             // SAFETY: see the `clone` below; the arrays are null-terminated
             // and point at live C strings.
             Ok(()) => unsafe {
@@ -142,7 +170,8 @@ pub fn spawn(cmd: &Command) -> Result<Pid, Failure> {
     // returns here, after the child has exec'd or exited. It allocates
     // nothing and takes no lock, so neither this thread's paused state nor
     // another thread's held locks can hang it, and it writes nothing of
-    // ours but `report`, an atomic. Returning from the closure ends the
+    // ours but `report`, an atomic, and the digits of `listen_pid`, which
+    // this thread does not touch until `clone` returns. Returning from the closure ends the
     // child with the exit system call, not libc's `exit`.
     let cloned = unsafe {
         nix::sched::clone(
@@ -167,7 +196,12 @@ pub fn spawn(cmd: &Command) -> Result<Pid, Failure> {
 const CHILD_STACK: usize = 16 * 1024;
 
 /// The child's own settings, before exec; the step and errno on failure.
-fn prepare_child(parent: Pid, stdin: i32) -> Result<(), (Step, Errno)> {
+/// `listen`: the socket to pass as fd 3, and where `LISTEN_PID=`'s digits go.
+fn prepare_child(
+    parent: Pid,
+    stdin: i32,
+    listen: Option<(RawFd, *mut u8)>,
+) -> Result<(), (Step, Errno)> {
     let at = |e| (Step::Prepare, e);
     // The launcher blocks every signal it handles (they go to its
     // signalfd); exec keeps the mask, and a gunicorn with SIGCHLD and
@@ -181,12 +215,47 @@ fn prepare_child(parent: Pid, stdin: i32) -> Result<(), (Step, Errno)> {
         return Err((Step::LauncherGone, Errno::ESRCH));
     }
     nix::unistd::dup2(stdin, 0).map_err(at)?;
+    if let Some((fd, slot)) = listen {
+        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+        // dup2 clears close-on-exec on the copy; a socket already at 3 keeps
+        // its flag, cleared here.
+        if fd == crate::listen_socket::FIRST_PASSED_FD {
+            fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map_err(at)?;
+        } else {
+            nix::unistd::dup2(fd, crate::listen_socket::FIRST_PASSED_FD).map_err(at)?;
+        }
+        write_pid(nix::unistd::getpid().as_raw() as u32, slot);
+    }
     // Rust's runtime ignores SIGPIPE and exec keeps an ignored signal
     // ignored: gunicorn gets the default. (Dispositions are the child's own:
     // no CLONE_SIGHAND.)
     // SAFETY: SIG_DFL installs no handler.
     unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map_err(at)?;
     Ok(())
+}
+
+/// Writes `pid` in decimal, then a NUL, at `slot + LISTEN_PID.len()`: no allocation, as
+/// the child of `clone(CLONE_VM)` needs.
+fn write_pid(pid: u32, slot: *mut u8) {
+    let mut digits = [0u8; PID_DIGITS];
+    let mut n = pid;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for (i, d) in digits[..len].iter().rev().enumerate() {
+        // SAFETY: `slot` points at spawn's `listen_pid` buffer, LISTEN_PID.len() +
+        // PID_DIGITS + 1 bytes long, which nothing else touches until the child has
+        // exec'd (the parent is suspended by CLONE_VFORK); a u32 has at most 10 digits.
+        unsafe { *slot.add(LISTEN_PID.len() + i) = *d };
+    }
+    // SAFETY: as above; the NUL ends the C string at its digits.
+    unsafe { *slot.add(LISTEN_PID.len() + len) = 0 };
 }
 
 fn explain(program: &CString, step: u32, errno: Errno) -> Failure {
@@ -258,6 +327,42 @@ mod tests {
             .unwrap();
         assert_eq!(sid, pid, "{text}");
         assert!(text.trim_end().ends_with("v=a b"), "{text}");
+    }
+
+    /// The socket arrives as fd 3, with LISTEN_FDS=1 and LISTEN_PID the child's own pid,
+    /// wherever the launcher holds it (at fd 3 itself, or elsewhere); twice from one
+    /// command, as a restart does.
+    #[test]
+    fn a_held_socket_is_passed_as_fd_3_with_the_childs_own_pid() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let inode = std::fs::metadata(format!("/proc/self/fd/{}", listener.as_raw_fd()))
+            .unwrap()
+            .ino();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let script = format!(
+            "echo \"$LISTEN_FDS $LISTEN_PID $$ $(stat -L -c %i /proc/$$/fd/3)\" >> {}",
+            out.display()
+        );
+        let argv: Vec<String> = ["sh", "-c", script.as_str()].map(String::from).to_vec();
+        let env = [EnvChange::Set("LISTEN_PID".into(), "1".into())];
+        let cmd = Command::new(Path::new("/bin/sh"), &argv, &env, &[])
+            .unwrap()
+            .with_listen_fd(listener.as_raw_fd());
+        let mut pids = Vec::new();
+        for _ in 0..2 {
+            let pid = spawn(&cmd).unwrap();
+            assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, 0));
+            pids.push(pid);
+        }
+        let text = std::fs::read_to_string(&out).unwrap();
+        let want: String = pids
+            .iter()
+            .map(|p| format!("1 {p} {p} {inode}\n"))
+            .collect();
+        assert_eq!(text, want);
     }
 
     #[test]

@@ -921,3 +921,89 @@ fn two_units_on_one_port_are_refused_before_anything_is_written() {
     );
     assert!(!t.dropin("solvit-copy.service").exists());
 }
+
+// --- socket units ---------------------------------------------------------------------------
+
+/// `--socket-unit` writes `solvit.socket` beside the drop-in, and the drop-in requires it;
+/// a second install changes nothing (with or without the flag: the socket is kept);
+/// uninstall takes both away and leaves the tree exactly as it was.
+#[test]
+fn a_socket_unit_is_written_kept_and_removed_with_the_drop_in() {
+    let t = Tree::copy("solvit");
+    let before = t.snapshot();
+    let out = t.run(&["install", "--socket-unit", "solvit.service"]);
+    out.ok();
+    let socket = t.read("etc/systemd/system/solvit.socket");
+    let file = unit::parse_unit(Path::new("solvit.socket"), &socket).unwrap();
+    let value = |s: &str, k: &str| {
+        file.entries(s, k)
+            .map(|e| e.value.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        socket.starts_with("# Written by gunicorn-launcher install.\n"),
+        "{socket}"
+    );
+    assert_eq!(value("Socket", "ListenStream"), ["0.0.0.0:8001"]);
+    assert_eq!(value("Socket", "BindIPv6Only"), ["both"]);
+    assert_eq!(value("Install", "WantedBy"), ["sockets.target"]);
+    let loaded = unit::load_unit(t.path(), &UnitName::parse("solvit.service").unwrap()).unwrap();
+    let last = |k: &str| unit::effective(&loaded, "Unit", k).pop().map(|(v, _, _)| v);
+    assert_eq!(last("Requires").as_deref(), Some("solvit.socket"));
+    assert_eq!(last("After").as_deref(), Some("solvit.socket"));
+    assert!(
+        out.stdout.contains("solvit.socket holds port 8001 open"),
+        "{out:#?}"
+    );
+    let installed = t.snapshot();
+    for again in [
+        &["install", "--socket-unit", "solvit.service"][..],
+        &["install", "solvit.service"],
+    ] {
+        let out = t.run(again);
+        out.ok();
+        assert!(
+            out.stdout.contains("already installed: nothing changed"),
+            "{out:#?}"
+        );
+        assert_eq!(installed, t.snapshot());
+    }
+    let status = t.run(&["status", "--json"]);
+    status.ok();
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(v["units"][0]["socket_unit"], "solvit.socket", "{v}");
+    let out = t.run(&["uninstall", "solvit.service"]);
+    out.ok();
+    assert!(
+        out.stdout
+            .contains("solvit.socket (disabled and stopped first)"),
+        "{out:#?}"
+    );
+    assert_eq!(before, t.snapshot(), "uninstall did not restore the tree");
+}
+
+#[test]
+fn a_socket_unit_for_a_template_or_over_someone_elses_is_refused() {
+    let t = Tree::copy("template");
+    let before = t.snapshot();
+    let out = t.run(&["install", "--socket-unit", "solvit@.service"]);
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(
+        out.stderr.contains("--socket-unit cannot serve a template"),
+        "{out:#?}"
+    );
+    assert_eq!(before, t.snapshot());
+    let t = Tree::copy("solvit");
+    t.write(
+        "etc/systemd/system/solvit.socket",
+        "[Socket]\nListenStream=9999\n",
+    );
+    let before = t.snapshot();
+    let out = t.run(&["install", "--socket-unit", "solvit.service"]);
+    assert_eq!(out.code, 78, "{out:#?}");
+    assert!(
+        out.stderr.contains("was not written by gunicorn-launcher"),
+        "{out:#?}"
+    );
+    assert_eq!(before, t.snapshot());
+}

@@ -493,3 +493,69 @@ fn install_wraps_only_the_tcp_unit_and_a_named_unit_without_a_bind_keeps_8000() 
     assert_eq!(sd.http_status("http://198.18.0.1:8000/"), Ok(200));
     assert_eq!(on_socket(), "200");
 }
+
+/// `install --socket-unit`: systemd holds the port in `solvit.socket` and passes it to the
+/// launcher, so ten `systemctl restart`s under a load from another machine refuse no
+/// connection. The unit allows ten starts in a row (`StartLimitBurst=20`; systemd's default
+/// is 5 within 10 s, which an operator's restart loop must respect too). Uninstall takes
+/// the socket unit away and the unit runs its own command again.
+#[test]
+fn a_socket_unit_makes_ten_restarts_refuse_nothing() {
+    use common::load::Load;
+    let sd = Systemd::boot(&binds());
+    let client = common::Netns::new();
+    sd.veth_to(&client.name, "198.18.0.1/24", "198.18.0.2/24");
+    let text = unit("SolvIT", "hello:app", 2).replace(
+        "DefaultDependencies=no\n",
+        "DefaultDependencies=no\nStartLimitBurst=20\n",
+    );
+    start_unit(&sd, "solvit.service", &text);
+    let (code, out) = launcher(&sd, &["install", "--socket-unit", "solvit.service"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("solvit.socket: enabled and listening"),
+        "{out}"
+    );
+    assert_eq!(sd.prop("solvit.socket", "ActiveState"), "active");
+    assert_eq!(sd.prop("solvit.socket", "UnitFileState"), "enabled");
+    assert_eq!(sd.listeners(8001), ["0.0.0.0:8001"]);
+    wait_for("the launcher's STATUS", || {
+        sd.prop("solvit.service", "StatusText")
+            .starts_with("verified: listening on 0.0.0.0:8001")
+    });
+    assert!(
+        sd.journal("solvit.service")
+            .contains("0.0.0.0:8001, passed by systemd (socket activation)"),
+        "{}",
+        sd.journal("solvit.service")
+    );
+
+    let addr: std::net::SocketAddr = "198.18.0.1:8001".parse().unwrap();
+    let load = Load::start(&client.name, addr, 4);
+    load.wait_answered(20, LONG);
+    for _ in 0..10 {
+        let out = sd.systemctl(&["restart", "solvit.service"]);
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            sd.journal("solvit.service")
+        );
+        load.wait_answered(10, LONG);
+    }
+    let counts = load.stop();
+    eprintln!("socket unit, 10 systemctl restarts: {counts:?}");
+    assert_eq!(counts.refused, 0, "{counts:?}");
+    assert_eq!(counts.timed_out, 0, "{counts:?}");
+
+    let (code, out) = launcher(&sd, &["status", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"socket_unit\": \"solvit.socket\""), "{out}");
+    let (code, out) = launcher(&sd, &["uninstall", "solvit.service"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!sd.exists("/etc/systemd/system/solvit.socket"));
+    assert_eq!(sd.prop("solvit.socket", "ActiveState"), "inactive");
+    wait_for("gunicorn on 127.0.0.1:8001 again", || {
+        sd.listeners(8001) == ["127.0.0.1:8001"]
+    });
+}

@@ -271,3 +271,33 @@ proptest::proptest! {
         let _ = parse(&format!("[{section}]\n{key} = {value}\n"), "x");
     }
 }
+
+#[test]
+fn the_example_config_holds_every_default() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gunicorn-launcher.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut example = parse(&text, "example").unwrap();
+    // The example names no app; everything else is the default, key by key.
+    example.source = None;
+    assert_eq!(example, Config::default());
+}
+
+#[test]
+fn held_socket_and_restart_keys_are_read_and_checked() {
+    let c = parse(
+        "[bind]\nhold_socket = true\nbacklog = 64\n[supervise]\nrestart_burst = 0\nrestart_interval = \"1m\"\n",
+        "/etc/gl.toml",
+    )
+    .unwrap();
+    assert!(c.hold_socket);
+    assert_eq!(c.backlog, 64);
+    assert_eq!(c.restart_burst, 0);
+    assert_eq!(c.restart_interval, Duration::from_secs(60));
+    assert!(
+        err("[bind]\nbacklog = 0\n")
+            .starts_with("/etc/gl.toml:2:11: key `bind.backlog`: 0 cannot be a listen backlog")
+    );
+    assert!(err("[supervise]\nrestart_burst = -1\n").contains("key `supervise.restart_burst`"));
+    assert!(err("[supervise]\nrestart_interval = \"0s\"\n").contains("is zero"));
+    assert!(err("[bind]\nhold_socket = \"yes\"\n").contains("bind"));
+}

@@ -6,6 +6,7 @@ use super::conflicts::{refuse_shared_ports, refuse_socket_holders};
 use super::discover::{Plan, Wrap, plan_install};
 use super::dropin::{DROPIN, check_launcher_path};
 use super::report::Report;
+use super::socket_unit;
 use super::systemctl::{self, failure};
 use super::{SETTLE, files, probe_target, require_systemd, root_of};
 use crate::error::Failure;
@@ -30,6 +31,8 @@ pub struct Request {
     pub json: bool,
     /// The launcher's path as the units will run it (default: this program's).
     pub launcher: Option<PathBuf>,
+    /// Also write a `.socket` unit per service, so that restarts refuse no connection.
+    pub socket_unit: bool,
 }
 
 pub fn install(args: &Request) -> i32 {
@@ -41,7 +44,10 @@ fn install_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
     let root = root_of(&args.root);
     let live = args.root.is_none();
     let launcher = launcher_path(args.launcher.as_deref(), live)?;
-    let plan = plan_install(&root, &args.units, &launcher)?;
+    let mut plan = plan_install(&root, &args.units, &launcher)?;
+    for wrap in &mut plan.wraps {
+        socket_unit::attach(&root, wrap, args.socket_unit)?;
+    }
     refuse_shared_ports(&root, &plan)?;
     refuse_socket_holders(&root, &plan, live)?;
     show_plan(&root, &plan, args.dry_run, report);
@@ -83,15 +89,53 @@ fn install_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
         report.say("daemon reloaded; not restarted (--no-restart): restart the units, then run `gunicorn-launcher status`");
         return Ok(0);
     }
-    tell_not_running(&plan, &running, report);
-    match restart_and_verify(&running, &launcher, report) {
+    let mut started = Vec::new();
+    let outcome = start_sockets(&changes, &running, &mut started, report).and_then(|()| {
+        tell_not_running(&plan, &running, report);
+        restart_and_verify(&running, &launcher, report)
+    });
+    match outcome {
         Ok(()) => Ok(0),
         Err(failure) => {
             report.error(&failure);
+            for socket in &started {
+                if let Err(e) = systemctl::disable_now(socket) {
+                    report.error(&e);
+                }
+            }
             rollback(&root, &undos, &running, report);
             Ok(exit::UNVERIFIED)
         }
     }
+}
+
+/// Starts (and enables) each new socket unit. A unit that runs is stopped first: its
+/// gunicorn holds the port until then, and the socket could not bind it; the restart that
+/// follows starts it on the socket.
+fn start_sockets(
+    changes: &[&Wrap],
+    running: &[(String, u16)],
+    started: &mut Vec<String>,
+    report: &mut Report,
+) -> Result<(), String> {
+    for w in changes {
+        let Some(socket) = w.socket.as_ref().filter(|s| !s.unchanged()) else {
+            continue;
+        };
+        let unit = w.unit.as_str();
+        if running.iter().any(|(n, _)| n == unit) {
+            report.say(format!(
+                "{unit}: stopping, so that {} can take its port",
+                socket.name
+            ));
+            systemctl::stop(unit).map_err(|e| failure(unit, &e))?;
+        }
+        let name = socket.name.as_str();
+        systemctl::enable_now(name).map_err(|e| failure(name, &e))?;
+        started.push(name.to_string());
+        report.say(format!("{name}: enabled and listening"));
+    }
+    Ok(())
 }
 
 /// This program's own absolute path (or `--launcher`), as the units will run it.
@@ -137,8 +181,12 @@ fn show_plan(root: &Path, plan: &Plan, dry_run: bool, report: &mut Report) {
         if dry_run && !w.unchanged() {
             report.say(format!("  --- {} ---", path.display()));
             report.block("  ", &w.text);
+            if let Some(socket) = w.socket.as_ref().filter(|s| !s.unchanged()) {
+                report.say(format!("  --- {} ---", socket.path(root).display()));
+                report.block("  ", &socket.text);
+            }
         }
-        report.unit(json!({
+        let mut unit = json!({
             "unit": w.unit.as_str(),
             "action": action,
             "dropin": path,
@@ -149,7 +197,12 @@ fn show_plan(root: &Path, plan: &Plan, dry_run: bool, report: &mut Report) {
             "port": w.port,
             "notes": w.notes,
             "dropin_text": w.text,
-        }));
+        });
+        if let (Some(socket), Some(map)) = (&w.socket, unit.as_object_mut()) {
+            map.insert("socket_unit".into(), json!(socket.path(root)));
+            map.insert("socket_unit_text".into(), json!(socket.text));
+        }
+        report.unit(unit);
     }
 }
 
@@ -206,6 +259,27 @@ fn write_dropins(
                     w.unit,
                     w.dropin_path(root).display()
                 ));
+                undos.push(undo);
+            }
+            Err(e) => {
+                restore_files(root, &undos, report);
+                return Err(Failure {
+                    code: exit::SOFTWARE,
+                    message: format!("{e}; nothing changed"),
+                });
+            }
+        }
+        let Some(socket) = w.socket.as_ref().filter(|s| !s.unchanged()) else {
+            continue;
+        };
+        match files::write(
+            root,
+            &socket.dir,
+            socket.name.as_str(),
+            socket.text.as_bytes(),
+        ) {
+            Ok(undo) => {
+                report.say(format!("{}: wrote {}", w.unit, socket.path(root).display()));
                 undos.push(undo);
             }
             Err(e) => {

@@ -102,7 +102,11 @@ pub(super) fn listen_port(value: &str) -> Option<u16> {
 /// A `.socket` unit on the port makes gunicorn's own bind fail; refuse before writing.
 pub(super) fn refuse_socket_holders(root: &Path, plan: &Plan, live: bool) -> Result<(), Failure> {
     for wrap in &plan.wraps {
+        let ours = wrap.socket.as_ref().map(|s| s.name.clone());
         for holder in sockets_on_port(root, wrap) {
+            if Some(&holder.socket) == ours.as_ref() {
+                continue;
+            }
             let name = holder.socket.as_str();
             // Root mode cannot tell whether it runs: refuse, to be safe.
             let in_use = holder.associated
@@ -115,9 +119,9 @@ pub(super) fn refuse_socket_holders(root: &Path, plan: &Plan, live: bool) -> Res
                     message: format!(
                         "{}: {name} listens on port {} ({}, ListenStream={}): systemd would hold \
                          the port and gunicorn's own bind would fail with \"Address already in \
-                         use\" (the launcher does not take sockets from systemd); stop and disable \
-                         it (systemctl disable --now {name}) or move it to another port, then \
-                         install again",
+                         use\"; stop and disable it (systemctl disable --now {name}) or move it \
+                         to another port, then install again (or remove it and use install \
+                         --socket-unit, whose socket unit passes the port to the launcher)",
                         wrap.unit, wrap.port, holder.at, holder.listen
                     ),
                 });

@@ -9,6 +9,7 @@ use super::dropin::{
     DROPIN, created_dirs, dropin_dir, explain_type_change, logical, missing_dirs, new_exec_start,
     read_existing, refuse_later_dropins, render, stop_timeout, without_ours,
 };
+use super::socket_unit::SocketUnit;
 use crate::config::DEFAULT_PORT;
 use crate::error::Failure;
 use crate::unit::{ExecCommand, UnitError, UnitIndex, UnitName};
@@ -43,11 +44,14 @@ pub struct Wrap {
     pub creates: Vec<PathBuf>,
     /// What changes besides the command, one sentence each.
     pub notes: Vec<String>,
+    /// The socket unit that holds the port across restarts (`--socket-unit`).
+    pub socket: Option<SocketUnit>,
 }
 
 impl Wrap {
     pub fn unchanged(&self) -> bool {
         self.existing.as_deref() == Some(self.text.as_bytes())
+            && self.socket.as_ref().is_none_or(SocketUnit::unchanged)
     }
 
     pub fn dropin_path(&self, root: &Path) -> PathBuf {
@@ -309,5 +313,6 @@ fn wrap_unit(
         existing,
         creates,
         notes,
+        socket: None,
     })))
 }

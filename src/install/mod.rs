@@ -6,7 +6,8 @@
 //!
 //! Rooms: [`discover`] which units run gunicorn and what wrapping each means;
 //! [`gunicorn_unit`] whether a unit's command runs gunicorn; [`binding`] what its command
-//! binds; [`dropin`] how the drop-in is written; [`conflicts`] what else claims the port;
+//! binds; [`dropin`] how the drop-in is written; [`socket_unit`] the `.socket` unit that
+//! holds the port across restarts; [`conflicts`] what else claims the port;
 //! [`files`] symlink-safe atomic writes, each with its undo; [`apply`] the `install` command;
 //! [`uninstall`](mod@uninstall) and [`status`](mod@status) the other two; [`systemctl`] the questions asked of the
 //! running systemd; [`report`] human lines or one JSON object.
@@ -19,6 +20,7 @@ pub mod dropin;
 pub mod files;
 pub mod gunicorn_unit;
 pub mod report;
+pub mod socket_unit;
 pub mod status;
 pub mod systemctl;
 pub mod uninstall;

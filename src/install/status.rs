@@ -5,6 +5,7 @@ use super::binding::port_of;
 use super::dropin::without_ours;
 use super::gunicorn_unit::command_runs_gunicorn;
 use super::report::Report;
+use super::socket_unit;
 use super::{probe_target, require_systemd, root_of, systemctl};
 use crate::config::DEFAULT_PORT;
 use crate::error::Failure;
@@ -153,22 +154,42 @@ fn status_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
         {
             ports.push(port);
         }
-        let how = match u.kind {
-            Kind::Wrapped => "wrapped by gunicorn-launcher",
-            Kind::Bare => "gunicorn directly (not installed)",
-            Kind::Socket => "gunicorn on a unix socket (left alone: nothing to fix)",
-            Kind::Launcher => "gunicorn-launcher (its own unit)",
+        let socket = match u.kind {
+            Kind::Wrapped => socket_unit::existing(&root, &u.unit)
+                .ok()
+                .flatten()
+                .map(|(name, _)| name),
+            _ => None,
+        };
+        let how: String = match (u.kind, &socket) {
+            (Kind::Wrapped, Some(socket)) => {
+                format!("wrapped by gunicorn-launcher, port held by {socket}")
+            }
+            (Kind::Wrapped, None) => "wrapped by gunicorn-launcher".into(),
+            (Kind::Bare, _) => "gunicorn directly (not installed)".into(),
+            (Kind::Socket, _) => "gunicorn on a unix socket (left alone: nothing to fix)".into(),
+            (Kind::Launcher, _) => "gunicorn-launcher (its own unit)".into(),
         };
         rows.push(vec![
             u.unit.to_string(),
             state.clone(),
-            how.into(),
+            how.clone(),
             u.port.map_or_else(|| "-".to_string(), |p| p.to_string()),
         ]);
-        report.unit(json!({
+        let mut unit = json!({
             "unit": u.unit.as_str(), "state": state, "how": how,
             "wrapped": matches!(u.kind, Kind::Wrapped | Kind::Launcher), "port": u.port, "exec_start": u.command,
-        }));
+        });
+        if let (Some(socket), Some(map)) = (&socket, unit.as_object_mut()) {
+            let active = if live {
+                systemctl::active_state(socket.as_str())
+            } else {
+                "-".into()
+            };
+            map.insert("socket_unit".into(), json!(socket.as_str()));
+            map.insert("socket_state".into(), json!(active));
+        }
+        report.unit(unit);
     }
     if units.is_empty() {
         report.say("no unit runs gunicorn");

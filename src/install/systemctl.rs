@@ -21,6 +21,20 @@ fn systemctl(args: &[&str]) -> Result<String, String> {
     ))
 }
 
+/// `enable --now`: started now and at every boot.
+pub fn enable_now(unit: &str) -> Result<(), String> {
+    systemctl(&["enable", "--now", unit]).map(drop)
+}
+
+/// `disable --now`: stopped, and no longer started at boot.
+pub fn disable_now(unit: &str) -> Result<(), String> {
+    systemctl(&["disable", "--now", unit]).map(drop)
+}
+
+pub fn stop(unit: &str) -> Result<(), String> {
+    systemctl(&["stop", unit]).map(drop)
+}
+
 pub fn daemon_reload() -> Result<(), String> {
     systemctl(&["daemon-reload"]).map(drop)
 }

@@ -4,6 +4,7 @@
 
 use super::dropin::{DROPIN, MARK, created_dirs, dropin_dir, is_ours, read_existing, without_ours};
 use super::report::Report;
+use super::socket_unit;
 use super::systemctl::failure;
 use super::{files, require_systemd, root_of, systemctl};
 use crate::error::Failure;
@@ -20,6 +21,8 @@ pub struct Installed {
     pub created: Vec<PathBuf>,
     /// The command systemd runs once it is gone.
     pub restores: Option<String>,
+    /// Our socket unit for it (`install --socket-unit`), removed with the drop-in.
+    pub socket: Option<UnitName>,
 }
 
 /// Our drop-ins: of the named units (a template's also of its instances), or all of them.
@@ -58,6 +61,7 @@ pub fn installed(root: &Path, named: &[UnitName]) -> Result<Vec<Installed>, Fail
             )));
         }
         found.push(Installed {
+            socket: socket_unit::existing(root, &unit)?.map(|(name, _)| name),
             restores: original_command(&index, &unit),
             created: created_dirs(&bytes),
             unit,
@@ -127,7 +131,19 @@ fn uninstall_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> 
         if let Some(cmd) = &i.restores {
             report.say(format!("  ExecStart={cmd} runs again"));
         }
-        report.unit(json!({"unit": i.unit.as_str(), "dropin": path, "restores": i.restores}));
+        let mut unit = json!({"unit": i.unit.as_str(), "dropin": path, "restores": i.restores});
+        if let Some(socket) = &i.socket {
+            let path = root.join(ADMIN_UNIT_DIR).join(socket.as_str());
+            report.say(format!(
+                "{}: remove {} (disabled and stopped first)",
+                i.unit,
+                path.display()
+            ));
+            if let Some(map) = unit.as_object_mut() {
+                map.insert("socket_unit".into(), json!(path));
+            }
+        }
+        report.unit(unit);
     }
     if args.dry_run {
         report.say("dry run: nothing removed");
@@ -143,10 +159,16 @@ fn uninstall_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> 
         Vec::new()
     };
     for i in &found {
-        files::remove(&root, &i.dir, DROPIN, &i.created).map_err(|e| Failure {
-            code: exit::SOFTWARE,
-            message: e,
-        })?;
+        // Stopping the socket also stops its service (the drop-in requires it); the
+        // restart below starts the service again, on its own command.
+        if let (Some(socket), true) = (&i.socket, live) {
+            systemctl::disable_now(socket.as_str()).map_err(Failure::software)?;
+        }
+        files::remove(&root, &i.dir, DROPIN, &i.created).map_err(Failure::software)?;
+        if let Some(socket) = &i.socket {
+            files::remove(&root, Path::new(ADMIN_UNIT_DIR), socket.as_str(), &[])
+                .map_err(Failure::software)?;
+        }
     }
     if !live {
         report.say(format!(

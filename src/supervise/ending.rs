@@ -18,6 +18,25 @@ impl Supervisor {
     /// TERM, INT or QUIT to the master, then CONT to it and its workers, as
     /// systemd does: a stopped process would never act on the first.
     pub(super) fn begin_stop(&mut self, sig: Option<Signal>) {
+        if let State::Restarting { crashed, .. } = self.state {
+            // No master to tell: what the dead one left is stopped, and the launcher
+            // ends as a clean stop, which is what it was asked for.
+            if let Some(sig) = sig {
+                log::info(&format!(
+                    "stopping ({sig}) while gunicorn restarts after a crash: not restarting it"
+                ));
+                self.systemd.stopping();
+            }
+            tree::signal_all(&tree::descendants(Pid::this()), Signal::SIGTERM);
+            self.master_status = Some(crashed);
+            self.code = Some(0);
+            self.state = State::Stopping(Stop {
+                signal: None,
+                deadline: Instant::now() + self.settings.stop_timeout,
+                killed: false,
+            });
+            return;
+        }
         if let Some(sig) = sig {
             self.forward(sig);
             let _ = killpg(self.group, Signal::SIGCONT);
@@ -74,6 +93,9 @@ impl Supervisor {
         let old = self.master;
         if let Some(new) = self.successor(old) {
             self.adopt(old, new);
+            return;
+        }
+        if self.restart_after_crash(status) {
             return;
         }
         self.master_status = Some(status);

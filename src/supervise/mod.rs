@@ -28,6 +28,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 mod ending;
+pub mod restart;
 mod signals;
 mod verification;
 
@@ -99,6 +100,16 @@ enum State {
     Reloading {
         check: Check,
     },
+    /// The master died while serving, with a held socket: its orphaned
+    /// workers are cleared, and a new gunicorn starts on the same socket at
+    /// `at` (see `restart`). Nothing is running to take a signal meanwhile.
+    Restarting {
+        at: Instant,
+        /// The dead master's status, the launcher's if it is stopped now.
+        crashed: WaitStatus,
+        orphans_deadline: Instant,
+        killed: bool,
+    },
     Stopping(Stop),
 }
 
@@ -152,27 +163,28 @@ struct Supervisor {
     code: Option<i32>,
     /// The master's status once it is gone for good.
     master_status: Option<WaitStatus>,
+    /// How to start gunicorn again after a crash (a held socket only).
+    respawn: Option<restart::Respawn>,
+    /// When each recent crash happened, for the restart limit; and how many
+    /// restarts in all.
+    crashes: VecDeque<Instant>,
+    restarts: u32,
 }
 
 /// Supervises the gunicorn master `master` until nothing of its tree is
 /// left.
+/// left. With `respawn`, a master that dies while serving is started again.
 pub fn supervise(
     master: Pid,
     signals: &SignalFd,
     notify: &ChildSocket,
     settings: Settings,
+    respawn: Option<restart::Respawn>,
 ) -> Result<Ending, String> {
     let now = Instant::now();
     let mut sup = Supervisor {
         state: State::Starting {
-            check: Check {
-                id: 1,
-                next: now + UNANNOUNCED,
-                deadline: now + settings.startup_timeout,
-                delay: FIRST_RETRY,
-                previous: Vec::new(),
-                note: None,
-            },
+            check: first_check(1, now, settings.startup_timeout),
             held: Vec::new(),
         },
         settings,
@@ -190,9 +202,24 @@ pub fn supervise(
         last_id: 1,
         code: None,
         master_status: None,
+        respawn,
+        crashes: VecDeque::new(),
+        restarts: 0,
     };
     sup.systemd.status("starting gunicorn");
     sup.run_loop(signals, notify)
+}
+
+/// A new gunicorn's first check: a look once it says it is up, or at `UNANNOUNCED`.
+fn first_check(id: u64, now: Instant, startup_timeout: Duration) -> Check {
+    Check {
+        id,
+        next: now + UNANNOUNCED,
+        deadline: now + startup_timeout,
+        delay: FIRST_RETRY,
+        previous: Vec::new(),
+        note: None,
+    }
 }
 
 impl Supervisor {
@@ -238,6 +265,12 @@ impl Supervisor {
             }
             self.on_probes(probes);
             self.on_time(Instant::now());
+            // A restart that could not start anything: nothing is left to wait for.
+            if self.master_status.is_some()
+                && let Some(ending) = self.reap()
+            {
+                return Ok(ending);
+            }
         }
     }
 
@@ -257,6 +290,17 @@ impl Supervisor {
             State::Stopping(stop) => {
                 if !stop.killed {
                     consider(stop.deadline);
+                }
+            }
+            State::Restarting {
+                at,
+                orphans_deadline,
+                killed,
+                ..
+            } => {
+                consider(*at);
+                if !killed {
+                    consider(*orphans_deadline);
                 }
             }
         }
@@ -287,6 +331,7 @@ impl Supervisor {
             let _ = killpg(self.group, Signal::SIGKILL);
             tree::signal_all(&rest, Signal::SIGKILL);
         }
+        self.restart_if_due(now);
         self.ask_if_due(now);
         if let State::Serving {
             verified,

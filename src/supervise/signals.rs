@@ -73,6 +73,9 @@ impl Supervisor {
                 // gone: HUP, USR1 or USR2 would kill it (a clean stop turned
                 // into exit 129), TTIN or TTOU stop it.
                 State::Stopping(_) => {}
+                State::Restarting { .. } => log::warn(&format!(
+                    "{sig} not passed on: no gunicorn runs while it restarts after a crash"
+                )),
                 State::Starting { held, .. } => {
                     if held.len() < MAX_HELD {
                         log::info(&format!(

@@ -46,7 +46,8 @@ impl Supervisor {
             }
             // Not READY yet: nothing to take back from systemd.
             State::Starting { .. } | State::Verifying { .. } => State::Verifying { check },
-            stopping @ State::Stopping(_) => stopping,
+            // Nothing runs to reload; the next gunicorn starts from its files anyway.
+            other @ (State::Stopping(_) | State::Restarting { .. }) => other,
         };
     }
 
@@ -185,10 +186,16 @@ impl Supervisor {
             // It answered HTTP: its handlers are up.
             self.gunicorn_is_up();
         }
-        let summary = match note {
+        let mut summary = match note {
             Some(note) => format!("{}; {note}", v.summary),
             None => v.summary,
         };
+        if self.restarts > 0 {
+            summary.push_str(&format!(
+                "; gunicorn restarted {} time(s) after a crash",
+                self.restarts
+            ));
+        }
         let done = if reload {
             "reloaded and verified"
         } else {

@@ -7,6 +7,8 @@
 //! without port clashes, and nothing ever listens on the host's interfaces.
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -454,6 +456,12 @@ impl AppDir {
     pub fn launcher_in(&self, ns: &Netns, args: &[&str]) -> Command {
         let mut c = ns.cmd(launcher());
         c.args(args);
+        self.launcher_env(c)
+    }
+
+    /// `c` with the environment `launcher_in` gives the launcher (for a launcher started
+    /// by another program, such as `systemd-socket-activate`).
+    pub fn launcher_env_for(&self, c: Command) -> Command {
         self.launcher_env(c)
     }
 

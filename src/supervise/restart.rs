@@ -1,0 +1,170 @@
+//! A master that dies while serving, with the socket held by the launcher: its orphaned
+//! workers are cleared and a new gunicorn starts on the same socket, so that connections
+//! wait in the socket's backlog instead of being refused. At most `burst` restarts within
+//! `interval` (systemd's start limit, 5 within 10 s, by default); one more crash ends the
+//! launcher with the master's status, for systemd's `Restart=` to take over.
+//!
+//! Backoff: the first restart in a quiet period is immediate, the next ones wait 100 ms,
+//! 200 ms, 400 ms … (at most 2 s), counting the crashes within `interval`.
+
+use super::{State, Supervisor, first_check};
+use crate::error::Failure;
+use crate::log;
+use crate::spawn;
+use crate::tree;
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
+use std::time::{Duration, Instant};
+
+/// How to start gunicorn again, and how often that may happen.
+pub struct Respawn {
+    /// The same command, with the held socket as fd 3.
+    pub command: spawn::Command,
+    pub burst: u32,
+    pub interval: Duration,
+}
+
+/// How long the orphaned workers of a dead master get for TERM before SIGKILL.
+const ORPHANS: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The pause before restart `n` within the interval (0 for the first).
+pub fn backoff(recent: usize) -> Duration {
+    if recent == 0 {
+        return Duration::ZERO;
+    }
+    let factor = 1u32 << (recent - 1).min(5);
+    (FIRST_BACKOFF * factor).min(MAX_BACKOFF)
+}
+
+impl Supervisor {
+    /// When the master died of `status`: restarts it if it had been serving, the socket is
+    /// held and the limit allows. Returns whether a restart is under way.
+    pub(super) fn restart_after_crash(&mut self, status: WaitStatus) -> bool {
+        let Some(respawn) = &self.respawn else {
+            return false;
+        };
+        if !matches!(self.state, State::Serving { .. } | State::Reloading { .. }) {
+            return false;
+        }
+        let now = Instant::now();
+        let window = respawn.interval;
+        while self
+            .crashes
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= window)
+        {
+            self.crashes.pop_front();
+        }
+        let what = super::describe_status(status);
+        if self.crashes.len() >= respawn.burst as usize {
+            log::error(&format!(
+                "gunicorn's master died ({what}), the {}th time within {window:?}: not \
+                 restarting it again (supervise.restart_burst = {}); exiting with its status",
+                self.crashes.len() + 1,
+                respawn.burst
+            ));
+            return false;
+        }
+        let delay = backoff(self.crashes.len());
+        self.crashes.push_back(now);
+        self.restarts += 1;
+        let line = format!(
+            "gunicorn's master died ({what}) while serving; the socket stays open and a new \
+             gunicorn starts on it{} (restart {} of at most {} within {window:?}; {} in all)",
+            if delay.is_zero() {
+                String::new()
+            } else {
+                format!(" in {delay:?}")
+            },
+            self.crashes.len(),
+            respawn.burst,
+            self.restarts
+        );
+        log::warn(&line);
+        self.systemd.status(&line);
+        let orphans = tree::descendants(Pid::this());
+        tree::signal_all(&orphans, Signal::SIGTERM);
+        tree::signal_all(&orphans, Signal::SIGCONT);
+        self.outbox.queue.clear();
+        self.census = None;
+        self.in_flight = None;
+        self.state = State::Restarting {
+            at: now + delay,
+            crashed: status,
+            orphans_deadline: now + ORPHANS.min(self.settings.stop_timeout),
+            killed: false,
+        };
+        true
+    }
+
+    /// Starts the new gunicorn once the old one's processes are gone and the backoff has
+    /// passed; SIGKILLs orphans that outlive their TERM.
+    pub(super) fn restart_if_due(&mut self, now: Instant) {
+        let State::Restarting {
+            at,
+            orphans_deadline,
+            killed,
+            crashed,
+        } = &mut self.state
+        else {
+            return;
+        };
+        let orphans = tree::descendants(Pid::this());
+        if !orphans.is_empty() {
+            if !*killed && now >= *orphans_deadline {
+                *killed = true;
+                log::warn(&format!(
+                    "{} process(es) of the dead master did not stop within {ORPHANS:?}; killing them",
+                    orphans.len()
+                ));
+                let _ = killpg(self.group, Signal::SIGKILL);
+                tree::signal_all(&orphans, Signal::SIGKILL);
+            }
+            return;
+        }
+        if now < *at {
+            return;
+        }
+        let crashed = *crashed;
+        let Some(respawn) = &self.respawn else {
+            return;
+        };
+        match spawn::spawn(&respawn.command) {
+            Ok(master) => {
+                log::info(&format!("restarted gunicorn, pid {master}"));
+                self.master = master;
+                self.group = master;
+                self.last_id += 1;
+                self.state = State::Starting {
+                    check: first_check(self.last_id, now, self.settings.startup_timeout),
+                    held: Vec::new(),
+                };
+            }
+            Err(Failure { code, message }) => {
+                log::error(&format!("cannot restart gunicorn: {message}"));
+                self.systemd
+                    .status(&format!("cannot restart gunicorn: {message}"));
+                self.code = Some(code);
+                self.master_status = Some(crashed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_restart_is_immediate_and_the_next_ones_back_off() {
+        let ms = |n| Duration::from_millis(n);
+        let waits: Vec<Duration> = (0..8).map(backoff).collect();
+        assert_eq!(
+            waits,
+            [0, 100, 200, 400, 800, 1600, 2000, 2000].map(ms).to_vec()
+        );
+    }
+}

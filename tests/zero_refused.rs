@@ -1,0 +1,225 @@
+//! Zero refused connections: with the socket held by the launcher (`run --hold-socket`) or
+//! passed by systemd (socket activation), a client from another network namespace gets no
+//! ERR_CONNECTION_REFUSED while gunicorn crashes and is started again; a bare gunicorn
+//! restarted the ordinary way refuses, which shows the load would notice.
+//!
+//! The load is a few threads in the client's namespace, each connecting, sending a
+//! `GET /` and reading the status line in a loop (tests/common/load.rs).
+
+mod common;
+
+use common::load::{Counts, Load};
+use common::*;
+use nix::sys::signal::Signal;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const THREADS: usize = 4;
+
+fn server_addr() -> SocketAddr {
+    format!("{SERVER_IP}:8001").parse().unwrap()
+}
+
+/// `kills` SIGKILLs of the master under `run --hold-socket`, each once the one before was
+/// restarted and verified; returns what the load saw.
+fn kill_the_master_under_load(kills: usize) -> Counts {
+    let lan = Lan::new();
+    let app = AppDir::new();
+    // Ten crashes in well under the default window: raise the limit for this test.
+    app.write("launcher.toml", "[supervise]\nrestart_burst = 20\n");
+    let mut l = Proc::spawn(app.launcher_in(
+        &lan.server,
+        &[
+            "run",
+            "--hold-socket",
+            "--config",
+            "launcher.toml",
+            "--",
+            "gunicorn",
+            "-w",
+            "2",
+            "hello:app",
+        ],
+    ));
+    let _cleanup = KillTreeOnDrop(l.pid());
+    l.wait_line("verified:", LONG);
+    let load = Load::start(&lan.client.name, server_addr(), THREADS);
+    load.wait_answered(20, LONG);
+    for i in 1..=kills {
+        let master = master_of(l.pid());
+        signal_pid(master, Signal::SIGKILL);
+        l.wait_line(&format!("{i} in all)"), LONG);
+        l.wait_line("restarted gunicorn", LONG);
+        l.wait_line("verified:", LONG);
+        load.wait_answered(10, LONG);
+    }
+    let counts = load.stop();
+    let tree = descendants(l.pid());
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
+    counts
+}
+
+#[test]
+fn a_held_socket_refuses_nothing_across_ten_master_kills() {
+    let counts = kill_the_master_under_load(10);
+    eprintln!("held socket, 10 SIGKILLs of the master: {counts:?}");
+    assert_eq!(counts.refused, 0, "{counts:?}");
+    assert_eq!(counts.timed_out, 0, "{counts:?}");
+    // Requests in flight in a killed worker may be reset; everything else is answered.
+    assert!(counts.answered > 10 * 10, "{counts:?}");
+}
+
+/// The same load against gunicorn stopped and started again, as a service manager restarts
+/// it without a held socket: between one gunicorn's exit and the next one's bind the port is
+/// closed and clients are refused.
+#[test]
+fn a_bare_gunicorn_restarted_refuses_connections() {
+    let lan = Lan::new();
+    let app = AppDir::new();
+    let bare = || {
+        let mut c = lan.server.cmd(gunicorn());
+        c.args(["-b", "0.0.0.0:8001", "-w", "2", "hello:app"])
+            .current_dir(app.path())
+            .env("XDG_RUNTIME_DIR", app.path().join("run"));
+        let mut g = Proc::spawn(c);
+        g.wait_line("Booting worker", LONG);
+        g
+    };
+    let mut g = bare();
+    wait_until("bare gunicorn to answer", LONG, || {
+        lan.server.http_status("http://127.0.0.1:8001/") == Ok(200)
+    });
+    let load = Load::start(&lan.client.name, server_addr(), THREADS);
+    load.wait_answered(20, LONG);
+    for _ in 0..3 {
+        let refused = load.counts().refused;
+        g.signal(Signal::SIGTERM);
+        assert!(g.wait_exit(LONG).success(), "{}", g.output());
+        // Nothing listens now: the load is refused before a new gunicorn binds.
+        wait_until("a refused connection", LONG, || {
+            load.counts().refused > refused
+        });
+        g = bare();
+        load.wait_answered(10, LONG);
+    }
+    let counts = load.stop();
+    g.signal(Signal::SIGTERM);
+    g.wait_exit(LONG);
+    eprintln!("bare gunicorn, 3 restarts: {counts:?}");
+    assert!(counts.refused >= 3, "{counts:?}");
+}
+
+#[test]
+fn crashes_beyond_the_limit_end_the_launcher_with_the_masters_status() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write(
+        "launcher.toml",
+        "[bind]\nhold_socket = true\n[supervise]\nrestart_burst = 2\nrestart_interval = \"1m\"\n",
+    );
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--config",
+            "launcher.toml",
+            "--",
+            "gunicorn",
+            "hello:app",
+        ],
+    ));
+    let _cleanup = KillTreeOnDrop(l.pid());
+    l.wait_line("verified:", LONG);
+    for i in 1..=2 {
+        signal_pid(master_of(l.pid()), Signal::SIGKILL);
+        l.wait_line(&format!("restart {i} of at most 2 within 60s"), LONG);
+        l.wait_line("verified:", LONG);
+    }
+    let tree = descendants(l.pid());
+    signal_pid(master_of(l.pid()), Signal::SIGKILL);
+    assert_eq!(l.wait_exit(LONG).code(), Some(137), "{}", l.output());
+    let out = l.output();
+    assert!(
+        out.contains("the 3th time within 60s: not restarting it again"),
+        "{out}"
+    );
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
+}
+
+#[test]
+fn reuse_port_is_refused_with_a_held_socket() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--hold-socket",
+            "--",
+            "gunicorn",
+            "--reuse-port",
+            "hello:app",
+        ],
+    ));
+    assert_eq!(l.wait_exit(LONG).code(), Some(78), "{}", l.output());
+    assert!(
+        l.output()
+            .contains("--reuse-port on gunicorn's command line turns on gunicorn's reuse_port"),
+        "{}",
+        l.output()
+    );
+    app.write("gunicorn.conf.py", "workers = 2\nreuse_port = True\n");
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &["run", "--hold-socket", "--", "gunicorn", "hello:app"],
+    ));
+    assert_eq!(l.wait_exit(LONG).code(), Some(78), "{}", l.output());
+    assert!(
+        l.output()
+            .contains("gunicorn.conf.py:2: `reuse_port = True`"),
+        "{}",
+        l.output()
+    );
+    assert!(ns.listeners(8001).is_empty(), "{:?}", ns.listeners(8001));
+}
+
+/// Socket activation without a booted systemd: `systemd-socket-activate` listens, starts
+/// the launcher on the first connection and passes the socket (LISTEN_FDS=1); the launcher
+/// hands it to gunicorn, and the first client, waiting in the backlog meanwhile, is answered.
+#[test]
+fn a_socket_passed_by_systemd_is_served_and_a_wrong_one_is_refused() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let activate = |listen: &str| {
+        let mut c = ns.cmd("systemd-socket-activate");
+        c.args(["-l", listen, "-E", "PATH", "-E", "XDG_RUNTIME_DIR"])
+            .arg(launcher())
+            .args(["run", "--", "gunicorn", "hello:app"]);
+        app.launcher_env_for(c)
+    };
+    let mut a = Proc::spawn(activate("0.0.0.0:8001"));
+    let _cleanup = KillTreeOnDrop(a.pid());
+    a.wait_line("Listening on", LONG);
+    assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
+    a.wait_line("passed by systemd (socket activation)", LONG);
+    let tree = descendants(a.pid());
+    a.signal(Signal::SIGTERM);
+    assert_eq!(a.wait_exit(LONG).code(), Some(0), "{}", a.output());
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
+
+    let mut a = Proc::spawn(activate("127.0.0.1:8001"));
+    a.wait_line("Listening on", LONG);
+    // The connection that starts the launcher is closed when it refuses the socket.
+    let _ = ns.http_status("http://127.0.0.1:8001/");
+    assert_eq!(a.wait_exit(LONG).code(), Some(78), "{}", a.output());
+    assert!(
+        a.output().contains(
+            "systemd passed fd 3 as the socket to serve, but it is bound to 127.0.0.1:8001, a single address"
+        ),
+        "{}",
+        a.output()
+    );
+    let _ = Duration::ZERO;
+}
