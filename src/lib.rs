@@ -14,8 +14,9 @@
 //! [`pyshlex`] `GUNICORN_CMD_ARGS` split and joined as Python does; [`stop_budget`] how
 //! long a stop may take (launcher and systemd).
 //!
-//! **Running it.** [`spawn`] clone and exec; [`supervise`] the one loop (its rooms:
-//! signals in and out, verification, the ending); [`tree`] gunicorn's processes by the
+//! **Running it.** [`listen_socket`] the socket the launcher holds (bound by it, or
+//! passed by systemd); [`spawn`] clone and exec; [`supervise`] the one loop (its rooms:
+//! signals in and out, verification, the ending, a restart on the held socket); [`tree`] gunicorn's processes by the
 //! process tree; [`proc`] the few `/proc` facts; [`workers`] what the workers die of;
 //! [`notify`] gunicorn's notify socket and systemd's; [`memory`] start-up's pages given
 //! back; [`log`] the launcher's own lines.
@@ -29,8 +30,8 @@
 //! `unit::syntax`, `unit::exec`, `unit::paths`, `unit::name_map`, `unit::dropins`: how a
 //! unit's drop-ins are found and ordered, `unit::load`). The installer's rooms:
 //! `install::discover` which units run gunicorn, `install::binding` what a command binds,
-//! `install::dropin` how a drop-in is written, `install::conflicts` what else claims the
-//! port, `install::files` symlink-safe writes with their undo, `install::apply`,
+//! `install::dropin` how a drop-in is written, `install::socket_unit` the `.socket` unit
+//! that holds the port across restarts, `install::conflicts` what else claims the port, `install::files` symlink-safe writes with their undo, `install::apply`,
 //! `install::uninstall`, `install::status`.
 
 pub mod check;

@@ -50,10 +50,11 @@ pub struct Plan {
 pub fn run(args: &Request) -> Result<i32, Failure> {
     let plan = configure(args)?;
     announce(&plan.notes);
+    // First: a socket systemd passed is fd 3 only until this process opens anything else.
+    let held = hold(&plan)?;
     let signals = supervise::take_signals().map_err(Failure::software)?;
     let notify = ChildSocket::bind()
         .map_err(|e| Failure::software(format!("cannot create gunicorn's notify socket: {e}")))?;
-    let held = hold(&plan)?;
     let (master, command) = start(&plan, &notify.address, held.as_ref())?;
     // With the socket held, a crashed master is started again on it.
     let respawn = held.as_ref().map(|_| supervise::restart::Respawn {
@@ -287,9 +288,10 @@ fn start(
 
 /// With a held socket, gunicorn's `reuse_port` would make each worker bind the port on its
 /// own (and fail: the held socket does not share its port), so it is refused where it can
-/// be seen: on the command line, in `GUNICORN_CMD_ARGS`, and as `reuse_port = True` in
-/// gunicorn's config file (`-c FILE`, else `./gunicorn.conf.py`). A config file that sets
-/// it in code the launcher cannot read ends in gunicorn's exit 3 (workers failed to boot).
+/// be seen: on the command line, in `GUNICORN_CMD_ARGS`, and as a `reuse_port = True` (or
+/// `= 1`) line in gunicorn's config file (`-c FILE`, else `./gunicorn.conf.py`). Set in code
+/// the launcher cannot read, its workers fail to bind ("Connection in use" in gunicorn's
+/// log) and are started again and again: the verification fails (exit 69).
 fn refuse_reuse_port(assembled: &Assembled, cmd_args: &str) -> Result<(), Failure> {
     let args = &assembled.argv[assembled.launch.program_len..];
     let refuse = |where_: String| {
@@ -315,10 +317,14 @@ fn refuse_reuse_port(assembled: &Assembled, cmd_args: &str) -> Result<(), Failur
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     for (n, line) in text.lines().enumerate() {
         let sets = line
+            .trim_start()
             .strip_prefix("reuse_port")
             .map(str::trim_start)
             .and_then(|rest| rest.strip_prefix('='))
-            .is_some_and(|value| value.trim_start().starts_with("True"));
+            .is_some_and(|value| {
+                let value = value.trim_start();
+                value.starts_with("True") || value.starts_with('1')
+            });
         if sets {
             return Err(refuse(format!("{file}:{}: `{}`", n + 1, line.trim())));
         }

@@ -169,9 +169,10 @@ pub fn spawn(cmd: &Command) -> Result<Pid, Failure> {
     // arrays built above, which stay alive and unchanged until `clone`
     // returns here, after the child has exec'd or exited. It allocates
     // nothing and takes no lock, so neither this thread's paused state nor
-    // another thread's held locks can hang it, and it writes nothing of
-    // ours but `report`, an atomic, and the digits of `listen_pid`, which
-    // this thread does not touch until `clone` returns. Returning from the closure ends the
+    // another thread's held locks can hang it, and of ours it writes only
+    // `report`, an atomic, the digits of `listen_pid`, which this thread does
+    // not touch until `clone` returns, and this thread's `errno` (the libc
+    // wrappers', no CLONE_SETTLS), which nothing reads before it is set again. Returning from the closure ends the
     // child with the exit system call, not libc's `exit`.
     let cloned = unsafe {
         nix::sched::clone(
@@ -277,7 +278,7 @@ fn explain(program: &CString, step: u32, errno: Errno) -> Failure {
         },
         (s, _) if s == Step::LauncherGone as u32 => Failure {
             code: crate::exit::SOFTWARE,
-            message: "the launcher's parent process changed while gunicorn started".into(),
+            message: "gunicorn's parent (the launcher) was gone before gunicorn could start".into(),
         },
         _ => Failure {
             code: crate::exit::SOFTWARE,

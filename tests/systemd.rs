@@ -551,11 +551,35 @@ fn a_socket_unit_makes_ten_restarts_refuse_nothing() {
     let (code, out) = launcher(&sd, &["status", "--json"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("\"socket_unit\": \"solvit.socket\""), "{out}");
-    let (code, out) = launcher(&sd, &["uninstall", "solvit.service"]);
+
+    // The administrator moves the unit to port 8002: install again, and the socket unit,
+    // rewritten, is restarted on the new port.
+    let fragment = "/etc/systemd/system/solvit.service";
+    let edited = std::fs::read_to_string(sd.path(fragment))
+        .unwrap()
+        .replace("127.0.0.1:8001", "127.0.0.1:8002");
+    sd.write(fragment, &edited);
+    let (code, out) = launcher(&sd, &["install", "solvit.service"]);
     assert_eq!(code, 0, "{out}");
+    assert_eq!(sd.listeners(8002), ["0.0.0.0:8002"]);
+    assert!(sd.listeners(8001).is_empty(), "{:?}", sd.listeners(8001));
+    assert!(
+        out.contains("solvit.service: verified: listening on 0.0.0.0:8002"),
+        "{out}"
+    );
+
+    // Removing the socket stops the unit (it requires the socket): even with --no-restart
+    // it is started again, on its own command.
+    let (code, out) = launcher(&sd, &["uninstall", "--no-restart", "solvit.service"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("solvit.service: started again on its own command"),
+        "{out}"
+    );
     assert!(!sd.exists("/etc/systemd/system/solvit.socket"));
     assert_eq!(sd.prop("solvit.socket", "ActiveState"), "inactive");
-    wait_for("gunicorn on 127.0.0.1:8001 again", || {
-        sd.listeners(8001) == ["127.0.0.1:8001"]
+    assert_eq!(sd.prop("solvit.service", "ActiveState"), "active");
+    wait_for("gunicorn on 127.0.0.1:8002, its own bind, again", || {
+        sd.listeners(8002) == ["127.0.0.1:8002"]
     });
 }

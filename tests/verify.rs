@@ -401,3 +401,49 @@ fn a_gunicorn_that_never_notifies_is_still_verified() {
     l.signal(Signal::SIGTERM);
     assert_eq!(l.wait_exit(LONG).code(), Some(0));
 }
+
+/// A USR2's new master says READY=1 to the launcher's notify socket (it inherits gunicorn's
+/// environment) while the old master still serves: that changes nothing, and systemd's
+/// watchdog keeps getting its pings. (It once put the launcher back to "not verified" and
+/// silenced the watchdog, for which systemd kills the unit.)
+#[test]
+fn a_ready_from_a_usr2_master_keeps_the_watchdog_going() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let notify = NotifyListener::new();
+    let mut cmd = app.launcher_in(&ns, &["run", "--", "gunicorn", "hello:app"]);
+    cmd.env("NOTIFY_SOCKET", &notify.path)
+        .env("WATCHDOG_USEC", "400000");
+    let mut l = Proc::spawn(cmd);
+    let _cleanup = KillTreeOnDrop(l.pid());
+    notify.wait_for("READY=1", LONG);
+    let old = master_of(l.pid());
+    l.signal(Signal::SIGUSR2);
+    // The new master is the old one's child; it has bound (sent READY=1) once it listens.
+    let new = {
+        let mut found = 0;
+        wait_until("the USR2 master", LONG, || {
+            found = children(old)
+                .into_iter()
+                .find(|&p| {
+                    cmdline(p).iter().any(|a| a.contains("gunicorn")) && !children(p).is_empty()
+                })
+                .unwrap_or(0);
+            found != 0
+        });
+        found
+    };
+    assert_ne!(new, old);
+    // What was sent before is not the answer: only pings sent from now on count.
+    notify.sock.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    while notify.sock.recv(&mut buf).is_ok() {}
+    notify.sock.set_nonblocking(false).unwrap();
+    // Pings go on after it: two more within the deadline (one every 200 ms).
+    notify.wait_for("WATCHDOG=1", LONG);
+    notify.wait_for("WATCHDOG=1", LONG);
+    let tree = descendants(l.pid());
+    l.signal(Signal::SIGTERM);
+    l.wait_exit(LONG);
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
+}

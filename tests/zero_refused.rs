@@ -142,7 +142,7 @@ fn crashes_beyond_the_limit_end_the_launcher_with_the_masters_status() {
     assert_eq!(l.wait_exit(LONG).code(), Some(137), "{}", l.output());
     let out = l.output();
     assert!(
-        out.contains("the 3th time within 60s: not restarting it again"),
+        out.contains("3 crashes within 60s, more than supervise.restart_burst = 2 allows"),
         "{out}"
     );
     assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
@@ -222,4 +222,111 @@ fn a_socket_passed_by_systemd_is_served_and_a_wrong_one_is_refused() {
         a.output()
     );
     let _ = Duration::ZERO;
+}
+
+/// USR2 with a held socket: gunicorn's own re-exec cannot pass the socket on, so the
+/// launcher starts a new gunicorn on it beside the old one, stops the old one once the new
+/// one is up, and vouches for the new generation only. Nothing is refused meanwhile.
+#[test]
+fn a_usr2_upgrade_on_a_held_socket_refuses_nothing() {
+    let lan = Lan::new();
+    let app = AppDir::new();
+    let mut l = Proc::spawn(app.launcher_in(
+        &lan.server,
+        &[
+            "run",
+            "--hold-socket",
+            "--",
+            "gunicorn",
+            "-w",
+            "2",
+            "hello:app",
+        ],
+    ));
+    let _cleanup = KillTreeOnDrop(l.pid());
+    l.wait_line("verified:", LONG);
+    let old = master_of(l.pid());
+    // READY=1 needs one worker answering; the second may still be booting.
+    wait_until("two workers", LONG, || children(old).len() == 2);
+    let old_workers = children(old);
+    let load = Load::start(&lan.client.name, server_addr(), THREADS);
+    load.wait_answered(20, LONG);
+    l.signal(Signal::SIGUSR2);
+    l.wait_line("USR2: started a new gunicorn", LONG);
+    l.wait_line(&format!("stopping the old master {old} gracefully"), LONG);
+    l.wait_line("reloaded and verified:", LONG);
+    // Only the new generation runs, under a new master, the launcher's only child.
+    let mut old_tree = old_workers.clone();
+    old_tree.push(old);
+    assert!(
+        alive(&old_tree).is_empty(),
+        "old generation left: {:?}",
+        alive(&old_tree)
+    );
+    let new = master_of(l.pid());
+    assert_ne!(new, old);
+    assert_eq!(children(l.pid()), vec![new]);
+    load.wait_answered(20, LONG);
+    let counts = load.stop();
+    eprintln!("held socket, USR2 upgrade: {counts:?}");
+    assert_eq!(counts.refused, 0, "{counts:?}");
+    assert_eq!(counts.timed_out, 0, "{counts:?}");
+    let tree = descendants(l.pid());
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
+}
+
+/// While the dead master's workers are cleared before a restart (here one is busy with a
+/// long request and ignores TERM, so it is SIGKILLed after 5 s), the launcher waits for
+/// their exit without spinning, then restarts gunicorn on the held socket.
+#[test]
+fn clearing_a_dead_masters_workers_waits_without_spinning() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write(
+        "busy.py",
+        "import time\ndef app(environ, start_response):\n    if environ['PATH_INFO'] == '/busy':\n        time.sleep(120)\n    start_response('200 OK', [])\n    return [b'ok']\n",
+    );
+    app.write(
+        "gunicorn.conf.py",
+        "import signal\ntimeout = 300\ndef post_fork(server, worker):\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n",
+    );
+    let mut l =
+        Proc::spawn(app.launcher_in(&ns, &["run", "--hold-socket", "--", "gunicorn", "busy:app"]));
+    let _cleanup = KillTreeOnDrop(l.pid());
+    l.wait_line("verified:", LONG);
+    let master = master_of(l.pid());
+    let worker = children(master)[0];
+    // Keep the worker busy: a request that takes two minutes.
+    let mut busy = ns.cmd("curl");
+    busy.args(["-s", "--max-time", "100", "http://127.0.0.1:8001/busy"]);
+    let mut busy = busy.spawn().unwrap();
+    wait_until("the worker to take the request", LONG, || {
+        status_field(worker, "State").is_some_and(|s| s.starts_with('S'))
+            && std::fs::read_to_string(format!("/proc/{worker}/wchan"))
+                .is_ok_and(|w| w.contains("sleep"))
+    });
+    let before = cpu_ticks(l.pid()).unwrap();
+    let killed = std::time::Instant::now();
+    signal_pid(master, Signal::SIGKILL);
+    l.wait_line("did not stop within 5s; killing them", LONG);
+    l.wait_line("restarted gunicorn", LONG);
+    let wall = killed.elapsed();
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .unwrap()
+        .unwrap() as f64;
+    let cpu = (cpu_ticks(l.pid()).unwrap() - before) as f64 / hz;
+    assert!(wall >= Duration::from_secs(4), "{wall:?}: {}", l.output());
+    assert!(
+        cpu < wall.as_secs_f64() * 0.1,
+        "the launcher used {cpu:.2} s of CPU in {wall:?} of clearing: it spun"
+    );
+    l.wait_line("verified:", LONG);
+    let _ = busy.kill();
+    let _ = busy.wait();
+    let tree = descendants(l.pid());
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
 }

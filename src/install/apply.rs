@@ -98,24 +98,45 @@ fn install_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
         Ok(()) => Ok(0),
         Err(failure) => {
             report.error(&failure);
-            for socket in &started {
-                if let Err(e) = systemctl::disable_now(socket) {
+            // New socket units go before their files do; one that was there already is
+            // restarted on its restored file, enabled as it was.
+            for s in started.iter().filter(|s| !s.existed) {
+                if let Err(e) = systemctl::disable_now(&s.name) {
                     report.error(&e);
                 }
             }
             rollback(&root, &undos, &running, report);
+            for s in started.iter().filter(|s| s.existed) {
+                if let Err(e) = systemctl::restart(&s.name) {
+                    report.error(&e);
+                }
+                if !s.was_enabled
+                    && let Err(e) = systemctl::disable(&s.name)
+                {
+                    report.error(&e);
+                }
+            }
             Ok(exit::UNVERIFIED)
         }
     }
 }
 
-/// Starts (and enables) each new socket unit. A unit that runs is stopped first: its
-/// gunicorn holds the port until then, and the socket could not bind it; the restart that
-/// follows starts it on the socket.
+/// A socket unit this install started (or restarted), for the rollback.
+struct Started {
+    name: String,
+    /// Ours from an earlier install: restarted on its restored file, not removed.
+    existed: bool,
+    was_enabled: bool,
+}
+
+/// Starts (and enables) each new or changed socket unit. A unit that runs is stopped first:
+/// its gunicorn holds the port until then, and the socket could not bind it; the restart
+/// that follows starts it on the socket. A socket unit that was there already is restarted,
+/// so that systemd binds what its file now says.
 fn start_sockets(
     changes: &[&Wrap],
     running: &[(String, u16)],
-    started: &mut Vec<String>,
+    started: &mut Vec<Started>,
     report: &mut Report,
 ) -> Result<(), String> {
     for w in changes {
@@ -131,8 +152,16 @@ fn start_sockets(
             systemctl::stop(unit).map_err(|e| failure(unit, &e))?;
         }
         let name = socket.name.as_str();
+        // Recorded before anything is asked: `enable --now` may enable and then fail to start.
+        started.push(Started {
+            name: name.to_string(),
+            existed: socket.existing.is_some(),
+            was_enabled: systemctl::is_enabled(name),
+        });
+        if socket.existing.is_some() {
+            systemctl::restart(name).map_err(|e| failure(name, &e))?;
+        }
         systemctl::enable_now(name).map_err(|e| failure(name, &e))?;
-        started.push(name.to_string());
         report.say(format!("{name}: enabled and listening"));
     }
     Ok(())

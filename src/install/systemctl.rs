@@ -31,6 +31,11 @@ pub fn disable_now(unit: &str) -> Result<(), String> {
     systemctl(&["disable", "--now", unit]).map(drop)
 }
 
+/// `disable` alone: no longer started at boot, left running.
+pub fn disable(unit: &str) -> Result<(), String> {
+    systemctl(&["disable", unit]).map(drop)
+}
+
 pub fn stop(unit: &str) -> Result<(), String> {
     systemctl(&["stop", unit]).map(drop)
 }

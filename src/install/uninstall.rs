@@ -158,36 +158,43 @@ fn uninstall_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> 
     } else {
         Vec::new()
     };
+    // Stopping a socket also stops its service (the drop-in requires it): such a service
+    // is started again below whatever happens, `--no-restart` or a removal that fails.
+    let mut stopped = Vec::new();
+    let mut failed = None;
     for i in &found {
-        // Stopping the socket also stops its service (the drop-in requires it); the
-        // restart below starts the service again, on its own command.
-        if let (Some(socket), true) = (&i.socket, live) {
-            systemctl::disable_now(socket.as_str()).map_err(Failure::software)?;
-        }
-        files::remove(&root, &i.dir, DROPIN, &i.created).map_err(Failure::software)?;
-        if let Some(socket) = &i.socket {
-            files::remove(&root, Path::new(ADMIN_UNIT_DIR), socket.as_str(), &[])
-                .map_err(Failure::software)?;
+        if let Err(e) = remove(&root, i, live, &mut stopped) {
+            failed = Some(e);
+            break;
         }
     }
     if !live {
+        if let Some(e) = failed {
+            return Err(e);
+        }
         report.say(format!(
             "removed under {}; no systemd asked (--root)",
             root.display()
         ));
         return Ok(0);
     }
-    systemctl::daemon_reload().map_err(|e| Failure {
-        code: exit::SOFTWARE,
-        message: e,
-    })?;
-    if args.no_restart {
+    if let Err(e) = systemctl::daemon_reload() {
+        failed.get_or_insert(Failure::software(e));
+    }
+    let restart: Vec<&String> = if args.no_restart && failed.is_none() {
+        running.iter().filter(|u| stopped.contains(u)).collect()
+    } else {
+        running.iter().collect()
+    };
+    if args.no_restart && failed.is_none() {
         report.say("daemon reloaded; not restarted (--no-restart)");
-        return Ok(0);
     }
     let mut code = 0;
-    for unit in &running {
+    for unit in restart {
         match systemctl::restart(unit) {
+            Ok(()) if args.no_restart && failed.is_none() => report.say(format!(
+                "{unit}: started again on its own command (removing its socket stopped it)"
+            )),
             Ok(()) => report.say(format!("{unit}: restarted on its own command")),
             Err(e) => {
                 report.error(&failure(unit, &e));
@@ -195,5 +202,30 @@ fn uninstall_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> 
             }
         }
     }
-    Ok(code)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(code),
+    }
+}
+
+/// One unit's drop-in (and socket unit) removed; `stopped` gets the unit when disabling its
+/// socket stopped it.
+fn remove(
+    root: &Path,
+    i: &Installed,
+    live: bool,
+    stopped: &mut Vec<String>,
+) -> Result<(), Failure> {
+    if let (Some(socket), true) = (&i.socket, live) {
+        if systemctl::is_running(i.unit.as_str()) {
+            stopped.push(i.unit.to_string());
+        }
+        systemctl::disable_now(socket.as_str()).map_err(Failure::software)?;
+    }
+    files::remove(root, &i.dir, DROPIN, &i.created).map_err(Failure::software)?;
+    if let Some(socket) = &i.socket {
+        files::remove(root, Path::new(ADMIN_UNIT_DIR), socket.as_str(), &[])
+            .map_err(Failure::software)?;
+    }
+    Ok(())
 }

@@ -38,7 +38,14 @@ impl Supervisor {
             return;
         }
         if let Some(sig) = sig {
-            self.forward(sig);
+            // Once the master is gone (reaped), its pid may be someone else's.
+            if self.master_status.is_none() {
+                self.forward(sig);
+            }
+            // A gunicorn started for an upgrade and not yet adopted stops too.
+            if let Some(upgrade) = self.upgrade.take() {
+                let _ = nix::sys::signal::kill(upgrade.new, sig);
+            }
             let _ = killpg(self.group, Signal::SIGCONT);
             tree::signal_all(&tree::descendants(Pid::this()), Signal::SIGCONT);
         }
@@ -80,6 +87,10 @@ impl Supervisor {
                 Ok(status) => {
                     if status.pid() == Some(self.master) {
                         self.on_master_exit(status);
+                    } else if let Some(upgrade) = &self.upgrade
+                        && status.pid() == Some(upgrade.new)
+                    {
+                        self.upgrade_failed(&format!("exited ({})", describe_status(status)));
                     }
                 }
                 Err(Errno::EINTR) => continue,
@@ -93,6 +104,12 @@ impl Supervisor {
         let old = self.master;
         if let Some(new) = self.successor(old) {
             self.adopt(old, new);
+            return;
+        }
+        // The old master died before the upgrade's new one was up: the new one takes over.
+        if let Some(upgrade) = self.upgrade.take() {
+            self.adopt(old, upgrade.new);
+            self.group = upgrade.new;
             return;
         }
         if self.restart_after_crash(status) {

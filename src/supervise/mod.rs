@@ -7,7 +7,8 @@
 //! and what is passed on (held while gunicorn starts, one at a time);
 //! `verification` when to look and what a finding means (READY=1, a
 //! reload's new generation, a failure); `ending` stops, exits and the
-//! launcher's own status. The reasoning behind the design (why no thread,
+//! launcher's own status; [`restart`] a new gunicorn on a held socket,
+//! after a crash or for a USR2 upgrade. The reasoning behind the design (why no thread,
 //! why held signals are paced) is in docs/supervision.md.
 
 use crate::config::{OnFailure, OnHostRejected};
@@ -109,6 +110,8 @@ enum State {
         crashed: WaitStatus,
         orphans_deadline: Instant,
         killed: bool,
+        /// The dead master's processes are all gone.
+        orphans_gone: bool,
     },
     Stopping(Stop),
 }
@@ -169,10 +172,11 @@ struct Supervisor {
     /// restarts in all.
     crashes: VecDeque<Instant>,
     restarts: u32,
+    /// A gunicorn started for a USR2 upgrade on the held socket, until it is adopted.
+    upgrade: Option<restart::Upgrade>,
 }
 
 /// Supervises the gunicorn master `master` until nothing of its tree is
-/// left.
 /// left. With `respawn`, a master that dies while serving is started again.
 pub fn supervise(
     master: Pid,
@@ -205,6 +209,7 @@ pub fn supervise(
         respawn,
         crashes: VecDeque::new(),
         restarts: 0,
+        upgrade: None,
     };
     sup.systemd.status("starting gunicorn");
     sup.run_loop(signals, notify)
@@ -249,6 +254,9 @@ impl Supervisor {
             let (signalled, notified) = (!revents[0].is_empty(), !revents[1].is_empty());
             // gunicorn's READY first: it says whether held signals may go.
             if notified && notify.drain_ready() {
+                if self.upgrade.is_some() {
+                    self.adopt_upgrade();
+                }
                 self.gunicorn_is_up();
             }
             if signalled {
@@ -296,10 +304,13 @@ impl Supervisor {
                 at,
                 orphans_deadline,
                 killed,
+                orphans_gone,
                 ..
             } => {
-                consider(*at);
-                if !killed {
+                // While orphans remain, each one's exit (SIGCHLD) wakes the loop.
+                if *orphans_gone {
+                    consider(*at);
+                } else if !killed {
                     consider(*orphans_deadline);
                 }
             }
@@ -312,6 +323,9 @@ impl Supervisor {
         }
         if self.census.is_some() {
             consider(self.census_next);
+        }
+        if let Some(u) = &self.upgrade {
+            consider(u.deadline);
         }
         next.map_or(PollTimeout::NONE, crate::probe::poll_timeout)
     }
@@ -357,6 +371,11 @@ impl Supervisor {
         }
         if !self.outbox.queue.is_empty() && now >= self.outbox.next {
             self.deliver_next_held(now);
+        }
+        if let Some(u) = &self.upgrade
+            && now >= u.deadline
+        {
+            self.upgrade_failed("no READY=1 within the startup timeout");
         }
         if let Some(c) = &mut self.census
             && now >= self.census_next

@@ -100,6 +100,10 @@ impl Supervisor {
     /// every version does after setting them up, or it answered HTTP): what
     /// was held goes out now, one at a time.
     pub(super) fn gunicorn_is_up(&mut self) {
+        // A READY=1 in any other state (a USR2 master's, an app's) changes nothing here.
+        if !matches!(self.state, State::Starting { .. }) {
+            return;
+        }
         let State::Starting { check, held } = std::mem::replace(
             &mut self.state,
             State::Serving {
@@ -128,6 +132,9 @@ impl Supervisor {
                 log::info("reloading gunicorn (HUP); READY=1 again once the new workers answer");
                 self.reload(previous);
             }
+            // gunicorn's own USR2 cannot pass on a socket it was given with LISTEN_FDS:
+            // the launcher upgrades on the socket it holds instead.
+            Signal::SIGUSR2 if self.respawn.is_some() => self.upgrade_on_held_socket(),
             Signal::SIGUSR2 => {
                 self.forward(sig);
                 log::info(
