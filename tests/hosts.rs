@@ -280,8 +280,18 @@ fn two_reuse_port_gunicorns_are_check_6_and_a_failure_for_run() {
     );
     assert!(out.contains("requests are split"), "{out}");
 
-    let mut l =
-        Proc::spawn(app.launcher_in(&ns, &["run", "--", "gunicorn", "--reuse-port", "hello:app"]));
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--",
+            "gunicorn",
+            "--reuse-port",
+            "--graceful-timeout",
+            "2",
+            "hello:app",
+        ],
+    ));
     assert_eq!(l.wait_exit(LONG).code(), Some(69), "{}", l.output());
     // Seen before or after its own worker's socket exists: "taken by" or
     // "also served by" another program, either way the same failure.

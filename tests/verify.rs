@@ -183,7 +183,21 @@ fn a_config_hook_that_rebinds_to_loopback_is_caught() {
     let app = AppDir::new();
     app.write("gunicorn.conf.py", REBIND_HOOK);
     let notify = NotifyListener::new();
-    let mut cmd = app.launcher_in(&ns, &["run", "--", "gunicorn", "-w", "2", "hello:app"]);
+    // Failed at once, maybe while a worker boots: a short graceful timeout keeps gunicorn
+    // <= 23 from waiting 30 s for it.
+    let mut cmd = app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--",
+            "gunicorn",
+            "-w",
+            "2",
+            "--graceful-timeout",
+            "2",
+            "hello:app",
+        ],
+    );
     cmd.env("NOTIFY_SOCKET", &notify.path);
     let mut l = Proc::spawn(cmd);
     assert_eq!(l.wait_exit(LONG).code(), Some(69), "{}", l.output());
@@ -293,9 +307,20 @@ fn dual_stack_is_all_interfaces_and_v6_only_is_not() {
         .status()
         .unwrap();
     assert!(st.success());
+    // A bind that cannot fix itself fails at once, possibly while the worker still boots:
+    // gunicorn <= 23 then waits its whole graceful timeout for it, so keep that short.
     let mut l = Proc::spawn(app.launcher_in(
         &ns,
-        &["run", "--config", "v6.toml", "--", "gunicorn", "hello:app"],
+        &[
+            "run",
+            "--config",
+            "v6.toml",
+            "--",
+            "gunicorn",
+            "--graceful-timeout",
+            "2",
+            "hello:app",
+        ],
     ));
     assert_eq!(l.wait_exit(LONG).code(), Some(69), "{}", l.output());
     assert!(l.output().contains("IPV6_V6ONLY"), "{}", l.output());
