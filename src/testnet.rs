@@ -44,21 +44,29 @@ pub fn private_network_with_ipv6() {
         ip(args);
     }
     // The kernel adds link-local addresses when the veth's carrier comes up,
-    // a moment after `ip link set up` returns.
+    // a moment after `ip link set up` returns, and every new address starts
+    // tentative (flag 0x40) until its (here skipped) detection has run.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let inet6 = std::fs::read_to_string("/proc/thread-self/net/if_inet6").unwrap_or_default();
         let has = |pred: &dyn Fn(&str) -> bool| inet6.lines().any(pred);
         let loopback = has(&|l| l.starts_with("00000000000000000000000000000001"));
         let link_local = |dev: &'static str| {
-            move |l: &str| l.starts_with("fe80") && l.split_whitespace().nth(5) == Some(dev)
+            move |l: &str| {
+                let fields: Vec<&str> = l.split_whitespace().collect();
+                let settled = fields
+                    .get(4)
+                    .and_then(|f| u32::from_str_radix(f, 16).ok())
+                    .is_some_and(|flags| flags & 0x40 == 0);
+                l.starts_with("fe80") && fields.get(5) == Some(&dev) && settled
+            }
         };
         if loopback && has(&link_local("gl0")) && has(&link_local("gl1")) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "no ::1 or no link-local IPv6 in a fresh network namespace after 10 s: is IPv6 \
+            "no ::1 or no usable link-local IPv6 in a fresh network namespace after 10 s: is IPv6 \
              disabled in this kernel (ipv6.disable=1)? The IPv6 tests cannot run here.\n{inet6}"
         );
         std::thread::sleep(Duration::from_millis(5));
