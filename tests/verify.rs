@@ -366,6 +366,62 @@ fn reload_and_watchdog_notifications() {
     assert_eq!(l.wait_exit(LONG).code(), Some(0));
 }
 
+/// A notify socket that nobody reads (systemd busy, or its queue filled by a flood): the
+/// launcher's messages to it are dropped, never waited for. The queue is filled here
+/// before a HUP; the reload is still carried out and verified, nothing the launcher sent
+/// got in, and once the queue is read again its messages come again.
+#[test]
+fn a_full_notify_queue_never_holds_the_launcher_up() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let notify = NotifyListener::new();
+    let mut cmd = app.launcher_in(&ns, &["run", "--", "gunicorn", "hello:app"]);
+    cmd.env("NOTIFY_SOCKET", &notify.path)
+        .env("WATCHDOG_USEC", "400000");
+    let mut l = Proc::spawn(cmd);
+    notify.wait_for("READY=1", LONG);
+    // Fill the queue with datagrams of our own until a fresh sender cannot add one (one
+    // sender alone may first run out of its own send buffer).
+    let mut fillers = Vec::new();
+    let mut queued = 0;
+    loop {
+        let filler = UnixDatagram::unbound().unwrap();
+        filler.set_nonblocking(true).unwrap();
+        let before = queued;
+        while filler.send_to(b"FILLER", &notify.path).is_ok() {
+            queued += 1;
+        }
+        fillers.push(filler);
+        if queued == before {
+            break;
+        }
+    }
+    assert!(queued > 0, "the notify socket took nothing");
+    l.signal(Signal::SIGHUP);
+    l.wait_line("reloading gunicorn (HUP)", LONG);
+    l.wait_line("reloaded and verified:", LONG);
+    // Nothing got in behind our last datagram: the launcher's RELOADING=1, READY=1 and
+    // watchdog pings were dropped while the queue was full (any of its messages that
+    // came before or between ours were sent while there was still room).
+    notify.sock.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut drained = Vec::new();
+    while let Ok(n) = notify.sock.recv(&mut buf) {
+        drained.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(drained.iter().filter(|m| *m == "FILLER").count(), queued);
+    assert_eq!(
+        drained.last().map(String::as_str),
+        Some("FILLER"),
+        "queued past a full queue: {:?}",
+        &drained[drained.len().saturating_sub(5)..]
+    );
+    notify.sock.set_nonblocking(false).unwrap();
+    notify.wait_for("WATCHDOG=1", LONG);
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+}
+
 /// With a recheck interval, a service that stops answering after READY is
 /// noticed (here: its only worker is frozen with SIGSTOP), reported in the
 /// log and in STATUS (on_failure = "warn"), and its recovery too.
