@@ -46,7 +46,11 @@ fn install_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
     let launcher = launcher_path(args.launcher.as_deref(), live)?;
     let mut plan = plan_install(&root, &args.units, &launcher)?;
     for wrap in &mut plan.wraps {
-        socket_unit::attach(&root, wrap, args.socket_unit)?;
+        if let Some(socket) = socket_unit::plan(&root, &wrap.unit, wrap.port, args.socket_unit)? {
+            wrap.text.push_str(&socket.dropin_lines());
+            wrap.notes.push(socket.note());
+            wrap.socket = Some(socket);
+        }
     }
     refuse_shared_ports(&root, &plan)?;
     refuse_socket_holders(&root, &plan, live)?;

@@ -4,7 +4,6 @@
 //! base name (`solvit.socket` for `solvit.service`), which is what makes systemd pass its
 //! socket to that service; the drop-in adds `Requires=` and `After=` on it.
 
-use super::discover::Wrap;
 use super::dropin::{MARK, read_existing};
 use crate::error::Failure;
 use crate::unit::{ADMIN_UNIT_DIR, UnitName};
@@ -17,6 +16,8 @@ const BACKLOG: u32 = 2048;
 #[derive(Debug, Clone)]
 pub struct SocketUnit {
     pub name: UnitName,
+    /// The port it listens on (the service's).
+    pub port: u16,
     /// Its file's directory, relative to the root (the administrator's unit directory).
     pub dir: PathBuf,
     pub text: String,
@@ -31,6 +32,27 @@ impl SocketUnit {
 
     pub fn path(&self, root: &Path) -> PathBuf {
         root.join(&self.dir).join(self.name.as_str())
+    }
+
+    /// What the service's drop-in adds for it: the service requires the socket and starts
+    /// after it.
+    pub fn dropin_lines(&self) -> String {
+        let name = &self.name;
+        format!(
+            "# The port is held by {name} while this unit restarts; the launcher takes its socket.\n\
+             [Unit]\n\
+             Requires={name}\n\
+             After={name}\n"
+        )
+    }
+
+    /// What the install says of it, one sentence.
+    pub fn note(&self) -> String {
+        format!(
+            "{} holds port {} open across restarts (ListenStream=0.0.0.0:{}); the launcher \
+             takes its socket from systemd",
+            self.name, self.port, self.port
+        )
     }
 }
 
@@ -49,23 +71,29 @@ pub fn existing(root: &Path, service: &UnitName) -> Result<Option<(UnitName, Vec
         .map(|bytes| (name, bytes)))
 }
 
-/// Gives `wrap` a socket unit when `wanted`, or when one of ours is there already (an
-/// install without `--socket-unit` keeps what an earlier one set up); the drop-in then
-/// requires it. A template is refused: its instances would share one port.
-pub fn attach(root: &Path, wrap: &mut Wrap, wanted: bool) -> Result<(), Failure> {
-    let ours = existing(root, &wrap.unit)?;
+/// The socket unit for `service` (serving `port`) when `wanted`, or when one of ours is there
+/// already (an install without `--socket-unit` keeps what an earlier one set up). A template
+/// is refused: its instances would share one port. A file of that name that is not ours is
+/// left alone, and the install refused.
+pub fn plan(
+    root: &Path,
+    service: &UnitName,
+    port: u16,
+    wanted: bool,
+) -> Result<Option<SocketUnit>, Failure> {
+    let ours = existing(root, service)?;
     if !wanted && ours.is_none() {
-        return Ok(());
+        return Ok(None);
     }
-    if wrap.unit.is_template() {
+    if service.is_template() {
         return Err(Failure::usage(format!(
-            "{}: --socket-unit cannot serve a template: its instances would share one socket and \
-             one port; install its instances by name (e.g. {}), each with a port of its own",
-            wrap.unit,
-            wrap.unit.as_str().replace("@.", "@a.")
+            "{service}: --socket-unit cannot serve a template: its instances would share one \
+             socket and one port; install its instances by name (e.g. {}), each with a port of \
+             its own",
+            service.as_str().replace("@.", "@a.")
         )));
     }
-    let name = name_for(&wrap.unit)?;
+    let name = name_for(service)?;
     let path = root.join(ADMIN_UNIT_DIR).join(name.as_str());
     let existing = read_existing(&path)?;
     if let Some(bytes) = &existing
@@ -77,29 +105,17 @@ pub fn attach(root: &Path, wrap: &mut Wrap, wanted: bool) -> Result<(), Failure>
             path.display()
         )));
     }
-    wrap.text.push_str(&format!(
-        "# The port is held by {name} while this unit restarts; the launcher takes its socket.\n\
-         [Unit]\n\
-         Requires={name}\n\
-         After={name}\n"
-    ));
-    wrap.notes.push(format!(
-        "{name} holds port {} open across restarts (ListenStream=0.0.0.0:{}); the launcher \
-         takes its socket from systemd",
-        wrap.port, wrap.port
-    ));
-    wrap.socket = Some(SocketUnit {
-        text: render(&wrap.unit, &name, wrap.port),
+    Ok(Some(SocketUnit {
+        text: render(service, port),
         name,
+        port,
         dir: PathBuf::from(ADMIN_UNIT_DIR),
         existing,
-    });
-    Ok(())
+    }))
 }
 
 /// The socket unit's text.
-fn render(service: &UnitName, name: &UnitName, port: u16) -> String {
-    let _ = name;
+fn render(service: &UnitName, port: u16) -> String {
     format!(
         "{MARK}\n\
          # It holds {service}'s port open while the service restarts: connections wait in its\n\
@@ -128,7 +144,7 @@ mod tests {
         let service = UnitName::parse("solvit.service").unwrap();
         let name = name_for(&service).unwrap();
         assert_eq!(name.as_str(), "solvit.socket");
-        let text = render(&service, &name, 8002);
+        let text = render(&service, 8002);
         assert!(text.starts_with(MARK), "{text}");
         let file = crate::unit::parse_unit(Path::new("/x"), &text).unwrap();
         let value = |section: &str, key: &str| {
