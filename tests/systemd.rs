@@ -340,6 +340,46 @@ fn a_broken_install_is_rolled_back_and_the_old_unit_runs_again() {
     assert_eq!(sd.http_status("http://127.0.0.1:8001/"), Ok(200));
 }
 
+/// The same broken install with `--socket-unit`: the socket unit it created is stopped,
+/// disabled and removed before the old unit starts again (that unit binds 127.0.0.1:8001,
+/// which a socket still held on 0.0.0.0:8001 would refuse it).
+#[test]
+fn a_broken_install_with_a_socket_unit_is_rolled_back_socket_and_all() {
+    let sd = boot();
+    sd.write(
+        "/opt/solvit/broken.py",
+        "import os, sys\n\
+         if '0.0.0.0:8001' in sys.argv or 'LISTEN_FDS' in os.environ:\n    \
+             raise ImportError('deliberately broken: cannot import under the launcher')\n\
+         from hello import app\n",
+    );
+    start_unit(
+        &sd,
+        "broken.service",
+        &unit("SolvIT, broken under the launcher", "broken:app", 1),
+    );
+    let old_pid = main_pid(&sd, "broken.service");
+    let before = tree(&sd, "/etc/systemd/system");
+
+    let (code, out) = launcher(&sd, &["install", "--socket-unit", "broken.service"]);
+    assert_eq!(code, 69, "{out}");
+    assert!(out.contains("broken.socket holds port 8001"), "{out}");
+    assert!(out.contains("rolling back"), "{out}");
+    assert!(
+        out.contains("broken.service: restored and restarted on its previous command (active)"),
+        "{out}"
+    );
+    // Exactly the previous files: no socket unit, no enablement link.
+    assert_eq!(before, tree(&sd, "/etc/systemd/system"));
+    assert_eq!(sd.prop("broken.socket", "LoadState"), "not-found", "{out}");
+    sd.wait_prop("broken.service", "ActiveState", "active", LONG);
+    assert_ne!(main_pid(&sd, "broken.service"), old_pid, "restarted");
+    wait_for("the old gunicorn alone on 127.0.0.1:8001", || {
+        sd.listeners(8001) == ["127.0.0.1:8001"]
+    });
+    assert_eq!(sd.http_status("http://127.0.0.1:8001/"), Ok(200));
+}
+
 #[test]
 fn a_running_socket_unit_on_the_port_is_refused_before_anything_is_written() {
     let sd = boot();
