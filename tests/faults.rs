@@ -223,8 +223,19 @@ fn master_sigkilled_exits_137_and_its_orphaned_workers_are_stopped() {
 fn term_while_the_master_is_stopped_continues_it_and_stops_gracefully() {
     let ns = Netns::new();
     let app = AppDir::new();
-    let mut l =
-        Proc::spawn(app.launcher_in(&ns, &["run", "--", "gunicorn", "-w", "2", "hello:app"]));
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--",
+            "gunicorn",
+            "-w",
+            "2",
+            "--graceful-timeout",
+            "2",
+            "hello:app",
+        ],
+    ));
     let _cleanup = KillTreeOnDrop(l.pid());
     l.wait_line("verified:", LONG);
     let master = master_of(l.pid());
@@ -702,8 +713,19 @@ fn a_stop_during_verification_waits_without_spinning() {
 fn signals_during_a_stop_do_not_spoil_it() {
     let ns = Netns::new();
     let app = AppDir::new();
-    let mut l =
-        Proc::spawn(app.launcher_in(&ns, &["run", "--", "gunicorn", "-w", "2", "hello:app"]));
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--",
+            "gunicorn",
+            "-w",
+            "2",
+            "--graceful-timeout",
+            "2",
+            "hello:app",
+        ],
+    ));
     let _cleanup = KillTreeOnDrop(l.pid());
     l.wait_line("verified:", LONG);
     // Both workers booted: gunicorn <= 23 told to stop while a worker is

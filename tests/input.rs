@@ -164,8 +164,21 @@ fn an_exit_1_with_a_free_port_says_nothing_of_a_port_in_use() {
     let ns = Netns::new();
     let app = AppDir::new();
     app.write("badimport.py", "import nonexistent_module_of_the_test\n");
-    let mut l =
-        Proc::spawn(app.launcher_in(&ns, &["run", "--", "gunicorn", "-w", "2", "badimport:app"]));
+    // gunicorn <= 23 may miss the TERM it sends a worker still booting, then waits its
+    // whole graceful timeout for it: keep that short.
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--",
+            "gunicorn",
+            "-w",
+            "2",
+            "--graceful-timeout",
+            "2",
+            "badimport:app",
+        ],
+    ));
     let _cleanup = KillTreeOnDrop(l.pid());
     let code = l.wait_exit(LONG).code();
     let out = l.output();

@@ -83,7 +83,16 @@ fn hup_reloads_workers_ttin_adds_one_term_stops_cleanly() {
     let mut l = start(
         &app,
         &ns,
-        &["run", "--", "gunicorn", "-w", "2", "hello:app"],
+        &[
+            "run",
+            "--",
+            "gunicorn",
+            "-w",
+            "2",
+            "--graceful-timeout",
+            "2",
+            "hello:app",
+        ],
     );
     l.wait_line("verified:", LONG);
     let master = master_of(l.pid());
@@ -120,7 +129,16 @@ fn sigkill_to_the_master_makes_the_launcher_exit_137_and_clean_up() {
     let mut l = start(
         &app,
         &ns,
-        &["run", "--", "gunicorn", "-w", "2", "hello:app"],
+        &[
+            "run",
+            "--",
+            "gunicorn",
+            "-w",
+            "2",
+            "--graceful-timeout",
+            "2",
+            "hello:app",
+        ],
     );
     l.wait_line("verified:", LONG);
     let master = master_of(l.pid());
@@ -137,7 +155,16 @@ fn sigkill_to_the_launcher_leaves_no_gunicorn_within_two_seconds() {
     let mut l = start(
         &app,
         &ns,
-        &["run", "--", "gunicorn", "-w", "2", "hello:app"],
+        &[
+            "run",
+            "--",
+            "gunicorn",
+            "-w",
+            "2",
+            "--graceful-timeout",
+            "2",
+            "hello:app",
+        ],
     );
     l.wait_line("verified:", LONG);
     let master = master_of(l.pid());

@@ -146,7 +146,19 @@ fn a_reload_is_ready_only_once_the_previous_workers_are_gone() {
     let ns = Netns::new();
     let app = AppDir::new();
     let notify = NotifySocket::new();
-    let mut cmd = app.launcher_in(&ns, &["run", "--", "gunicorn", "-w", "2", "hello:app"]);
+    let mut cmd = app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--",
+            "gunicorn",
+            "-w",
+            "2",
+            "--graceful-timeout",
+            "2",
+            "hello:app",
+        ],
+    );
     cmd.env("NOTIFY_SOCKET", &notify.path);
     let mut l = Proc::spawn(cmd);
     let _cleanup = KillTreeOnDrop(l.pid());
@@ -260,7 +272,16 @@ fn as_pid_1_a_term_during_startup_ends_in_exit_143() {
     let mut l = Proc::spawn(app.launcher_under(
         &ns,
         &["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"],
-        &["run", "--", "gunicorn", "-w", "2", "hello:app"],
+        &[
+            "run",
+            "--",
+            "gunicorn",
+            "-w",
+            "2",
+            "--graceful-timeout",
+            "2",
+            "hello:app",
+        ],
     ));
     l.wait_line("config loading", LONG);
     let launcher = children(l.pid())[0];
