@@ -10,23 +10,6 @@ mod common;
 use common::*;
 use nix::sys::signal::Signal;
 
-fn url() -> String {
-    format!("http://{SERVER_IP}:8001/")
-}
-
-fn check(ns: &Netns, extra: &[&str]) -> (i32, String) {
-    let out = ns
-        .cmd(launcher())
-        .arg("check")
-        .args(extra)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 /// The SolvIT project, started by the launcher from the usual loopback
 /// command line (`-b 127.0.0.1:8001`), with ALLOWED_HOSTS as given.
 fn solvit(app: &AppDir, lan: &Lan, allowed: &str, args: &[&str], notify: &NotifySocket) -> Proc {

@@ -9,23 +9,6 @@ use nix::sys::signal::Signal;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-fn url() -> String {
-    format!("http://{SERVER_IP}:8001/")
-}
-
-fn check(ns: &Netns, extra: &[&str]) -> (i32, String) {
-    let out = ns
-        .cmd(launcher())
-        .arg("check")
-        .args(extra)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 /// The problem as operators meet it: bare gunicorn on 127.0.0.1 is refused from
 /// another host; the same command through the launcher answers 200.
 #[test]

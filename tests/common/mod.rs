@@ -159,6 +159,25 @@ pub struct Lan {
 
 pub const SERVER_IP: &str = "198.18.0.1";
 
+/// The server's port 8001 as a browser on the other machine addresses it.
+pub fn url() -> String {
+    format!("http://{SERVER_IP}:8001/")
+}
+
+/// `gunicorn-launcher check EXTRA...` run inside `ns`: its exit code and its stdout.
+pub fn check(ns: &Netns, extra: &[&str]) -> (i32, String) {
+    let out = ns
+        .cmd(launcher())
+        .arg("check")
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 impl Lan {
     pub fn new() -> Lan {
         let server = Netns::new();
