@@ -84,9 +84,17 @@ fn a_bare_gunicorn_restarted_refuses_connections() {
     let app = AppDir::new();
     let bare = || {
         let mut c = lan.server.cmd(gunicorn());
-        c.args(["-b", "0.0.0.0:8001", "-w", "2", "hello:app"])
-            .current_dir(app.path())
-            .env("XDG_RUNTIME_DIR", app.path().join("run"));
+        c.args([
+            "-b",
+            "0.0.0.0:8001",
+            "-w",
+            "2",
+            "--graceful-timeout",
+            "2",
+            "hello:app",
+        ])
+        .current_dir(app.path())
+        .env("XDG_RUNTIME_DIR", app.path().join("run"));
         let mut g = Proc::spawn(c);
         g.wait_line("Booting worker", LONG);
         g
