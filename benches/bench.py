@@ -7,6 +7,7 @@
     benches/bench.py ready     # gunicorn's listener appearing -> READY=1 on our notify socket
     benches/bench.py signal    # HUP to the supervisor -> gunicorn master's handler runs
     benches/bench.py restarts  # requests refused while gunicorn's master crashes and is restarted
+    benches/bench.py firewall  # `check` with no ruleset, ufw's, firewalld's and 10,000 rules, vs `nft list ruleset`
     benches/bench.py all       # every one of them, then `report`
     benches/bench.py report    # benches/RESULTS.md from target/bench/*.json
 
@@ -61,6 +62,9 @@ TRIPLE = build_triple()
 LAUNCHER = ROOT / "target" / TRIPLE / "release" / "gunicorn-launcher" if TRIPLE else ROOT / "target" / "release" / "gunicorn-launcher"
 # For comparison: the same source linked dynamically (benches/setup, target dir target/bench-dynamic).
 LAUNCHER_DYNAMIC = ROOT / "target" / "bench-dynamic" / (TRIPLE or "") / "release" / "gunicorn-launcher"
+# For before-and-after rows: the launcher built from the revision named in benches/before
+# (benches/setup builds it into target/bench-before), when there is one.
+LAUNCHER_BEFORE = ROOT / "target" / "bench-before" / (TRIPLE or "") / "release" / "gunicorn-launcher"
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 BENCH_VENV = ROOT / "target" / "bench-venv"
 DUMB_INIT = BENCH_VENV / "bin" / "dumb-init"
@@ -407,6 +411,22 @@ def spawn_timed(argv, env):
     return (t1 - t0) / 1e6, os.waitstatus_to_exitcode(status)
 
 
+def interleaved(tools, rounds, env, seed):
+    """Each command's whole-process times (ms) over `rounds` rounds after 3 warm-up rounds,
+    every round in a fresh random order; and what else the machine did meanwhile."""
+    times = {name: [] for name in tools}
+    rng = random.Random(seed)
+    with Activity() as act:
+        for r in range(rounds + 3):
+            order = list(tools)
+            rng.shuffle(order)
+            for name in order:
+                ms, _ = spawn_timed(tools[name], env)
+                if r >= 3:
+                    times[name].append(ms)
+    return times, act
+
+
 def wait_notify(sock, proc, what=b"READY=1", timeout=60.0):
     """Waits for a message with the line `what` on our notify socket; returns the monotonic
     time it arrived."""
@@ -474,16 +494,7 @@ def bench_check(args):
         plain = candidate_env(tmp, {})
         codes = {name: spawn_timed(argv, plain)[1] for name, argv in tools.items()}
         log(f"exit codes: {codes}")
-        times = {name: [] for name in tools}
-        rng = random.Random(1)
-        with Activity() as act:
-            for r in range(rounds + 3):
-                order = list(tools)
-                rng.shuffle(order)
-                for name in order:
-                    ms, _ = spawn_timed(tools[name], plain)
-                    if r >= 3:  # 3 warm-up rounds
-                        times[name].append(ms)
+        times, act = interleaved(tools, rounds, plain, seed=1)
         # What one probe costs, from this process: connect, GET /, status line.
         probe_ms = {}
         for host in ("127.0.0.1", "198.18.0.1"):
@@ -1046,6 +1057,88 @@ def bench_restarts(args):
     save("restarts", {"cycles": cycles, "clients": 4, "modes": results, "activity": act.report})
 
 
+# ---------------------------------------------------------------- 8. the firewall's cost
+
+FIXTURES = ROOT / "tests" / "fixtures" / "firewall"
+
+
+def generated_rules(n):
+    """A big realistic ruleset: a ban list's worth of single-address drops (fail2ban-like),
+    service allowances, and a policy accept; nothing in it is about port 8001, so the port is
+    judged open (no rule needs naming)."""
+    lines = ["table inet big {", "  chain input {", "    type filter hook input priority 0; policy accept;",
+             "    ct state established,related accept", '    iifname "lo" accept']
+    for i in range(n - 4):
+        kind = i % 4
+        a, b = (i // 250) % 250 + 1, i % 250 + 1
+        if kind == 0:
+            lines.append(f"    ip saddr 203.{a}.{b}.7 counter drop")
+        elif kind == 1:
+            lines.append(f"    ip6 saddr 2001:db8:{a:x}:{b:x}::7 counter drop")
+        elif kind == 2:
+            lines.append(f"    ip saddr 10.{a}.{b}.0/24 tcp dport {{ 22, {9000 + b} }} accept")
+        else:
+            lines.append(f'    iifname "eth{b}" udp dport {5000 + a} counter reject')
+    lines += ["  }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def load_ruleset(kind, tmp):
+    """Loads one of the bench's rulesets into the current namespace (an empty one is left
+    empty): the recorded firewalld and ufw rulesets of tests/fixtures/firewall, or generated
+    rules."""
+    if kind == "none":
+        return
+    if kind == "firewalld":
+        subprocess.run([which("nft"), "-f", str(FIXTURES / "firewalld_default" / "nft.txt")], check=True)
+    elif kind == "ufw":
+        for tool, name in (("iptables-nft-restore", "iptables-nft-save.txt"), ("ip6tables-nft-restore", "ip6tables-nft-save.txt")):
+            with open(FIXTURES / "ufw_deny" / name) as fh:
+                subprocess.run([which(tool)], stdin=fh, check=True)
+    else:
+        path = tmp / "big.nft"
+        path.write_text(generated_rules(int(kind)))
+        subprocess.run([which("nft"), "-f", str(path)], check=True)
+
+
+def bench_firewall(args):
+    rounds = int(args.get("rounds", 20))
+    big = int(args.get("rules", 10000))
+    rulesets = ["none", "ufw", "firewalld", str(big)]
+    become_subreaper()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="glbench-") as tmp:
+        tmp = Path(tmp)
+        for kind in rulesets:
+            with Netns(f"fw{kind[:5]}"):
+                load_ruleset(kind, tmp)
+                (tmp / f"xdg-{kind}").mkdir()
+                served = subprocess.Popen([str(GUNICORN), "-b", "0.0.0.0:8001", *APP], cwd=EXAMPLES, env=candidate_env(tmp / f"xdg-{kind}"),
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                first_200(8001, time.monotonic())
+                tools = {"check": [str(LAUNCHER), "check", "--port", "8001"]}
+                if LAUNCHER_BEFORE.exists():
+                    tools["check (before)"] = [str(LAUNCHER_BEFORE), "check", "--port", "8001"]
+                tools["nft -j list ruleset"] = [which("nft"), "-j", "list", "ruleset"]
+                tools["nft list ruleset"] = [which("nft"), "list", "ruleset"]
+                if kind == "ufw":
+                    tools["iptables-nft-save"] = [which("iptables-nft-save")]
+                plain = candidate_env(tmp, {})
+                codes = {name: spawn_timed(argv, plain)[1] for name, argv in tools.items()}
+                verdict = subprocess.run(tools["check"] + ["--json"], capture_output=True, text=True, env=plain)
+                firewall = json.loads(verdict.stdout).get("firewall") if verdict.stdout else None
+                times, act = interleaved(tools, rounds, plain, seed=2)
+                size = len(subprocess.run(tools["nft -j list ruleset"], capture_output=True).stdout)
+                results[kind] = {
+                    "exit_codes": codes, "argv": tools, "ms": {k: summary(v) for k, v in times.items()},
+                    "managed_by": firewall and firewall.get("managed_by"), "read_from": firewall and firewall.get("read_from"),
+                    "verdicts": firewall and [v["verdict"] for v in firewall.get("verdicts", [])],
+                    "nft_json_bytes": size, "activity": act.report,
+                }
+                stop(served)
+    save("firewall", {"rounds": rounds, "rules": big, "rulesets": results})
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -1086,6 +1179,13 @@ def binary(path):
     return f"{path.relative_to(ROOT)} ({path.stat().st_size / 1024 / 1024:.1f} MiB, {linkage(path)})"
 
 
+def before_revision():
+    try:
+        return f", built from {(ROOT / 'benches' / 'before').read_text().split()[0][:7]}"
+    except (OSError, IndexError):
+        return ""
+
+
 def machine():
     """The machine and the programs compared, taken when a bench runs and saved with its
     figures (`report` renders them from the JSON)."""
@@ -1108,12 +1208,14 @@ def machine():
         "rustc": version(["rustc", "--version"]),
         "launcher": binary(LAUNCHER),
         "launcher-dynamic": binary(LAUNCHER_DYNAMIC),
+        "launcher-before": binary(LAUNCHER_BEFORE) + before_revision(),
+        "nft": version(["nft", "--version"]),
         "launcher source": source(),
     }
 
 
 def bench_all(args):
-    for name in ("check", "startup", "idle", "ready", "signal", "restarts"):
+    for name in ("check", "firewall", "startup", "idle", "ready", "signal", "restarts"):
         log(f"--- {name}")
         BENCHES[name](args)
     report(args)
@@ -1132,7 +1234,7 @@ def report(args):
 
 
 BENCHES = {"check": bench_check, "startup": bench_startup, "idle": bench_idle, "ready": bench_ready,
-           "signal": bench_signal, "restarts": bench_restarts}
+           "signal": bench_signal, "restarts": bench_restarts, "firewall": bench_firewall}
 
 
 def main():

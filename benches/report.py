@@ -11,7 +11,9 @@ MIB = 1024  # KiB
 CPU_TARGET_MS = 2.0  # the launcher's own CPU time from its start to gunicorn's first 200
 RSS_TARGET_KIB = 1.5 * MIB  # the launcher's VmRSS once ready and after a reload
 
-SECTIONS = ("check", "startup", "idle", "ready", "signal", "restarts")
+SECTIONS = ("check", "firewall", "startup", "idle", "ready", "signal", "restarts")
+FIREWALL_NONE_RATIO = 1.2  # `check` with no ruleset, ÷ the launcher before the firewall was read
+FIREWALL_EXTRA = 0.2  # with a ruleset: `check` may add nft -j's own time plus this share of it
 
 
 def f(x, digits=1):
@@ -87,8 +89,8 @@ def render(d, now=None):
     if missing:
         out += [f"No results yet for: {', '.join(missing)} (`benches/bench.py NAME`).", ""]
     out += targets(d)
-    for name, fn in (("check", check), ("startup", startup), ("idle", idle), ("ready", ready), ("signal", sig),
-                     ("restarts", restarts)):
+    for name, fn in (("check", check), ("firewall", firewall), ("startup", startup), ("idle", idle), ("ready", ready),
+                     ("signal", sig), ("restarts", restarts)):
         if name in d:
             out += guarded(name, fn, d[name])
     return "\n".join(out).rstrip("\n") + "\n"
@@ -124,7 +126,7 @@ def targets(d):
         return []
     rows = ["## Targets", "", "| what | launcher | target | |", "|---|---|---|---|"]
     for name, fn in (("startup", targets_startup), ("idle", targets_idle), ("check", targets_check),
-                     ("signal", targets_signal), ("ready", targets_ready)):
+                     ("firewall", targets_firewall), ("signal", targets_signal), ("ready", targets_ready)):
         if name in d:
             try:
                 rows += fn(d[name])
@@ -181,6 +183,37 @@ def targets_check(c):
     ratios = ", ".join(f"`{k}` {f(ms[k]['median'] / base)} ×" for k in others)
     return [f"| `check` on a host with {c['sockets_in_namespace']:,} TCP sockets | {f(base)} ms; {ratios} as long | "
             f"faster than each | {met(all(ms[k]['median'] > base for k in others))} |"]
+
+
+def firewall_cost(fw):
+    """Per ruleset: `check`'s median, what it adds to `check` with no ruleset, and nft -j's own."""
+    none = fw["rulesets"]["none"]["ms"]["check"]["median"]
+    out = {}
+    for kind, r in fw["rulesets"].items():
+        ms = r["ms"]
+        out[kind] = (ms["check"]["median"], ms["check"]["median"] - none, ms["nft -j list ruleset"]["median"])
+    return out
+
+
+def targets_firewall(fw):
+    rows = []
+    none = fw["rulesets"]["none"]["ms"]
+    if "check (before)" in none:
+        now, before = none["check"]["median"], none["check (before)"]["median"]
+        rows.append(f"| `check` with no ruleset, ÷ the launcher before the firewall was read | {f(now)} ms ÷ {f(before)} ms = "
+                    f"{f(now / before, 2)} × | ≤ {f(FIREWALL_NONE_RATIO, 1)} × | {met(now / before <= FIREWALL_NONE_RATIO)} |")
+    for kind, (check_ms, added, nft) in firewall_cost(fw).items():
+        if kind == "none":
+            continue
+        limit = nft * (1 + FIREWALL_EXTRA)
+        rows.append(f"| `check` with {ruleset_name(kind)}: added to `check` with no ruleset | {f(added)} ms (`nft -j list ruleset` "
+                    f"alone: {f(nft)} ms) | ≤ {f(limit)} ms (nft's time + {int(FIREWALL_EXTRA * 100)} %) | {met(added <= limit)} |")
+    return rows
+
+
+def ruleset_name(kind):
+    return {"none": "no ruleset", "ufw": "ufw's default (deny incoming)", "firewalld": "firewalld's default (public zone)"}.get(
+        kind, f"{int(kind):,} generated rules" if kind.isdigit() else kind)
 
 
 def targets_signal(s):
@@ -259,6 +292,42 @@ def check(c):
             iqr, rng = spread(s)
             out.append(f"| `{name}` | {f(s['median'])} | {iqr} | {rng} | {f(s['median'] / hb, 2)} |")
     return out + ["", activity(c["activity"]), ""]
+
+
+# ---------------------------------------------------------------- the firewall's cost
+
+
+def firewall(fw):
+    out = [
+        "## 1b. `check` reading the host firewall",
+        "",
+        f"`{fw['command']}` ({fw['when']}). One network namespace per ruleset, gunicorn (1 worker) bound to "
+        "`0.0.0.0:8001` in it, and the ruleset loaded: none; ufw's default (`ufw default deny incoming`, "
+        "the iptables-nft rules recorded in tests/fixtures/firewall/ufw_deny, restored with "
+        "`iptables-nft-restore`); firewalld's default public zone (tests/fixtures/firewall/firewalld_default, "
+        f"`nft -f`); {fw['rules']:,} generated rules (single-address drops, service accepts; none about port "
+        f"8001). {fw['rounds']} rounds after 3 warm-up rounds, each round in a fresh random order; "
+        "`check (before)` is the launcher built from the revision in benches/before, which reads no firewall.",
+        "",
+        "| ruleset | command | exit | median ms | IQR ms | min–max ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind, r in fw["rulesets"].items():
+        for name, s in r["ms"].items():
+            iqr, rng = spread(s)
+            out.append(f"| {ruleset_name(kind)} | `{name}` | {r['exit_codes'][name]} | {f(s['median'])} | {iqr} | {rng} |")
+    out += ["", "| ruleset | managed by (as `check` says) | read from | verdicts | `nft -j` output |", "|---|---|---|---|---|"]
+    for kind, r in fw["rulesets"].items():
+        out.append(f"| {ruleset_name(kind)} | {r['managed_by'] or '-'} | {', '.join(r['read_from'] or []) or '-'} | "
+                   f"{', '.join(r['verdicts'] or []) or '-'} | {r['nft_json_bytes']:,} bytes |")
+    cost = firewall_cost(fw)
+    lines = []
+    for kind, (check_ms, added, nft) in cost.items():
+        if kind != "none":
+            lines.append(f"with {ruleset_name(kind)}, `check` took {f(check_ms)} ms, {f(added)} ms more than with no ruleset, "
+                         f"where `nft -j list ruleset` alone took {f(nft)} ms ({f(added / nft, 2)} × nft's time)")
+    out += ["", "Medians: " + "; ".join(lines) + "."]
+    return out + ["", activity(fw["rulesets"]["none"]["activity"]), ""]
 
 
 # ---------------------------------------------------------------- 2. start
@@ -546,7 +615,7 @@ def restarts(r):
 def readme_table(d):
     """The short table for the README's "Benchmarks" section (target/bench/readme-table.md)."""
     rows = ["| measure | launcher | reference |", "|---|---|---|"]
-    for name, fn in (("check", readme_check), ("startup", readme_startup), ("idle", readme_idle),
+    for name, fn in (("check", readme_check), ("firewall", readme_firewall), ("startup", readme_startup), ("idle", readme_idle),
                      ("ready", readme_ready), ("signal", readme_signal), ("restarts", readme_restarts)):
         if name in d:
             try:
@@ -565,6 +634,18 @@ def readme_check(c):
     return [f"| `check`, {c['sockets_in_namespace']:,} TCP sockets open | {f(base)} ms | "
             f"`lsof -i` {f(ms[lsof]['median'] / base)} ×, `ss -ltnp` {f(ms[ssp]['median'] / base)} ×, "
             f"`ss -ltn` {f(ms[ssn]['median'] / base, 2)} × as long |"]
+
+
+def readme_firewall(fw):
+    cost = firewall_cost(fw)
+    rows = []
+    none = fw["rulesets"]["none"]["ms"]
+    before = f"; before the firewall was read: {f(none['check (before)']['median'])} ms" if "check (before)" in none else ""
+    rows.append(f"| `check`, no firewall ruleset | {f(cost['none'][0])} ms | {before.lstrip('; ') or '-'} |")
+    for kind, (check_ms, added, nft) in cost.items():
+        if kind != "none":
+            rows.append(f"| `check`, {ruleset_name(kind)} | {f(check_ms)} ms (+{f(added)} ms) | `nft -j list ruleset` alone {f(nft)} ms |")
+    return rows
 
 
 def readme_startup(s):

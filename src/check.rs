@@ -5,11 +5,13 @@
 //! master with its workers on one row; `--verbose` gives a row per
 //! process), the HTTP answer to each probe (each address with the Host a
 //! browser pointed at it sends, and each `--host-name` at each address),
-//! and the verdict, computed by [`crate::verify`] exactly as `run` computes
-//! it before READY. Exit codes: 0 all interfaces and reachable, 1 bound to a
-//! single address, 3 nothing listening, 4 listening but an HTTP probe
-//! failed, 5 the app rejects the Host remote browsers send, 6 the port is
-//! split between independent programs.
+//! what the host firewall does to a connection from another machine, and the
+//! verdict, computed by [`crate::verify`] exactly as `run` computes it before
+//! READY. Exit codes: 0 all interfaces and reachable, 1 bound to a single
+//! address, 3 nothing listening, 4 listening but an HTTP probe failed, 5 the
+//! app rejects the Host remote browsers send, 6 the port is split between
+//! independent programs, 7 the host firewall blocks the port from every other
+//! machine.
 
 use crate::verify::render::{table, to_json, use_colour};
 use crate::verify::{self, Scope, Target};

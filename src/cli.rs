@@ -39,7 +39,7 @@ pub enum Cmd {
     PrintCommand(RunArgs),
     /// Show every listener on the port, its owner, and whether it answers HTTP on every address.
     #[command(
-        after_help = "Exit codes: 0 all interfaces and reachable, 1 bound to a single address (or held by another program), 3 nothing listening, 4 an HTTP probe failed, 5 the app rejects the Host remote browsers send (Django: ALLOWED_HOSTS), 6 the port is split between independent programs (SO_REUSEPORT).\n\nExamples:\n  gunicorn-launcher check\n  gunicorn-launcher check --port 8001 --json\n  gunicorn-launcher check --host-name solvit.example.com"
+        after_help = "Exit codes: 0 all interfaces and reachable, 1 bound to a single address (or held by another program), 3 nothing listening, 4 an HTTP probe failed, 5 the app rejects the Host remote browsers send (Django: ALLOWED_HOSTS), 6 the port is split between independent programs (SO_REUSEPORT), 7 the host firewall blocks the port from every other machine.\n\nExamples:\n  gunicorn-launcher check\n  gunicorn-launcher check --port 8001 --json\n  gunicorn-launcher check --host-name solvit.example.com\n  gunicorn-launcher check --from 192.0.2.10"
     )]
     Check(CheckArgs),
     /// Wrap the launcher around units that run gunicorn (a drop-in; the unit file is not edited), then restart and verify.
@@ -197,6 +197,9 @@ pub struct CheckArgs {
     /// One row per process holding a listener (default: a master and its workers on one row).
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Judge the host firewall for a client at this address (default: any client; rules that depend on the client's address then say whom the port is open to).
+    #[arg(long, value_name = "ADDRESS")]
+    pub from: Option<std::net::IpAddr>,
 }
 
 fn probe_path(s: &str) -> Result<String, String> {
@@ -267,6 +270,7 @@ impl From<CheckArgs> for crate::check::Request {
                 path: a.path,
                 probe_timeout: a.timeout,
                 host_names: a.host_names,
+                from: a.from,
             },
             json: a.json,
             verbose: a.verbose,

@@ -26,6 +26,19 @@ pub enum OnHostRejected {
     Fail,
 }
 
+/// Whether a host firewall that blocks the port from every other machine fails the
+/// verification.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFirewallBlocked {
+    /// Say it (log warning, STATUS) and send READY=1 all the same: the bind is right, and
+    /// the firewall is the administrator's.
+    #[default]
+    Warn,
+    /// A failed verification, handled as `on_failure` says.
+    Fail,
+}
+
 /// What to do when the post-start verification fails.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -100,6 +113,7 @@ struct VerifySection {
     on_failure: Option<OnFailure>,
     host_names: Option<Spanned<Vec<String>>>,
     on_host_rejected: Option<OnHostRejected>,
+    on_firewall_blocked: Option<OnFirewallBlocked>,
 }
 
 /// The configuration after defaults and validation.
@@ -133,6 +147,7 @@ pub struct Config {
     /// Names the clients use; their answers decide the Host verdict.
     pub host_names: Vec<String>,
     pub on_host_rejected: OnHostRejected,
+    pub on_firewall_blocked: OnFirewallBlocked,
     /// The file it came from, for messages.
     pub source: Option<PathBuf>,
 }
@@ -161,6 +176,7 @@ impl Default for Config {
             on_failure: OnFailure::Fail,
             host_names: Vec::new(),
             on_host_rejected: OnHostRejected::Warn,
+            on_firewall_blocked: OnFirewallBlocked::Warn,
             source: None,
         }
     }
@@ -339,6 +355,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, Failure> {
         config.probe_path = path.into_inner();
     }
     config.on_host_rejected = v.on_host_rejected.unwrap_or_default();
+    config.on_firewall_blocked = v.on_firewall_blocked.unwrap_or_default();
     if let Some(names) = v.host_names {
         for name in names.get_ref() {
             validate_host_name(name).map_err(|m| at(names.span(), "verify.host_names", m))?;

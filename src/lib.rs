@@ -24,7 +24,8 @@
 //! **The verdict.** [`sockets`] listening sockets from the kernel; [`owners`] which
 //! processes hold them; [`probe`] the HTTP probe (`probe::targets`: which addresses are
 //! probed; `probe::http`: the request and the status line; `probe::nonblocking`: probes in
-//! the loop's poll set); [`verify`] the one verdict, `verify::render` how it is shown.
+//! the loop's poll set); [`firewall`] what the host firewall does to a connection from
+//! another machine; [`verify`] the one verdict, `verify::render` how it is shown.
 //!
 //! **Units.** [`unit`](mod@unit) unit files read as systemd reads them (`unit::name`,
 //! `unit::syntax`, `unit::exec`, `unit::paths`, `unit::name_map`, `unit::dropins`: how a
@@ -39,6 +40,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod error;
+pub mod firewall;
 pub mod gunicorn_args;
 pub mod install;
 pub mod launch;
@@ -47,6 +49,7 @@ pub mod log;
 pub mod memory;
 pub mod notify;
 pub mod owners;
+pub mod pollset;
 pub mod probe;
 pub mod proc;
 pub mod pyshlex;

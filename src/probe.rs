@@ -12,9 +12,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
-use nix::poll::PollFlags;
+use std::time::Duration;
 
 mod http;
 mod nonblocking;
@@ -81,33 +79,10 @@ pub fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> ProbeResult {
 
 /// Makes every probe at once and returns the results in the order of
 /// `requests`. The whole call is bounded by `timeout`: every probe shares one
-/// deadline. This is [`Probes`] with a poll loop of its own, for callers
-/// that have nothing else to wait for (`check`, the installer).
+/// deadline. This is [`Probes`] run to its end alone, for callers that have
+/// nothing else to wait for (`check`, the installer).
 pub fn probe_all(requests: &[Request], path: &str, timeout: Duration) -> Vec<ProbeResult> {
     let mut probes = Probes::start(requests, path, timeout);
-    while !probes.done() {
-        let mut fds = probes.poll_fds();
-        let wait = poll_timeout(probes.deadline());
-        let ready = match nix::poll::poll(&mut fds, wait) {
-            Ok(_) => fds
-                .iter()
-                .map(|f| f.revents().unwrap_or(PollFlags::empty()))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        drop(fds);
-        probes.advance(&ready, Instant::now());
-    }
+    crate::pollset::run_to_end(&mut probes);
     probes.results()
-}
-
-/// Milliseconds until `deadline`, rounded up (rounding down would wake
-/// early and spin on a zero timeout).
-pub fn poll_timeout(deadline: Instant) -> nix::poll::PollTimeout {
-    let ms = deadline
-        .saturating_duration_since(Instant::now())
-        .as_micros()
-        .div_ceil(1000)
-        .min(i32::MAX as u128);
-    nix::poll::PollTimeout::try_from(ms as i32).unwrap_or(nix::poll::PollTimeout::MAX)
 }

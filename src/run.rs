@@ -374,12 +374,14 @@ fn settings(c: &config::Config) -> supervise::Settings {
             path: c.probe_path.clone(),
             probe_timeout: c.probe_timeout,
             host_names: c.host_names.clone(),
+            from: None,
         },
         stop_timeout: c.stop_timeout,
         startup_timeout: c.startup_timeout,
         recheck_interval: c.recheck_interval,
         on_failure: c.on_failure,
         on_host_rejected: c.on_host_rejected,
+        on_firewall_blocked: c.on_firewall_blocked,
     }
 }
 

@@ -30,6 +30,7 @@ path = "/healthz"
 on_failure = "warn"
 host_names = ["solvit.example.com", "solvit"]
 on_host_rejected = "fail"
+on_firewall_blocked = "fail"
 "#,
         "x",
     )
@@ -47,6 +48,7 @@ on_host_rejected = "fail"
     assert_eq!(c.on_failure, OnFailure::Warn);
     assert_eq!(c.host_names, ["solvit.example.com", "solvit"]);
     assert_eq!(c.on_host_rejected, OnHostRejected::Fail);
+    assert_eq!(c.on_firewall_blocked, OnFirewallBlocked::Fail);
 }
 
 #[test]
@@ -69,6 +71,15 @@ fn host_names_must_be_names() {
     let e = err("[verify]\non_host_rejected = \"ignore\"\n");
     assert!(e.contains("key `verify.on_host_rejected`"), "{e}");
     assert_eq!(Config::default().on_host_rejected, OnHostRejected::Warn);
+    let e = err("[verify]\non_firewall_blocked = \"ignore\"\n");
+    assert!(
+        e.contains("key `verify.on_firewall_blocked`") && e.contains("warn"),
+        "{e}"
+    );
+    assert_eq!(
+        Config::default().on_firewall_blocked,
+        OnFirewallBlocked::Warn
+    );
 }
 
 #[test]

@@ -402,7 +402,12 @@ fn wait_verified(unit: &str, port: u16) -> Result<String, String> {
     let deadline = Instant::now() + SETTLE;
     loop {
         let v = verify::verdict(&probe_target(port), Scope::Host);
-        if v.ok() || v.kind == verify::Kind::HostRejected {
+        if v.ok()
+            || matches!(
+                v.kind,
+                verify::Kind::HostRejected | verify::Kind::FirewallBlocked
+            )
+        {
             return Ok(v.summary);
         }
         if Instant::now() >= deadline {

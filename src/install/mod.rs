@@ -44,6 +44,7 @@ pub(crate) fn probe_target(port: u16) -> Target {
         path: "/".into(),
         probe_timeout: Duration::from_secs(2),
         host_names: Vec::new(),
+        from: None,
     }
 }
 

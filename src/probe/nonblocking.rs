@@ -78,12 +78,30 @@ impl Probes {
         Probes { deadline, probes }
     }
 
-    pub fn deadline(&self) -> Instant {
+    /// The results in the order of the addresses; an unfinished probe
+    /// counts as timed out.
+    pub fn results(self) -> Vec<ProbeResult> {
+        self.probes
+            .into_iter()
+            .map(|p| ProbeResult {
+                addr: p.request.addr,
+                host: p.request.host,
+                outcome: match p.stage {
+                    Stage::Done(outcome) => outcome,
+                    _ => Outcome::Timeout,
+                },
+            })
+            .collect()
+    }
+}
+
+impl crate::pollset::Pollable for Probes {
+    fn deadline(&self) -> Instant {
         self.deadline
     }
 
     /// Every probe has its outcome.
-    pub fn done(&self) -> bool {
+    fn done(&self) -> bool {
         self.probes
             .iter()
             .all(|p| matches!(p.stage, Stage::Done(_)))
@@ -91,7 +109,7 @@ impl Probes {
 
     /// What to poll, one entry per probe (a finished probe asks for nothing),
     /// in the order [`Probes::advance`] takes the results.
-    pub fn poll_fds(&self) -> Vec<PollFd<'_>> {
+    fn poll_fds(&self) -> Vec<PollFd<'_>> {
         self.probes
             .iter()
             .filter_map(|p| {
@@ -110,7 +128,7 @@ impl Probes {
     /// Moves each probe on whose descriptor is ready (`ready` holds the
     /// `revents` in [`Probes::poll_fds`]' order; a shorter slice leaves the
     /// rest as they are), then times out what is left at the deadline.
-    pub fn advance(&mut self, ready: &[PollFlags], now: Instant) {
+    fn advance(&mut self, ready: &[PollFlags], now: Instant) {
         let mut ready = ready.iter();
         for probe in &mut self.probes {
             if matches!(probe.stage, Stage::Done(_)) {
@@ -128,22 +146,6 @@ impl Probes {
                 }
             }
         }
-    }
-
-    /// The results in the order of the addresses; an unfinished probe
-    /// counts as timed out.
-    pub fn results(self) -> Vec<ProbeResult> {
-        self.probes
-            .into_iter()
-            .map(|p| ProbeResult {
-                addr: p.request.addr,
-                host: p.request.host,
-                outcome: match p.stage {
-                    Stage::Done(outcome) => outcome,
-                    _ => Outcome::Timeout,
-                },
-            })
-            .collect()
     }
 }
 

@@ -6,7 +6,7 @@
 //! scope id, without which `connect` cannot tell which link is meant.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use nix::ifaddrs::getifaddrs;
 use nix::net::if_::{InterfaceFlags, if_nametoindex};
@@ -25,6 +25,17 @@ pub struct Families {
 pub struct Addresses {
     pub probe: Vec<SocketAddr>,
     pub skipped: Vec<(SocketAddr, &'static str)>,
+    /// The interface each probed address belongs to (as another machine reaches it).
+    pub interfaces: Vec<(IpAddr, String)>,
+}
+
+impl Addresses {
+    pub fn interface_of(&self, ip: IpAddr) -> Option<&str> {
+        self.interfaces
+            .iter()
+            .find(|(a, _)| *a == ip)
+            .map(|(_, i)| i.as_str())
+    }
 }
 
 /// The addresses to probe: loopback (127.0.0.1 if ipv4, ::1 if ipv6 and the
@@ -41,6 +52,7 @@ pub fn targets(port: u16, families: Families) -> io::Result<Addresses> {
         .unwrap_or_default();
     let mut found = Vec::new();
     let mut skipped = Vec::new();
+    let mut interfaces: Vec<(IpAddr, String)> = Vec::new();
     for ifa in getifaddrs()? {
         // A down interface's addresses are not configured for traffic; probing
         // them would fail for reasons that have nothing to do with gunicorn.
@@ -51,6 +63,7 @@ pub fn targets(port: u16, families: Families) -> io::Result<Addresses> {
         if let Some(sin) = address.as_sockaddr_in() {
             if families.ipv4 {
                 found.push(SocketAddr::V4(SocketAddrV4::new(sin.ip(), port)));
+                interfaces.push((IpAddr::V4(sin.ip()), ifa.interface_name.clone()));
             }
         } else if let Some(sin6) = address.as_sockaddr_in6() {
             if !families.ipv6 {
@@ -74,13 +87,17 @@ pub fn targets(port: u16, families: Families) -> io::Result<Addresses> {
                 .map_or(0, |(_, _, flags)| *flags);
             match unused_because(flags) {
                 Some(why) => skipped.push((addr, why)),
-                None => found.push(addr),
+                None => {
+                    found.push(addr);
+                    interfaces.push((IpAddr::V6(ip), ifa.interface_name.clone()));
+                }
             }
         }
     }
     Ok(Addresses {
         probe: order_targets(port, families, found),
         skipped,
+        interfaces,
     })
 }
 

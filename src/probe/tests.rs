@@ -6,6 +6,7 @@ use std::net::TcpListener;
 use std::net::TcpStream;
 use std::sync::mpsc;
 use std::thread;
+use std::time::Instant;
 
 const QUICK: Duration = Duration::from_millis(300);
 const GENEROUS: Duration = Duration::from_secs(5);

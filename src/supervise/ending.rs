@@ -27,7 +27,7 @@ impl Supervisor {
                 ));
                 self.systemd.stopping();
             }
-            tree::signal_all(&tree::descendants(Pid::this()), Signal::SIGTERM);
+            tree::signal_all(&self.gunicorns(), Signal::SIGTERM);
             self.master_status = Some(crashed);
             self.code = Some(0);
             self.state = State::Stopping(Stop {
@@ -47,7 +47,7 @@ impl Supervisor {
                 let _ = nix::sys::signal::kill(upgrade.new, sig);
             }
             let _ = killpg(self.group, Signal::SIGCONT);
-            tree::signal_all(&tree::descendants(Pid::this()), Signal::SIGCONT);
+            tree::signal_all(&self.gunicorns(), Signal::SIGCONT);
         }
         if matches!(self.state, State::Stopping(_)) {
             return;
@@ -85,6 +85,9 @@ impl Supervisor {
             match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => return None,
                 Ok(status) => {
+                    if let Some(pid) = status.pid() {
+                        self.tools.retain(|&t| t != pid);
+                    }
                     if status.pid() == Some(self.master) {
                         self.on_master_exit(status);
                     } else if let Some(upgrade) = &self.upgrade
@@ -118,7 +121,7 @@ impl Supervisor {
         self.master_status = Some(status);
         // The master is gone: whatever of its tree is left (workers of a
         // SIGKILLed master notice only after timeout/2) is stopped now.
-        let rest = tree::descendants(Pid::this());
+        let rest = self.gunicorns();
         if !matches!(self.state, State::Stopping(_)) {
             self.explain_exit(status, !rest.is_empty());
         }
@@ -156,7 +159,8 @@ impl Supervisor {
         }
         let mut new_tree = tree::descendants(new);
         new_tree.push(new);
-        let previous = tree::descendants(Pid::this())
+        let previous = self
+            .gunicorns()
             .into_iter()
             .filter(|p| !new_tree.contains(p));
         self.reload(tree::named(previous));
@@ -165,7 +169,7 @@ impl Supervisor {
     /// A live child of ours that gunicorn started as the old master's
     /// successor (USR2).
     pub(super) fn successor(&self, old: Pid) -> Option<Pid> {
-        tree::descendants(Pid::this())
+        self.gunicorns()
             .into_iter()
             .find(|&p| tree::is_successor_of(p, old))
     }
@@ -189,9 +193,11 @@ impl Supervisor {
             // the loop: the service is ending, and the answer (one kernel
             // query, and an owner search only if something listens) is
             // what the message is for.
-            let port = verify::verdict(&self.settings.target, Scope::TreeOf(self.master));
             let mut seen = String::new();
-            if port.kind == verify::Kind::Foreign {
+            if let verify::Look::Decided(port) =
+                verify::look(&self.settings.target, Scope::TreeOf(self.master))
+                && port.kind == verify::Kind::Foreign
+            {
                 seen.push_str(&format!(
                     "; {} (a port in use ends gunicorn this way)",
                     port.summary

@@ -11,10 +11,10 @@
 //! after a crash or for a USR2 upgrade. The reasoning behind the design (why no thread,
 //! why held signals are paced) is in docs/supervision.md.
 
-use crate::config::{OnFailure, OnHostRejected};
+use crate::config::{OnFailure, OnFirewallBlocked, OnHostRejected};
 use crate::log;
 use crate::notify::{ChildSocket, Systemd};
-use crate::probe::Probes;
+use crate::pollset::Pollable;
 use crate::tree::{self, Proc};
 use crate::verify::{self, Target, Verdict};
 use crate::workers::Census;
@@ -45,6 +45,7 @@ pub struct Settings {
     pub recheck_interval: Duration,
     pub on_failure: OnFailure,
     pub on_host_rejected: OnHostRejected,
+    pub on_firewall_blocked: OnFirewallBlocked,
 }
 
 /// How gunicorn ended, for the launcher's exit status.
@@ -145,7 +146,7 @@ struct InFlight {
     /// The question's id: its check's, or a recheck's.
     id: u64,
     probing: verify::Probing,
-    probes: Probes,
+    pending: verify::Pending,
 }
 
 struct Supervisor {
@@ -174,6 +175,9 @@ struct Supervisor {
     restarts: u32,
     /// A gunicorn started for a USR2 upgrade on the held socket, until it is adopted.
     upgrade: Option<restart::Upgrade>,
+    /// The firewall tools (nft, iptables-save) the verification started and the loop has
+    /// not reaped yet: children of the launcher, but never gunicorn's.
+    tools: Vec<Pid>,
 }
 
 /// Supervises the gunicorn master `master` until nothing of its tree is
@@ -210,6 +214,7 @@ pub fn supervise(
         crashes: VecDeque::new(),
         restarts: 0,
         upgrade: None,
+        tools: Vec::new(),
     };
     sup.systemd.status("starting gunicorn");
     sup.run_loop(signals, notify)
@@ -236,7 +241,7 @@ impl Supervisor {
                 PollFd::new(notify.fd(), PollFlags::POLLIN),
             ];
             let probing = self.in_flight.as_ref().map_or(0, |f| {
-                fds.extend(f.probes.poll_fds());
+                fds.extend(f.pending.poll_fds());
                 fds.len() - 2
             });
             if let Some(c) = &self.census {
@@ -273,11 +278,31 @@ impl Supervisor {
             }
             self.on_probes(probes);
             self.on_time(Instant::now());
+            self.note_tools();
             // A restart that could not start anything: nothing is left to wait for.
             if self.master_status.is_some()
                 && let Some(ending) = self.reap()
             {
                 return Ok(ending);
+            }
+        }
+    }
+
+    /// gunicorn's processes: every descendant of the launcher but its own tools.
+    fn gunicorns(&self) -> Vec<Pid> {
+        let mut all = tree::descendants(Pid::this());
+        all.retain(|p| !self.tools.contains(p));
+        all
+    }
+
+    /// Remembers the tools the verification under way has started.
+    fn note_tools(&mut self) {
+        if let Some(f) = &self.in_flight {
+            for &pid in f.pending.tool_pids() {
+                let pid = Pid::from_raw(pid);
+                if !self.tools.contains(&pid) {
+                    self.tools.push(pid);
+                }
             }
         }
     }
@@ -319,7 +344,7 @@ impl Supervisor {
             consider(self.outbox.next);
         }
         if let Some(f) = &self.in_flight {
-            consider(f.probes.deadline());
+            consider(f.pending.deadline());
         }
         if self.census.is_some() {
             consider(self.census_next);
@@ -327,7 +352,7 @@ impl Supervisor {
         if let Some(u) = &self.upgrade {
             consider(u.deadline);
         }
-        next.map_or(PollTimeout::NONE, crate::probe::poll_timeout)
+        next.map_or(PollTimeout::NONE, crate::pollset::timeout)
     }
 
     fn on_time(&mut self, now: Instant) {
@@ -336,7 +361,7 @@ impl Supervisor {
             && now >= stop.deadline
         {
             stop.killed = true;
-            let rest = tree::descendants(Pid::this());
+            let rest = self.gunicorns();
             log::warn(&format!(
                 "gunicorn did not stop within {:?}; killing {} remaining process(es)",
                 self.settings.stop_timeout,

@@ -113,7 +113,7 @@ impl Supervisor {
         );
         log::warn(&line);
         self.systemd.status(&line);
-        let orphans = tree::descendants(Pid::this());
+        let orphans = self.gunicorns();
         tree::signal_all(&orphans, Signal::SIGTERM);
         tree::signal_all(&orphans, Signal::SIGCONT);
         self.outbox.queue.clear();
@@ -132,6 +132,10 @@ impl Supervisor {
     /// Starts the new gunicorn once the old one's processes are gone and the backoff has
     /// passed; SIGKILLs orphans that outlive their TERM.
     pub(super) fn restart_if_due(&mut self, now: Instant) {
+        if !matches!(self.state, State::Restarting { .. }) {
+            return;
+        }
+        let orphans = self.gunicorns();
         let State::Restarting {
             at,
             orphans_deadline,
@@ -142,7 +146,6 @@ impl Supervisor {
         else {
             return;
         };
-        let orphans = tree::descendants(Pid::this());
         *orphans_gone = orphans.is_empty();
         if !orphans.is_empty() {
             if !*killed && now >= *orphans_deadline {

@@ -3,10 +3,10 @@
 //! is READY only once the previous generation of workers is gone.
 
 use super::{Check, EXIT_UNVERIFIED, Finding, InFlight, State, Stop, Supervisor};
-use crate::config::{OnFailure, OnHostRejected};
+use crate::config::{OnFailure, OnFirewallBlocked, OnHostRejected};
 use crate::log;
 use crate::notify::Systemd;
-use crate::probe::Probes;
+use crate::pollset::Pollable;
 use crate::tree::Proc;
 use crate::verify::{self, Look, Scope, Verdict};
 use crate::workers::Census;
@@ -90,12 +90,11 @@ impl Supervisor {
         match verify::look(&self.settings.target, Scope::TreeOf(Pid::this())) {
             Look::Decided(v) => self.on_finding(id, Finding::Verdict(v)),
             Look::Probing(probing) => {
-                let target = &self.settings.target;
-                let probes = Probes::start(&probing.requests, &target.path, target.probe_timeout);
+                let pending = verify::Pending::start(&probing, &self.settings.target);
                 self.in_flight = Some(InFlight {
                     id,
                     probing,
-                    probes,
+                    pending,
                 });
                 // Nothing to probe: decided already.
                 self.on_probes(&[]);
@@ -117,9 +116,7 @@ impl Supervisor {
             ) if check.id == id => {
                 let give_up = Instant::now() >= check.deadline;
                 match finding {
-                    Finding::Verdict(v) if acceptable(&v, self.settings.on_host_rejected) => {
-                        self.verified(v)
-                    }
+                    Finding::Verdict(v) if acceptable(&v, &self.settings) => self.verified(v),
                     // A wrong bind, a foreign holder or the app's own Host
                     // settings will not fix themselves; anything else (not
                     // listening yet, app still loading, old workers still
@@ -132,6 +129,7 @@ impl Supervisor {
                                     | verify::Kind::Foreign
                                     | verify::Kind::Split
                                     | verify::Kind::HostRejected
+                                    | verify::Kind::FirewallBlocked
                             ) =>
                     {
                         self.verification_failed(&v.summary)
@@ -201,9 +199,12 @@ impl Supervisor {
         } else {
             "verified"
         };
-        // A rejected Host (on_host_rejected = "warn"): READY all the same,
-        // the warning in the log and in STATUS.
-        let status = if v.kind == verify::Kind::HostRejected {
+        // A rejected Host or a blocking firewall (on_*= "warn"): READY all the
+        // same, the warning in the log and in STATUS.
+        let status = if matches!(
+            v.kind,
+            verify::Kind::HostRejected | verify::Kind::FirewallBlocked
+        ) {
             log::warn(&format!("{done}: {summary}"));
             format!("WARNING: {summary}")
         } else {
@@ -232,7 +233,7 @@ impl Supervisor {
         let State::Serving { verified, .. } = self.state else {
             return;
         };
-        match (verified, acceptable(&v, self.settings.on_host_rejected)) {
+        match (verified, acceptable(&v, &self.settings)) {
             (true, false) => self.verification_failed(&v.summary),
             (false, true) => {
                 log::info(&format!("verified again: {}", v.summary));
@@ -298,21 +299,27 @@ impl Supervisor {
         let Some(f) = &mut self.in_flight else {
             return;
         };
-        f.probes.advance(ready, Instant::now());
-        if !f.probes.done() {
+        f.pending.advance(ready, Instant::now());
+        if !f.pending.done() {
             return;
         }
         if let Some(f) = self.in_flight.take() {
-            let verdict = verify::judge(f.probing, f.probes.results());
+            let (probes, firewall) = f.pending.results();
+            let verdict = verify::judge(f.probing, probes, firewall);
             self.on_finding(f.id, Finding::Verdict(verdict));
         }
     }
 }
 
-/// A verdict to send READY=1 on: ok, or a Host the app rejects when that
+/// A verdict to send READY=1 on: ok, or a wall that is the app's or the
+/// administrator's (a Host the app rejects, a blocking firewall) when that
 /// only warrants a warning.
-fn acceptable(v: &Verdict, on_host_rejected: OnHostRejected) -> bool {
-    v.ok() || (v.kind == verify::Kind::HostRejected && on_host_rejected == OnHostRejected::Warn)
+fn acceptable(v: &Verdict, settings: &super::Settings) -> bool {
+    v.ok()
+        || (v.kind == verify::Kind::HostRejected
+            && settings.on_host_rejected == OnHostRejected::Warn)
+        || (v.kind == verify::Kind::FirewallBlocked
+            && settings.on_firewall_blocked == OnFirewallBlocked::Warn)
 }
 
 /// The master's workers, the generation a reload replaces. gunicorn (≥ 25)

@@ -3,18 +3,22 @@
 //! upgrade), `check` and the installer. It trusts the kernel, not the command line (a
 //! config hook can rebind after our `--bind` was read): the listening sockets, who owns
 //! them, and an HTTP answer from every address of the host in the families the listener
-//! covers, with the `Host` a browser sends. A 400 to that Host (Django's `ALLOWED_HOSTS`)
-//! is a verdict of its own. [`render`] shows it.
+//! covers, with the `Host` a browser sends, and the host firewall judged for a connection
+//! from another machine (a probe from the host itself never crosses it). The walls in the
+//! order a remote browser meets them: the bind, the firewall, the app's `Host` check (a 400
+//! to the Host a browser sends, Django's `ALLOWED_HOSTS`). [`render`] shows it.
 
 pub mod render;
 
+use crate::firewall::{self, Judgement};
 use crate::owners::{self, Owner};
-use crate::probe::{self, Families, ProbeResult, Request};
+use crate::probe::{self, Families, ProbeResult, Probes, Request};
 use crate::sockets::{self, Listener};
+use nix::poll::{PollFd, PollFlags};
 use nix::unistd::Pid;
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 /// What to verify.
 #[derive(Clone, Debug)]
@@ -25,6 +29,8 @@ pub struct Target {
     /// Names the clients use (`solvit.example.com`); when set, only the
     /// answers to these count for the Host verdict.
     pub host_names: Vec<String>,
+    /// One client to judge the firewall for (`check --from`); otherwise any.
+    pub from: Option<IpAddr>,
 }
 
 /// Whose listeners count.
@@ -59,6 +65,9 @@ pub enum Kind {
     /// More than one independent process tree listens on the port
     /// (SO_REUSEPORT): requests are split between them.
     Split,
+    /// Listening correctly, but the host firewall blocks the port from every other
+    /// machine (or explains why the host's own probe failed).
+    FirewallBlocked,
 }
 
 impl Kind {
@@ -71,6 +80,7 @@ impl Kind {
             Kind::ProbeFailed => 4,
             Kind::HostRejected => 5,
             Kind::Split => 6,
+            Kind::FirewallBlocked => 7,
         }
     }
 
@@ -84,6 +94,7 @@ impl Kind {
             Kind::ProbeFailed => "http-probe-failed",
             Kind::HostRejected => "host-rejected",
             Kind::Split => "split-between-programs",
+            Kind::FirewallBlocked => "firewall-blocked",
         }
     }
 }
@@ -105,6 +116,9 @@ pub struct Verdict {
     pub counted: Vec<bool>,
     /// Addresses of the host left unprobed, with the reason.
     pub skipped: Vec<(SocketAddr, &'static str)>,
+    /// The host firewall as another machine meets it (not read when the verdict was
+    /// decided before any probe).
+    pub firewall: Option<Box<firewall::Report>>,
     /// One sentence for the log and for systemd's STATUS.
     pub summary: String,
 }
@@ -121,6 +135,7 @@ impl Verdict {
             probes: Vec::new(),
             counted: Vec::new(),
             skipped: Vec::new(),
+            firewall: None,
             summary,
         }
     }
@@ -155,9 +170,67 @@ pub fn verdict(target: &Target, scope: Scope) -> Verdict {
     match look(target, scope) {
         Look::Decided(v) => v,
         Look::Probing(probing) => {
-            let results = probe::probe_all(&probing.requests, &target.path, target.probe_timeout);
-            judge(probing, results)
+            let mut pending = Pending::start(&probing, target);
+            crate::pollset::run_to_end(&mut pending);
+            let (results, firewall) = pending.results();
+            judge(probing, results, firewall)
         }
+    }
+}
+
+/// The probes and the firewall's reading under way together, on descriptors that a
+/// caller with an event loop polls beside its own (the supervisor), or [`verdict`] alone.
+pub struct Pending {
+    probes: Probes,
+    firewall: firewall::Reading,
+}
+
+impl Pending {
+    pub fn start(probing: &Probing, target: &Target) -> Pending {
+        Pending {
+            probes: Probes::start(&probing.requests, &target.path, target.probe_timeout),
+            firewall: firewall::Reading::start(probing.question.clone()),
+        }
+    }
+
+    /// The processes the firewall's reading started (tools, not gunicorn's).
+    pub fn tool_pids(&self) -> &[i32] {
+        self.firewall.pids()
+    }
+
+    pub fn results(self) -> (Vec<ProbeResult>, firewall::Report) {
+        (self.probes.results(), self.firewall.report())
+    }
+}
+
+impl crate::pollset::Pollable for Pending {
+    fn done(&self) -> bool {
+        self.probes.done() && self.firewall.done()
+    }
+
+    /// The nearest deadline of what is still under way.
+    fn deadline(&self) -> Instant {
+        match (self.probes.done(), self.firewall.done()) {
+            (false, false) => self.probes.deadline().min(self.firewall.deadline()),
+            (false, true) => self.probes.deadline(),
+            (true, false) => self.firewall.deadline(),
+            (true, true) => Instant::now(),
+        }
+    }
+
+    /// The probes' descriptors, then the firewall tools', in the order
+    /// [`Pending::advance`] takes them.
+    fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        let mut fds = self.probes.poll_fds();
+        fds.extend(self.firewall.poll_fds());
+        fds
+    }
+
+    fn advance(&mut self, ready: &[PollFlags], now: Instant) {
+        let split = self.probes.poll_fds().len().min(ready.len());
+        let (probes, firewall) = ready.split_at(split);
+        self.probes.advance(probes, now);
+        self.firewall.advance(firewall, now);
     }
 }
 
@@ -173,6 +246,9 @@ pub enum Look {
 /// A verdict waiting for its probes.
 pub struct Probing {
     pub requests: Vec<Request>,
+    /// The firewall's question: the addresses probed, as another machine and as the host
+    /// itself reaches them.
+    pub question: firewall::Question,
     skipped: Vec<(SocketAddr, &'static str)>,
     path: String,
     names: bool,
@@ -269,7 +345,25 @@ pub fn look(target: &Target, scope: Scope) -> Look {
     }
 
     let addresses = probe::targets(port, families).unwrap_or_default();
+    let mut remote: Vec<(IpAddr, String)> = Vec::new();
+    for a in addresses
+        .probe
+        .iter()
+        .map(SocketAddr::ip)
+        .filter(|a| !a.is_loopback())
+    {
+        if !remote.iter().any(|(r, _)| *r == a) {
+            remote.push((a, addresses.interface_of(a).unwrap_or("?").to_string()));
+        }
+    }
+    let question = firewall::Question {
+        port,
+        remote,
+        local: addresses.probe.iter().map(SocketAddr::ip).collect(),
+        from: target.from,
+    };
     Look::Probing(Probing {
+        question,
         requests: requests(&addresses.probe, &target.host_names),
         skipped: addresses.skipped,
         path: target.path.clone(),
@@ -304,13 +398,14 @@ pub fn counts(probe: &ProbeResult, names: bool) -> bool {
 /// (`TrustedHostMiddleware`) answer to a Host they do not accept.
 const REJECTED_HOST: u16 = 400;
 
-/// The verdict once the probes of [`look`] have their results.
-pub fn judge(probing: Probing, probes: Vec<ProbeResult>) -> Verdict {
+/// The verdict once the probes of [`look`] have their results and the firewall is read.
+pub fn judge(probing: Probing, probes: Vec<ProbeResult>, firewall: firewall::Report) -> Verdict {
     let Probing {
         path,
         names,
         ours,
         skipped,
+        question,
         ..
     } = probing;
     let counted: Vec<bool> = probes.iter().map(|p| counts(p, names)).collect();
@@ -318,11 +413,13 @@ pub fn judge(probing: Probing, probes: Vec<ProbeResult>) -> Verdict {
         .iter()
         .map(|s| format!("{} ({})", endpoint(&s.listener), family_name(&s.listener)))
         .collect();
-    let failed: Vec<String> = probes
+    let bound = bound.join(", ");
+    let failed: Vec<&ProbeResult> = probes.iter().filter(|p| !p.reachable()).collect();
+    let failures = failed
         .iter()
-        .filter(|p| !p.reachable())
         .map(|p| format!("{} {}", label(p), p.outcome))
-        .collect();
+        .collect::<Vec<_>>()
+        .join(", ");
     let rejected: Vec<&ProbeResult> = probes
         .iter()
         .zip(&counted)
@@ -334,17 +431,40 @@ pub fn judge(probing: Probing, probes: Vec<ProbeResult>) -> Verdict {
         .map(|p| format!("{} from {}", p.outcome, label(p)))
         .collect::<Vec<_>>()
         .join(", ");
-    let (kind, summary) = if !failed.is_empty() || probes.is_empty() {
+    // A failed probe that the firewall explains (a rule that also matches the host's own
+    // connection) is the firewall's verdict, not HTTP's.
+    let explained: Vec<&Judgement> = failed
+        .iter()
+        .filter_map(|p| firewall.blocks_locally(p.addr.ip()))
+        .collect();
+    let walls = firewall_walls(&firewall);
+    let (kind, summary) = if firewall.blocks_everywhere() {
+        (
+            Kind::FirewallBlocked,
+            format!(
+                "listening on {bound}, all interfaces, but the host firewall blocks port {} from every other machine: {walls}",
+                question.port
+            ),
+        )
+    } else if !failed.is_empty() && explained.len() == failed.len() {
+        (
+            Kind::FirewallBlocked,
+            format!(
+                "listening on {bound} but HTTP GET {path} failed: {failures}; the host firewall blocks it: {}",
+                firewall_walls_of(&explained, firewall.fix.as_deref())
+            ),
+        )
+    } else if !failed.is_empty() || probes.is_empty() {
         let why = if failed.is_empty() {
             "no address to probe".to_string()
         } else {
-            failed.join(", ")
+            failures
         };
         (
             Kind::ProbeFailed,
             format!(
-                "listening on {} but HTTP GET {path} failed: {why}",
-                bound.join(", ")
+                "listening on {bound} but HTTP GET {path} failed: {why}{}",
+                firewall_note(&firewall)
             ),
         )
     } else if !rejected.is_empty() {
@@ -353,18 +473,18 @@ pub fn judge(probing: Probing, probes: Vec<ProbeResult>) -> Verdict {
         (
             Kind::HostRejected,
             format!(
-                "listening on {}, all interfaces, but the app rejects the Host that remote browsers send: {answers}; \
-                 Django: add {} to ALLOWED_HOSTS (Flask: TRUSTED_HOSTS; Starlette: TrustedHostMiddleware's allowed_hosts)",
-                bound.join(", "),
-                hosts.join(", ")
+                "listening on {bound}, all interfaces, but the app rejects the Host that remote browsers send: {answers}; \
+                 Django: add {} to ALLOWED_HOSTS (Flask: TRUSTED_HOSTS; Starlette: TrustedHostMiddleware's allowed_hosts){}",
+                hosts.join(", "),
+                firewall_note(&firewall)
             ),
         )
     } else {
         (
             Kind::Ok,
             format!(
-                "listening on {}, all interfaces; {answers}",
-                bound.join(", ")
+                "listening on {bound}, all interfaces; {answers}{}",
+                firewall_note(&firewall)
             ),
         )
     };
@@ -374,8 +494,90 @@ pub fn judge(probing: Probing, probes: Vec<ProbeResult>) -> Verdict {
         probes,
         counted,
         skipped,
+        firewall: Some(Box::new(firewall)),
         summary,
     }
+}
+
+/// Each blocked address with what blocks it, then the fix.
+fn firewall_walls(firewall: &firewall::Report) -> String {
+    let blocked: Vec<&Judgement> = firewall.remote.iter().filter(|j| j.fate.blocks()).collect();
+    firewall_walls_of(&blocked, firewall.fix.as_deref())
+}
+
+fn firewall_walls_of(blocked: &[&Judgement], fix: Option<&str>) -> String {
+    let mut walls: Vec<String> = blocked.iter().map(|j| describe_judgement(j)).collect();
+    walls.dedup();
+    let mut out = walls.join("; ");
+    if let Some(fix) = fix {
+        out.push_str(&format!("; to open it: {fix}"));
+    }
+    out
+}
+
+/// `198.18.0.1 (eth0): rejected (tcp reset) by inet filter input handle 3: ...`.
+pub fn describe_judgement(j: &Judgement) -> String {
+    let fate = match &j.fate {
+        firewall::judge::Fate::Open => "open".to_string(),
+        firewall::judge::Fate::Dropped => "dropped (the client times out)".to_string(),
+        firewall::judge::Fate::Rejected(how) => format!("rejected ({how})"),
+        firewall::judge::Fate::Redirected => {
+            "redirected elsewhere (gunicorn never sees it)".to_string()
+        }
+        firewall::judge::Fate::Unknown(why) => format!("unknown ({why})"),
+    };
+    let by = j
+        .rule
+        .as_ref()
+        .map(|r| format!(" by {}", r.line()))
+        .unwrap_or_default();
+    format!("{} ({}): {fate}{by}{}", j.address, j.interface, clients(j))
+}
+
+/// Which clients fare otherwise than most: `, open only to 10.0.0.0/8`, `, blocked from
+/// 203.0.113.7/32`.
+pub fn clients(j: &Judgement) -> String {
+    let list =
+        |p: &[firewall::sources::Prefix]| short_list(p.iter().map(ToString::to_string).collect());
+    match (&j.open_to, &j.blocked_from) {
+        (Some(p), _) if !p.is_empty() => format!(", open only to {}", list(p)),
+        (_, Some(p)) if !p.is_empty() => format!(", blocked from {}", list(p)),
+        _ => String::new(),
+    }
+}
+
+/// At most eight items, then how many more.
+pub fn short_list(items: Vec<String>) -> String {
+    if items.len() <= 8 {
+        return items.join(", ");
+    }
+    format!("{} and {} more", items[..8].join(", "), items.len() - 8)
+}
+
+/// What the firewall adds to a verdict it does not decide: addresses it blocks, fates it
+/// cannot know, or that it could not be read.
+fn firewall_note(firewall: &firewall::Report) -> String {
+    if !firewall.read {
+        return format!(
+            "; firewall not read: {}",
+            firewall.why.as_deref().unwrap_or("unknown reason")
+        );
+    }
+    let notable: Vec<String> = firewall
+        .remote
+        .iter()
+        .filter(|j| {
+            j.fate != firewall::judge::Fate::Open || j.open_to.is_some() || j.blocked_from.is_some()
+        })
+        .map(describe_judgement)
+        .collect();
+    if notable.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; the host firewall, for other machines: {}",
+        notable.join("; ")
+    )
 }
 
 /// How a probe is named in a sentence: its address, and the Host when that

@@ -24,7 +24,12 @@ pub fn aligned(rows: &[Vec<String>]) -> String {
         let cells: Vec<String> = row
             .iter()
             .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
+            .map(|(cell, w)| {
+                format!(
+                    "{cell}{}",
+                    " ".repeat(w.saturating_sub(cell.chars().count()))
+                )
+            })
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
@@ -148,9 +153,103 @@ pub fn table(v: &Verdict, target: &Target, colour: bool, verbose: bool) -> Strin
     for (addr, why) in &v.skipped {
         out.push_str(&format!("not probed: {} — {why}\n", addr.ip()));
     }
+    if let Some(fw) = &v.firewall {
+        out.push_str(&firewall_table(fw, colour));
+    }
     let word = paint(v.kind.word(), v.kind == Kind::Ok, colour);
     out.push_str(&format!("\nverdict: {word} — {}\n", v.summary));
     out
+}
+
+/// The firewall's part of the table: each address as another machine meets it.
+fn firewall_table(fw: &crate::firewall::Report, colour: bool) -> String {
+    if !fw.read {
+        return format!(
+            "\nfirewall: not read — {}\n",
+            fw.why.as_deref().unwrap_or("unknown reason")
+        );
+    }
+    let mut out = match fw.managed_by {
+        Some(m) => format!(
+            "\nFIREWALL (managed by {}; read from {})\n",
+            m.word(),
+            fw.sources.join(", ")
+        ),
+        None if fw.sources.is_empty() => {
+            "\nFIREWALL (no packet-filter table on this host)\n".to_string()
+        }
+        None => format!("\nFIREWALL (read from {})\n", fw.sources.join(", ")),
+    };
+    let mut rows = vec![
+        ["ADDRESS", "INTERFACE", "FROM OTHER MACHINES", "RULE"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for j in &fw.remote {
+        let fate = format!("{}{}", fate_words(&j.fate), super::clients(j));
+        let good = !j.fate.blocks() && !matches!(j.fate, crate::firewall::judge::Fate::Unknown(_));
+        rows.push(vec![
+            j.address.to_string(),
+            j.interface.clone(),
+            paint(&fate, good, colour),
+            j.rule.as_ref().map_or("-".into(), |r| r.line()),
+        ]);
+    }
+    out.push_str(&aligned(&rows));
+    for j in fw.local.iter().filter(|j| j.fate.blocks()) {
+        out.push_str(&format!(
+            "from this host: {}\n",
+            super::describe_judgement(j)
+        ));
+    }
+    if let Some(fix) = &fw.fix {
+        out.push_str(&format!("to open it: {fix}\n"));
+    }
+    out
+}
+
+fn fate_words(fate: &crate::firewall::judge::Fate) -> String {
+    use crate::firewall::judge::Fate;
+    match fate {
+        Fate::Open => "open".into(),
+        Fate::Dropped => "dropped".into(),
+        Fate::Rejected(how) => format!("rejected ({how})"),
+        Fate::Redirected => "redirected".into(),
+        Fate::Unknown(why) => format!("unknown ({why})"),
+    }
+}
+
+/// The firewall's object in `--json`.
+fn firewall_json(fw: &crate::firewall::Report) -> serde_json::Value {
+    use crate::firewall::judge::Fate;
+    let verdict = |j: &crate::firewall::Judgement| {
+        let (word, detail) = match &j.fate {
+            Fate::Open => ("open", None),
+            Fate::Dropped => ("dropped", None),
+            Fate::Rejected(how) => ("rejected", Some(how.clone())),
+            Fate::Redirected => ("redirected", None),
+            Fate::Unknown(why) => ("unknown", Some(why.clone())),
+        };
+        json!({
+            "address": j.address.to_string(),
+            "interface": j.interface,
+            "family": if j.address.is_ipv4() { "ipv4" } else { "ipv6" },
+            "verdict": word,
+            "detail": detail,
+            "rule": j.rule.as_ref().map(|r| r.line()),
+            "open_to": j.open_to.as_ref().map(|p| p.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            "blocked_from": j.blocked_from.as_ref().map(|p| p.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        })
+    };
+    json!({
+        "read": fw.read,
+        "why": fw.why,
+        "managed_by": fw.managed_by.map(|m| m.word()),
+        "read_from": fw.sources,
+        "verdicts": fw.remote.iter().map(verdict).collect::<Vec<_>>(),
+        "from_this_host": fw.local.iter().map(verdict).collect::<Vec<_>>(),
+        "fix": fw.fix,
+    })
 }
 
 pub fn to_json(v: &Verdict, target: &Target) -> serde_json::Value {
@@ -180,5 +279,6 @@ pub fn to_json(v: &Verdict, target: &Target) -> serde_json::Value {
             "address": a.ip().to_string(),
             "reason": why,
         })).collect::<Vec<_>>(),
+        "firewall": v.firewall.as_deref().map(firewall_json),
     })
 }

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod load;
+pub mod wall;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -148,6 +149,20 @@ impl Drop for Netns {
             .args(["netns", "del", &self.name])
             .status();
     }
+}
+
+/// Runs `f` on a thread of its own inside network namespace `ns` (`setns` moves only the
+/// calling thread), and returns what it returns: sockets it opens live in that namespace.
+pub fn run_in<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .unwrap_or_else(|e| panic!("cannot enter {path}: {e}"));
+        f()
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
 /// Two namespaces joined by a veth pair: a server (198.18.0.1) and a client

@@ -1,0 +1,270 @@
+//! Which packet-filter tables the kernel holds, asked directly and cheaply before any
+//! program is run: nftables' tables over netlink (the `NFT_MSG_GETTABLE` dump that `nft list
+//! tables` sends), legacy iptables' from `/proc/net/ip{,6}_tables_names`. A host with no
+//! table has nothing to judge, and most hosts answer that in microseconds.
+
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, send,
+    setsockopt, socket, sockopt,
+};
+use nix::sys::time::{TimeVal, TimeValLike};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// An nftables table: its family (`ip`, `inet`, ...) and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Table {
+    pub family: &'static str,
+    pub name: String,
+}
+
+impl Table {
+    /// A table iptables-nft may have written: one of its names, in one of its families.
+    pub fn iptables_like(&self) -> bool {
+        matches!(self.family, "ip" | "ip6")
+            && matches!(
+                self.name.as_str(),
+                "filter" | "nat" | "mangle" | "raw" | "security"
+            )
+    }
+}
+
+/// The tables of the host's packet filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tables {
+    pub nft: Vec<Table>,
+    /// Legacy iptables tables (IPv4, IPv6): x_tables that nft cannot see.
+    pub legacy4: Vec<String>,
+    pub legacy6: Vec<String>,
+}
+
+impl Tables {
+    pub fn is_empty(&self) -> bool {
+        self.nft.is_empty() && self.legacy4.is_empty() && self.legacy6.is_empty()
+    }
+
+    /// Tables that iptables-nft may have written (its table names, in its families).
+    pub fn iptables_nft(&self, family: &str) -> bool {
+        self.nft
+            .iter()
+            .any(|t| t.family == family && t.iptables_like())
+    }
+}
+
+/// Reads them; an error means the filter cannot be listed (most often: no CAP_NET_ADMIN).
+pub fn tables() -> io::Result<Tables> {
+    Ok(Tables {
+        nft: nft_tables()?,
+        legacy4: legacy("/proc/thread-self/net/ip_tables_names"),
+        legacy6: legacy("/proc/thread-self/net/ip6_tables_names"),
+    })
+}
+
+/// A legacy table list; absent when the x_tables modules are not loaded.
+fn legacy(path: &str) -> Vec<String> {
+    crate::proc::read(path, 4096)
+        .map(|bytes| {
+            String::from_utf8_lossy(&bytes)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_NEWTABLE: u16 = 0;
+const NFT_MSG_GETTABLE: u16 = 1;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_DUMP: u16 = 0x300;
+const NFTA_TABLE_NAME: u16 = 1;
+const HEADER: usize = 16;
+/// nlmsghdr, then nfgenmsg (family, version, resource id).
+const GENMSG: usize = 4;
+
+fn nft_tables() -> io::Result<Vec<Table>> {
+    let socket = connect()?;
+    let mut request = Vec::with_capacity(HEADER + GENMSG);
+    request.extend(((HEADER + GENMSG) as u32).to_ne_bytes());
+    request.extend(((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE).to_ne_bytes());
+    request.extend((NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    request.extend(1u32.to_ne_bytes());
+    request.extend(0u32.to_ne_bytes());
+    request.extend([0, 0, 0, 0]);
+    send(socket.as_raw_fd(), &request, MsgFlags::empty())?;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut found = Vec::new();
+    loop {
+        let n = loop {
+            match recv(socket.as_raw_fd(), &mut buffer, MsgFlags::MSG_TRUNC) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other?,
+            }
+        };
+        if n > buffer.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "nftables table list cut short",
+            ));
+        }
+        if parse_reply(&buffer[..n], &mut found)? {
+            return Ok(found);
+        }
+    }
+}
+
+fn connect() -> io::Result<OwnedFd> {
+    let socket = socket(
+        AddressFamily::Netlink,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkNetFilter,
+    )?;
+    bind(socket.as_raw_fd(), &NetlinkAddr::new(0, 0))?;
+    nix::sys::socket::connect(socket.as_raw_fd(), &NetlinkAddr::new(0, 0))?;
+    setsockopt(&socket, sockopt::ReceiveTimeout, &TimeVal::seconds(5))?;
+    Ok(socket)
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// One datagram of the dump: its tables added to `found`; true once the dump is done.
+fn parse_reply(datagram: &[u8], found: &mut Vec<Table>) -> io::Result<bool> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed nftables table list");
+    let mut at = 0;
+    while at + HEADER <= datagram.len() {
+        let len = u32_at(datagram, at).ok_or_else(bad)? as usize;
+        let kind = u16_at(datagram, at + 4).ok_or_else(bad)?;
+        if len < HEADER || at + len > datagram.len() {
+            return Err(bad());
+        }
+        let message = &datagram[at..at + len];
+        match kind {
+            NLMSG_DONE => return Ok(true),
+            NLMSG_ERROR => {
+                let errno = u32_at(message, HEADER).ok_or_else(bad)? as i32;
+                if errno == 0 {
+                    return Ok(true);
+                }
+                return Err(io::Error::from_raw_os_error(-errno));
+            }
+            k if k == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE => {
+                let family = match message.get(HEADER) {
+                    Some(2) => "ip",
+                    Some(10) => "ip6",
+                    Some(1) => "inet",
+                    Some(3) => "arp",
+                    Some(5) => "netdev",
+                    Some(7) => "bridge",
+                    _ => "unknown",
+                };
+                found.push(Table {
+                    family,
+                    name: attribute_string(&message[HEADER + GENMSG..], NFTA_TABLE_NAME)
+                        .unwrap_or_default(),
+                });
+            }
+            _ => {}
+        }
+        at += (len + 3) & !3;
+    }
+    Ok(false)
+}
+
+/// A string attribute (`nlattr`: length, type, value padded to 4 bytes).
+fn attribute_string(mut attrs: &[u8], wanted: u16) -> Option<String> {
+    while attrs.len() >= 4 {
+        let len = u16_at(attrs, 0)? as usize;
+        let kind = u16_at(attrs, 2)? & 0x3fff;
+        if len < 4 || len > attrs.len() {
+            return None;
+        }
+        if kind == wanted {
+            let value = &attrs[4..len];
+            let value = value.split(|&b| b == 0).next().unwrap_or(value);
+            return Some(String::from_utf8_lossy(value).into_owned());
+        }
+        attrs = &attrs[((len + 3) & !3).min(attrs.len())..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend(((HEADER + payload.len()) as u32).to_ne_bytes());
+        m.extend(kind.to_ne_bytes());
+        m.extend(2u16.to_ne_bytes());
+        m.extend(1u32.to_ne_bytes());
+        m.extend(0u32.to_ne_bytes());
+        m.extend(payload);
+        while m.len() % 4 != 0 {
+            m.push(0);
+        }
+        m
+    }
+
+    #[test]
+    fn a_dump_lists_each_table_with_its_family() {
+        let mut table = vec![1, 0, 0, 0];
+        table.extend(11u16.to_ne_bytes());
+        table.extend(NFTA_TABLE_NAME.to_ne_bytes());
+        table.extend(b"filter\0\0");
+        let mut datagram = message((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE, &table);
+        let mut found = Vec::new();
+        assert!(!parse_reply(&datagram, &mut found).unwrap());
+        datagram.extend(message(NLMSG_DONE, &[0, 0, 0, 0]));
+        assert!(parse_reply(&datagram, &mut found).unwrap());
+        assert_eq!(
+            found[0],
+            Table {
+                family: "inet",
+                name: "filter".into()
+            }
+        );
+        assert_eq!(found.len(), 2);
+    }
+
+    #[test]
+    fn a_refusal_is_the_kernels_errno() {
+        let e = parse_reply(
+            &message(NLMSG_ERROR, &(-1i32).to_ne_bytes()),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(1));
+        // Less than a header: nothing yet, and no error.
+        assert!(!parse_reply(&[1, 2, 3], &mut Vec::new()).unwrap());
+    }
+
+    #[test]
+    fn this_network_namespace_can_be_listed() {
+        crate::testnet::private_network_with_ipv6();
+        assert_eq!(tables().unwrap(), Tables::default());
+        let status = std::process::Command::new("nft")
+            .args(["add", "table", "inet", "t1"])
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "THIS TEST NEEDS nft (nftables): run scripts/setup-test-env"
+        );
+        assert_eq!(
+            tables().unwrap().nft,
+            [Table {
+                family: "inet",
+                name: "t1".into()
+            }]
+        );
+    }
+}
