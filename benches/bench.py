@@ -8,6 +8,7 @@
     benches/bench.py signal    # HUP to the supervisor -> gunicorn master's handler runs
     benches/bench.py restarts  # requests refused while gunicorn's master crashes and is restarted
     benches/bench.py firewall  # `check` with no ruleset, ufw's, firewalld's and 10,000 rules, vs `nft list ruleset`
+    benches/bench.py addresses # verification time and the launcher's CPU on hosts with 10 to 2,000 addresses
     benches/bench.py all       # every one of them, then `report`
     benches/bench.py report    # benches/RESULTS.md from target/bench/*.json
 
@@ -30,6 +31,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -1139,6 +1141,66 @@ def bench_firewall(args):
     save("firewall", {"rounds": rounds, "rules": big, "rulesets": results})
 
 
+# ---------------------------------------------------------------- 9. many addresses
+
+
+def add_addresses(n):
+    """`n` more IPv4 addresses (10.77.x.y/32) on veth0 of the current namespace, in one batch."""
+    batch = "".join(f"addr add 10.77.{i // 250}.{i % 250 + 1}/32 dev veth0\n" for i in range(n))
+    subprocess.run([which("ip"), "-batch", "-"], input=batch.encode(), check=True)
+
+
+def bench_addresses(args):
+    """Verification time (gunicorn's bind, stamped by its hook, to READY=1) and the launcher's
+    CPU until READY=1, on hosts with 10 to 2,000 addresses, under systemd's default soft
+    limit of 1,024 descriptors; and `check`'s whole-process time on the same hosts."""
+    rounds = int(args.get("rounds", 5))
+    counts = [10, 100, 1000, 2000]
+    become_subreaper()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))  # inherited by all we start
+    results = {}
+    port = 23000
+    try:
+        with tempfile.TemporaryDirectory(prefix="glbench-") as tmp:
+            tmp = Path(tmp)
+            for n in counts:
+                with Netns(f"addr{n}"):
+                    add_addresses(n - 2)  # loopback and veth0's 198.18.0.1 are two
+                    verify, cpu, probes, checks, codes = [], [], set(), [], set()
+                    with Activity() as act:
+                        for r in range(rounds + 1):
+                            port += 1
+                            xdg = tmp / f"xdg-{port}"
+                            xdg.mkdir()
+                            stamp = tmp / f"listen-{port}"
+                            nsock, path = notify_socket(tmp)
+                            env = candidate_env(xdg, {"BENCH_LISTEN_FILE": str(stamp), "NOTIFY_SOCKET": path})
+                            with open(tmp / f"launcher-{port}.log", "w") as logf:
+                                proc = subprocess.Popen(supervised("launcher", port, ["-c", str(HOOKS)]), cwd=EXAMPLES,
+                                                        env=env, stdout=logf, stderr=logf)
+                                done = wait_ready_notify(nsock, proc, timeout=120.0)
+                                own = process_cpu_ms(proc.pid)
+                            nsock.close()
+                            ms, code = spawn_timed([str(LAUNCHER), "check", "--port", str(port)], candidate_env(tmp, {}))
+                            stop(proc)
+                            listening = int(stamp.read_text().split()[0]) / 1e9
+                            line = next((l for l in (tmp / f"launcher-{port}.log").read_text().splitlines() if "verified:" in l), "")
+                            probes.add(line.split("HTTP 200 from ", 1)[1].split(" probes", 1)[0] if " probes" in line else "?")
+                            codes.add(code)
+                            if r >= 1:
+                                verify.append((done - listening) * 1000)
+                                cpu.append(own)
+                                checks.append(ms)
+                    results[str(n)] = {
+                        "verify_ms": summary(verify), "launcher_cpu_ms": summary(cpu), "check_ms": summary(checks),
+                        "probes_answered": sorted(probes), "check_exit_codes": sorted(codes), "activity": act.report,
+                    }
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    save("addresses", {"rounds": rounds, "nofile_soft_limit": 1024, "hosts": results})
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -1215,7 +1277,7 @@ def machine():
 
 
 def bench_all(args):
-    for name in ("check", "firewall", "startup", "idle", "ready", "signal", "restarts"):
+    for name in ("check", "firewall", "addresses", "startup", "idle", "ready", "signal", "restarts"):
         log(f"--- {name}")
         BENCHES[name](args)
     report(args)
@@ -1234,7 +1296,8 @@ def report(args):
 
 
 BENCHES = {"check": bench_check, "startup": bench_startup, "idle": bench_idle, "ready": bench_ready,
-           "signal": bench_signal, "restarts": bench_restarts, "firewall": bench_firewall}
+           "signal": bench_signal, "restarts": bench_restarts, "firewall": bench_firewall,
+           "addresses": bench_addresses}
 
 
 def main():

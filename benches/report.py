@@ -11,7 +11,7 @@ MIB = 1024  # KiB
 CPU_TARGET_MS = 2.0  # the launcher's own CPU time from its start to gunicorn's first 200
 RSS_TARGET_KIB = 1.5 * MIB  # the launcher's VmRSS once ready and after a reload
 
-SECTIONS = ("check", "firewall", "startup", "idle", "ready", "signal", "restarts")
+SECTIONS = ("check", "firewall", "addresses", "startup", "idle", "ready", "signal", "restarts")
 FIREWALL_NONE_RATIO = 1.2  # `check` with no ruleset, ÷ the launcher before the firewall was read
 FIREWALL_EXTRA = 0.2  # with a ruleset: `check` may add nft -j's own time plus this share of it
 
@@ -89,8 +89,8 @@ def render(d, now=None):
     if missing:
         out += [f"No results yet for: {', '.join(missing)} (`benches/bench.py NAME`).", ""]
     out += targets(d)
-    for name, fn in (("check", check), ("firewall", firewall), ("startup", startup), ("idle", idle), ("ready", ready),
-                     ("signal", sig), ("restarts", restarts)):
+    for name, fn in (("check", check), ("firewall", firewall), ("addresses", addresses), ("startup", startup),
+                     ("idle", idle), ("ready", ready), ("signal", sig), ("restarts", restarts)):
         if name in d:
             out += guarded(name, fn, d[name])
     return "\n".join(out).rstrip("\n") + "\n"
@@ -328,6 +328,36 @@ def firewall(fw):
                          f"where `nft -j list ruleset` alone took {f(nft)} ms ({f(added / nft, 2)} × nft's time)")
     out += ["", "Medians: " + "; ".join(lines) + "."]
     return out + ["", activity(fw["rulesets"]["none"]["activity"]), ""]
+
+
+# ---------------------------------------------------------------- many addresses
+
+
+def addresses(a):
+    hosts = a["hosts"]
+    out = [
+        "## 1c. Hosts with many addresses",
+        "",
+        f"`{a['command']}` ({a['when']}). One network namespace per host size: loopback, 198.18.0.1 and "
+        "10.77.x.y/32 addresses up to the count, gunicorn (1 worker, benches/hooks.py stamping its bind) under "
+        f"`launcher run`, the soft descriptor limit {a['nofile_soft_limit']:,} (systemd's default). "
+        "Verification is gunicorn's bind (its hook's stamp) to READY=1 on the bench's notify socket; the "
+        "launcher's CPU is its whole process's, start to READY=1; `check` is one whole process on the "
+        f"same host. {a['rounds']} rounds after one warm-up round.",
+        "",
+        "| addresses | probes answered | verification, median ms (IQR) | launcher CPU to READY, median ms (IQR) | `check`, median ms (IQR) | `check` exit |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n, h in hosts.items():
+        out.append(f"| {int(n):,} | {', '.join(h['probes_answered'])} | {f(h['verify_ms']['median'])} ({spread(h['verify_ms'])[0]}) | "
+                   f"{f(h['launcher_cpu_ms']['median'])} ({spread(h['launcher_cpu_ms'])[0]}) | "
+                   f"{f(h['check_ms']['median'])} ({spread(h['check_ms'])[0]}) | {', '.join(map(str, h['check_exit_codes']))} |")
+    last = list(hosts)[-1]
+    per = lambda key, n: hosts[n][key]["median"] / int(n)
+    out += ["", "Per address (medians ÷ addresses): verification " + ", ".join(
+        f"{f(per('verify_ms', n), 2)} ms at {int(n):,}" for n in hosts) + "; the launcher's CPU " + ", ".join(
+        f"{f(per('launcher_cpu_ms', n), 2)} ms at {int(n):,}" for n in hosts) + "."]
+    return out + ["", activity(hosts[last]["activity"]), ""]
 
 
 # ---------------------------------------------------------------- 2. start
@@ -615,7 +645,8 @@ def restarts(r):
 def readme_table(d):
     """The short table for the README's "Benchmarks" section (target/bench/readme-table.md)."""
     rows = ["| measure | launcher | reference |", "|---|---|---|"]
-    for name, fn in (("check", readme_check), ("firewall", readme_firewall), ("startup", readme_startup), ("idle", readme_idle),
+    for name, fn in (("check", readme_check), ("firewall", readme_firewall), ("addresses", readme_addresses),
+                     ("startup", readme_startup), ("idle", readme_idle),
                      ("ready", readme_ready), ("signal", readme_signal), ("restarts", readme_restarts)):
         if name in d:
             try:
@@ -646,6 +677,14 @@ def readme_firewall(fw):
         if kind != "none":
             rows.append(f"| `check`, {ruleset_name(kind)} | {f(check_ms)} ms (+{f(added)} ms) | `nft -j list ruleset` alone {f(nft)} ms |")
     return rows
+
+
+def readme_addresses(a):
+    h = a["hosts"][list(a["hosts"])[-1]]
+    n = list(a["hosts"])[-1]
+    return [f"| verification on a host with {int(n):,} addresses, soft limit {a['nofile_soft_limit']:,} descriptors | "
+            f"{f(h['verify_ms']['median'], 0)} ms, launcher CPU {f(h['launcher_cpu_ms']['median'], 0)} ms | "
+            f"`check` {f(h['check_ms']['median'], 0)} ms (exit {', '.join(map(str, h['check_exit_codes']))}) |"]
 
 
 def readme_startup(s):

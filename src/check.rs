@@ -13,26 +13,58 @@
 //! independent programs, 7 the host firewall blocks the port from every other
 //! machine.
 
+use crate::config::{self, Config};
+use crate::error::Failure;
 use crate::verify::render::{table, to_json, use_colour};
 use crate::verify::{self, Scope, Target};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// What `check` is asked: the port and probes to judge, and how to show the verdict.
-#[derive(Clone, Debug)]
+/// What `check` is asked: the port and probes to judge (from a launcher config, and the
+/// flags given, which win), and how to show the verdict.
+#[derive(Clone, Debug, Default)]
 pub struct Request {
-    pub target: Target,
+    pub config: Option<PathBuf>,
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub timeout: Option<Duration>,
+    pub host_names: Vec<String>,
+    pub from: Option<IpAddr>,
     pub json: bool,
     /// A row per process instead of a master with its workers.
     pub verbose: bool,
 }
 
+impl Request {
+    /// What to verify: the config's settings (the defaults without one), then the flags.
+    pub fn target(&self) -> Result<Target, Failure> {
+        let c = match &self.config {
+            Some(path) => config::load(path)?,
+            None => Config::default(),
+        };
+        let mut target = Target::of(&c);
+        target.port = self.port.unwrap_or(target.port);
+        target.path = self.path.clone().unwrap_or(target.path);
+        target.probe_timeout = self.timeout.unwrap_or(target.probe_timeout);
+        for name in &self.host_names {
+            if !target.host_names.contains(name) {
+                target.host_names.push(name.clone());
+            }
+        }
+        target.from = self.from;
+        Ok(target)
+    }
+}
+
 /// Prints the verdict; returns its exit code.
-pub fn run(request: &Request) -> i32 {
-    let target = &request.target;
+pub fn run(request: &Request) -> Result<i32, Failure> {
+    let target = &request.target()?;
     let v = verify::verdict(target, Scope::Host);
     if request.json {
-        println!("{}", to_json(&v, target));
+        crate::output::line(&to_json(&v, target).to_string());
     } else {
-        print!("{}", table(&v, target, use_colour(), request.verbose));
+        crate::output::print(&table(&v, target, use_colour(), request.verbose));
     }
-    v.kind.exit_code()
+    Ok(v.kind.exit_code())
 }

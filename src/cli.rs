@@ -44,7 +44,7 @@ pub enum Cmd {
     Check(CheckArgs),
     /// Wrap the launcher around units that run gunicorn (a drop-in; the unit file is not edited), then restart and verify.
     #[command(
-        after_help = "Exit codes: 0 installed (or nothing to change), 2 usage (unknown or invalid unit name, not gunicorn), 69 verification after install failed (the previous files are back), 70 a file could not be written, 78 a unit file cannot be read or conflicts.\n\nExamples:\n  gunicorn-launcher install --dry-run\n  gunicorn-launcher install solvit.service\n  gunicorn-launcher install 'solvit@.service' --no-restart\n  gunicorn-launcher install --root /srv/image --launcher /usr/bin/gunicorn-launcher"
+        after_help = "Exit codes: 0 installed (or nothing to change), 2 usage (unknown or invalid unit name, not gunicorn), 69 verification after install failed (the previous files are back), 70 a file could not be written, 78 a unit file cannot be read or conflicts, 128+N interrupted by signal N (130 SIGINT, 143 SIGTERM): the whole change made, or the previous files back.\n\nExamples:\n  gunicorn-launcher install --dry-run\n  gunicorn-launcher install solvit.service\n  gunicorn-launcher install 'solvit@.service' --no-restart\n  gunicorn-launcher install --root /srv/image --launcher /usr/bin/gunicorn-launcher"
     )]
     Install(InstallArgs),
     /// Remove the launcher's drop-ins, so the units run their own command again, and restart them.
@@ -179,19 +179,22 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The port to inspect.
-    #[arg(long, short = 'p', value_name = "N", default_value_t = crate::config::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: u16,
+    /// A launcher config to judge by: its port, probe path, timeout and host names (flags given here win).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The port to inspect (default: the config's, else 8001).
+    #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
-    /// The HTTP path to GET on every address (absolute, no spaces: the same rule as the config's verify.path).
-    #[arg(long, value_name = "PATH", default_value = "/", value_parser = probe_path)]
-    pub path: String,
-    /// Per-address HTTP timeout (more than zero).
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = probe_timeout)]
-    pub timeout: std::time::Duration,
-    /// A name clients use (repeatable): probed at every address, and then only these answers decide whether the app rejects the Host.
+    /// The HTTP path to GET on every address (absolute, no spaces: the same rule as the config's verify.path; default: the config's, else /).
+    #[arg(long, value_name = "PATH", value_parser = probe_path)]
+    pub path: Option<String>,
+    /// Per-address HTTP timeout, more than zero (default: the config's, else 2s).
+    #[arg(long, value_name = "DURATION", value_parser = probe_timeout)]
+    pub timeout: Option<std::time::Duration>,
+    /// A name clients use (repeatable, beside the config's): probed at every address, and then only these answers decide whether the app rejects the Host.
     #[arg(long = "host-name", value_name = "NAME", value_parser = host_name)]
     pub host_names: Vec<String>,
     /// One row per process holding a listener (default: a master and its workers on one row).
@@ -265,13 +268,12 @@ impl From<StatusArgs> for crate::install::status::Request {
 impl From<CheckArgs> for crate::check::Request {
     fn from(a: CheckArgs) -> Self {
         crate::check::Request {
-            target: crate::verify::Target {
-                port: a.port,
-                path: a.path,
-                probe_timeout: a.timeout,
-                host_names: a.host_names,
-                from: a.from,
-            },
+            config: a.config,
+            port: a.port,
+            path: a.path,
+            timeout: a.timeout,
+            host_names: a.host_names,
+            from: a.from,
             json: a.json,
             verbose: a.verbose,
         }
@@ -298,8 +300,9 @@ mod tests {
             ]);
             match parsed {
                 Ok(Cli { command: Cmd::Check(a), .. }) => {
-                    prop_assert!(a.path.starts_with('/') && a.path.bytes().all(|b| b.is_ascii_graphic()));
-                    prop_assert!(!a.timeout.is_zero());
+                    let path = a.path.expect("--path was given");
+                    prop_assert!(path.starts_with('/') && path.bytes().all(|b| b.is_ascii_graphic()));
+                    prop_assert!(!a.timeout.expect("--timeout was given").is_zero());
                     for n in &a.host_names {
                         prop_assert!(!n.is_empty() && !n.contains([':', '/', ' ']));
                     }

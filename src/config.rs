@@ -153,6 +153,9 @@ pub struct Config {
 }
 
 pub const DEFAULT_PORT: u16 = 8001;
+/// What the HTTP probe asks for, and how long it waits, unless configured.
+pub const DEFAULT_PROBE_PATH: &str = "/";
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Default for Config {
     fn default() -> Self {
@@ -170,9 +173,9 @@ impl Default for Config {
             restart_burst: 5,
             restart_interval: Duration::from_secs(10),
             startup_timeout: Duration::from_secs(60),
-            probe_timeout: Duration::from_secs(2),
+            probe_timeout: DEFAULT_PROBE_TIMEOUT,
             recheck_interval: Duration::ZERO,
-            probe_path: "/".into(),
+            probe_path: DEFAULT_PROBE_PATH.into(),
             on_failure: OnFailure::Fail,
             host_names: Vec::new(),
             on_host_rejected: OnHostRejected::Warn,

@@ -48,6 +48,7 @@ pub mod listen_socket;
 pub mod log;
 pub mod memory;
 pub mod notify;
+pub mod output;
 pub mod owners;
 pub mod pollset;
 pub mod probe;

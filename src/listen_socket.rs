@@ -143,8 +143,9 @@ pub fn from_systemd(
         Ok(0) => return Ok(None),
         _ => {
             return Err(Failure::config(format!(
-                "systemd passed LISTEN_FDS={count:?}: the launcher takes exactly one socket; \
-                 {unit_hint}"
+                "systemd passed LISTEN_FDS={}: the launcher takes exactly one socket; \
+                 {unit_hint}",
+                count.trim()
             )));
         }
     }

@@ -58,6 +58,11 @@ fn matches_stream(var: &str, dev: u64, ino: u64) -> bool {
         == Some((dev, ino))
 }
 
+/// `1 crash`, `2 crashes`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `text` on one line: control characters (newlines included) written as
 /// escapes (`\n`, `\u{1b}`), so what was there stays visible and nothing
 /// reads it as a line, a field or a terminal command.

@@ -69,12 +69,34 @@ impl Message {
             .iter()
             .map(|s| match s {
                 sd_notify::NotifyState::Status(text) => {
-                    format!("STATUS={}\n", crate::log::one_line(text))
+                    format!("STATUS={}\n", status_text(&crate::log::one_line(text)))
                 }
                 other => format!("{other}\n"),
             })
             .collect();
         Message(text.into_bytes())
+    }
+}
+
+/// The longest `STATUS=` text sent: systemd (252) ignores a whole notify datagram over
+/// 4,096 bytes ("Received notify message exceeded maximum size"), `READY=1` in it too.
+/// `systemctl status` shows a line; the log has the whole text.
+pub const MAX_STATUS: usize = 1024;
+
+/// `text` cut to [`MAX_STATUS`] bytes (at a character's edge), saying so.
+fn status_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_STATUS {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    const CUT: &str = " … (the whole text is in the log)";
+    let end = text.floor_char_boundary(MAX_STATUS - CUT.len());
+    std::borrow::Cow::Owned(format!("{}{CUT}", &text[..end]))
+}
+
+impl Message {
+    /// The datagram's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -225,6 +247,24 @@ mod tests {
             "READY=1\nSTATUS=held by pid 7 (x\\nREADY=1\\nSTATUS=fake)\n"
         );
         assert_eq!(text.lines().filter(|l| *l == "READY=1").count(), 1);
+    }
+
+    #[test]
+    fn a_long_status_is_cut_so_that_systemd_takes_the_datagram() {
+        let long = "HTTP 200 from 10.0.0.1, ".repeat(500);
+        let m = Systemd::ready_message(&long);
+        let text = String::from_utf8(m.0).unwrap();
+        assert!(text.len() < 4096, "{}", text.len());
+        assert!(text.starts_with("READY=1\nSTATUS=HTTP 200 from 10.0.0.1, "));
+        assert!(
+            text.ends_with(" … (the whole text is in the log)\n"),
+            "{text}"
+        );
+        let short = Systemd::ready_message("verified");
+        assert_eq!(short.0, b"READY=1\nSTATUS=verified\n");
+        // Cut at a character's edge, never inside one.
+        let wide = "é".repeat(MAX_STATUS);
+        assert!(String::from_utf8(Systemd::ready_message(&wide).0).is_ok());
     }
 
     #[test]

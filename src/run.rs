@@ -369,13 +369,7 @@ fn close_inherited_descriptors() {
 /// Supervise: what the loop needs from the configuration.
 fn settings(c: &config::Config) -> supervise::Settings {
     supervise::Settings {
-        target: verify::Target {
-            port: c.port,
-            path: c.probe_path.clone(),
-            probe_timeout: c.probe_timeout,
-            host_names: c.host_names.clone(),
-            from: None,
-        },
+        target: verify::Target::of(c),
         stop_timeout: c.stop_timeout,
         startup_timeout: c.startup_timeout,
         recheck_interval: c.recheck_interval,
@@ -445,6 +439,6 @@ pub fn print_command(args: &Request) -> Result<i32, Failure> {
     for note in &plan.notes {
         out.push_str(&format!("note: {}\n", note.text));
     }
-    print!("{out}");
+    crate::output::print(&out);
     Ok(0)
 }

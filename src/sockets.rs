@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::io;
+use std::net::SocketAddr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 mod proc_net;
@@ -84,6 +85,12 @@ pub fn query_listeners(port: u16) -> io::Result<(Vec<Listener>, Source)> {
             )),
         },
     }
+}
+
+/// The inode of this host's end of the connection from `client` to `server`: `Some(0)`
+/// while it waits in the listener's queue, the socket's inode once a process accepted it.
+pub fn accepted_inode(server: SocketAddr, client: SocketAddr) -> io::Result<Option<u64>> {
+    sock_diag::accepted_inode(server, client)
 }
 
 /// The host default for `IPV6_V6ONLY`, the best guess for a socket whose flag we cannot read.

@@ -42,7 +42,7 @@ impl Census {
             if self.watched.iter().any(|(p, _)| *p == child) {
                 continue;
             }
-            if let Some(fd) = pidfd_open(child.pid) {
+            if let Some(fd) = pidfd(child.pid) {
                 self.watched.push((child, fd));
             }
         }
@@ -132,9 +132,9 @@ fn times(n: usize) -> String {
     }
 }
 
-/// A pidfd for `pid` (Linux 5.3); `None` when the process is gone or the
-/// kernel has none.
-fn pidfd_open(pid: Pid) -> Option<OwnedFd> {
+/// A pidfd for `pid` (Linux 5.3), readable once it has exited; `None` when the process is
+/// gone or the kernel has none.
+pub fn pidfd(pid: Pid) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
     // or -1; no memory is passed.
     let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0) };

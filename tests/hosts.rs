@@ -10,6 +10,17 @@ mod common;
 use common::*;
 use nix::sys::signal::Signal;
 
+/// `ip ARGS` in `ns`, which must succeed: its output.
+fn ip(ns: &Netns, args: &[&str]) -> String {
+    let out = ns.cmd("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The SolvIT project, started by the launcher from the usual loopback
 /// command line (`-b 127.0.0.1:8001`), with ALLOWED_HOSTS as given.
 fn solvit(app: &AppDir, lan: &Lan, allowed: &str, args: &[&str], notify: &NotifySocket) -> Proc {
@@ -294,15 +305,6 @@ fn a_dadfailed_ipv6_address_is_not_probed() {
         format!("{}a", lan.server.name),
         format!("{}b", lan.server.name),
     );
-    let ip = |ns: &Netns, args: &[&str]| {
-        let out = ns.cmd("ip").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
     // The client has fd00:db8::7 first; the server's copy then fails DAD.
     ip(
         &lan.client,
@@ -362,4 +364,65 @@ fn a_dadfailed_ipv6_address_is_not_probed() {
     );
     l.signal(Signal::SIGTERM);
     assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+}
+
+/// On an IPv6 host (`bind.host = "::"`) every interface has a link-local `fe80::` address.
+/// The launcher probes it (reachability) but never counts it for the Host verdict: no
+/// browser sends such a Host (it would need a zone id, which browsers do not accept). A
+/// Django ALLOWED_HOSTS naming every routable address is then plainly ok: READY=1 without a
+/// warning, `check` 0.
+#[test]
+fn link_local_addresses_never_decide_the_host_verdict() {
+    let lan = Lan::new();
+    let a = format!("{}a", lan.server.name);
+    ip(
+        &lan.server,
+        &["-6", "addr", "add", "fd00:198::1/64", "dev", &a, "nodad"],
+    );
+    wait_until("a usable link-local address", LONG, || {
+        let text = ip(&lan.server, &["-6", "addr", "show", "dev", &a]);
+        text.lines().any(|l| l.contains("fe80")) && !text.contains("tentative")
+    });
+    let app = AppDir::new();
+    app.write("launcher.toml", "[bind]\nhost = \"::\"\n");
+    let notify = NotifySocket::new();
+    let allowed = format!("localhost,127.0.0.1,[::1],{SERVER_IP},[fd00:198::1]");
+    let mut l = solvit(
+        &app,
+        &lan,
+        &allowed,
+        &["--config", "launcher.toml"],
+        &notify,
+    );
+    let _cleanup = KillTreeOnDrop(l.pid());
+    let ready = notify.wait_for("READY=1", LONG);
+    assert!(ready.contains("STATUS=verified: "), "{ready}");
+    assert!(!ready.contains("WARNING"), "{ready}");
+    let (code, json) = check(&lan.server, &["--json"]);
+    assert_eq!(code, 0, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let link_local: Vec<&serde_json::Value> = v["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["address"].as_str().unwrap().starts_with("[fe80:"))
+        .collect();
+    assert!(
+        !link_local.is_empty(),
+        "the link-local address is probed: {json}"
+    );
+    for p in link_local {
+        assert_eq!(p["counted"], false, "{p}");
+        // Django rejects that Host; it does not matter, and says nothing.
+        assert_eq!(p["status"], 400, "{p}");
+    }
+    let (code, out) = check(&lan.server, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains("ALLOWED_HOSTS"),
+        "no advice for a Host no browser sends: {out}"
+    );
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    assert!(!l.output().contains("rejects the Host"), "{}", l.output());
 }

@@ -184,7 +184,7 @@ fn an_exit_1_with_a_free_port_says_nothing_of_a_port_in_use() {
     let out = l.output();
     let exited = out
         .lines()
-        .find(|line| line.contains("gunicorn exited during startup"))
+        .find(|line| line.contains("gunicorn exited during its start"))
         .unwrap_or_else(|| panic!("{out}"));
     assert!(code == Some(1) || code == Some(3), "{code:?}: {out}");
     assert!(!exited.contains("port"), "{exited}");

@@ -1007,3 +1007,31 @@ fn a_socket_unit_for_a_template_or_over_someone_elses_is_refused() {
     );
     assert_eq!(before, t.snapshot());
 }
+
+/// A socket unit `install --socket-unit` wrote for one instance of a template holds the
+/// port: a second instance on the same port is refused, told what that socket is (ours, for
+/// another unit) and what to do (another port, or uninstall the first), never "remove it and
+/// use install --socket-unit", which would take the first instance's socket away.
+#[test]
+fn a_second_instance_beside_an_installed_socket_unit_is_told_whose_socket_it_is() {
+    let t = Tree::copy("template");
+    t.run(&["install", "--socket-unit", "solvit@a.service"])
+        .ok();
+    assert!(t.file("etc/systemd/system/solvit@a.socket").exists());
+    let before = t.snapshot();
+    let out = t.run(&["install", "solvit@b.service"]);
+    assert_eq!(out.code, 78, "{out:#?}");
+    for want in [
+        "solvit@a.socket listens on port 8001",
+        "gunicorn-launcher install --socket-unit wrote it for another unit",
+        "give solvit@b.service another port",
+        "or uninstall the unit solvit@a.socket belongs to first",
+    ] {
+        assert!(out.stderr.contains(want), "want {want:?}: {out:#?}");
+    }
+    assert!(
+        !out.stderr.contains("use install --socket-unit"),
+        "{out:#?}"
+    );
+    assert_eq!(before, t.snapshot());
+}

@@ -180,8 +180,11 @@ fn sigkill_to_the_launcher_leaves_no_gunicorn_within_two_seconds() {
     );
 }
 
+/// USR2 forwarded (no held socket): gunicorn re-executes itself; its new master (the old
+/// one's child, with `GUNICORN_PID=<old>`) is tried like the launcher's own: once one of its
+/// workers has answered, the old master is stopped, the new one adopted and verified.
 #[test]
-fn usr2_new_master_is_adopted_after_the_old_one_quits() {
+fn a_forwarded_usr2_stops_the_old_master_once_a_new_worker_answers() {
     let ns = Netns::new();
     let app = AppDir::new();
     let mut l = start(
@@ -192,23 +195,15 @@ fn usr2_new_master_is_adopted_after_the_old_one_quits() {
     l.wait_line("verified:", LONG);
     let old = master_of(l.pid());
     l.signal(Signal::SIGUSR2);
-    // The new master is the old one's child carrying GUNICORN_PID=<old>.
-    let mut new = 0;
-    wait_until("the new master and its worker", LONG, || {
-        new = children(old)
-            .into_iter()
-            .find(|p| {
-                std::fs::read(format!("/proc/{p}/environ"))
-                    .map(|e| {
-                        e.split(|b| *b == 0)
-                            .any(|kv| kv == format!("GUNICORN_PID={old}").as_bytes())
-                    })
-                    .unwrap_or(false)
-            })
-            .unwrap_or(0);
-        new != 0 && !children(new).is_empty()
-    });
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old), Signal::SIGQUIT).unwrap();
+    let answered = l.wait_line(&format!("stopping the old master {old} gracefully"), LONG);
+    // "... a worker of the new gunicorn (pid N) answered; ..."
+    let new: i32 = answered
+        .split("the new gunicorn (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no new master's pid in {answered:?}"));
+    assert_ne!(new, old);
     l.wait_line(&format!("adopted the new master {new}"), LONG);
     wait_until("the old master to be reaped", LONG, || {
         alive(&[old]).is_empty() && parent(new) == Some(l.pid())
@@ -220,6 +215,39 @@ fn usr2_new_master_is_adopted_after_the_old_one_quits() {
     assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
     assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
     assert!(zombies_of(l.pid()).is_empty());
+}
+
+/// The same with a bad deploy: gunicorn's new master binds, says READY=1, its workers exit
+/// 3 and it exits. The launcher says so (log and STATUS) and the old master serves on.
+#[test]
+fn a_forwarded_usr2_to_an_app_that_cannot_import_leaves_the_old_one_serving() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let notify = NotifySocket::new();
+    let mut l = app.launcher_notifying(
+        &ns,
+        &["run", "--", "gunicorn", "-w", "1", "hello:app"],
+        &notify,
+    );
+    let _cleanup = KillTreeOnDrop(l.pid());
+    notify.wait_for("READY=1", LONG);
+    let old = master_of(l.pid());
+    app.write("hello.py", "raise RuntimeError('a bad deploy')\n");
+    l.signal(Signal::SIGUSR2);
+    let failed = l.wait_line("USR2 upgrade failed", LONG);
+    assert!(failed.contains("exited"), "{failed}");
+    assert!(
+        failed.contains(&format!("the old one (pid {old}) goes on serving")),
+        "{failed}"
+    );
+    notify.wait_for("USR2 upgrade failed", LONG);
+    assert_eq!(master_of(l.pid()), old);
+    assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
+    assert!(!l.output().contains("adopted"), "{}", l.output());
+    let tree = descendants(l.pid());
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
 }
 
 #[test]

@@ -15,42 +15,9 @@ use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// The directories the namespace needs from the host: the repository (the launcher binary,
-/// examples), the venv (through its symlink), and the binary's directory.
-fn binds() -> Vec<PathBuf> {
-    let mut wanted = vec![
-        common::root(),
-        std::fs::canonicalize(common::venv()).expect("venv"),
-        common::launcher().parent().unwrap().to_path_buf(),
-    ];
-    wanted.sort();
-    let mut out: Vec<PathBuf> = Vec::new();
-    for p in wanted {
-        if !out.iter().any(|o| p.starts_with(o)) {
-            out.push(p);
-        }
-    }
-    out
-}
-
 fn boot() -> Systemd {
-    let sd = Systemd::boot(&binds());
-    // A second interface, so "all interfaces" means more than loopback.
-    for argv in [
-        &[
-            "ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1",
-        ][..],
-        &["ip", "addr", "add", "198.18.0.1/24", "dev", "v0"],
-        &["ip", "link", "set", "v0", "up"],
-        &["ip", "link", "set", "v1", "up"],
-    ] {
-        let out = sd.run(argv);
-        assert!(
-            out.status.success(),
-            "{argv:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let sd = Systemd::boot(&common::systemd_binds());
+    sd.add_second_interface();
     sd
 }
 
@@ -542,7 +509,7 @@ fn install_wraps_only_the_tcp_unit_and_a_named_unit_without_a_bind_keeps_8000() 
 #[test]
 fn a_socket_unit_makes_ten_restarts_refuse_nothing() {
     use common::load::Load;
-    let sd = Systemd::boot(&binds());
+    let sd = Systemd::boot(&common::systemd_binds());
     let client = common::Netns::new();
     sd.veth_to(&client.name, "198.18.0.1/24", "198.18.0.2/24");
     let text = unit("SolvIT", "hello:app", 2).replace(
@@ -622,4 +589,78 @@ fn a_socket_unit_makes_ten_restarts_refuse_nothing() {
     wait_for("gunicorn on 127.0.0.1:8002, its own bind, again", || {
         sd.listeners(8002) == ["127.0.0.1:8002"]
     });
+}
+
+/// `status` judges each unit with that unit's own settings, read from its command line: a
+/// unit running `gunicorn-launcher run --port=8002` on port 8002, and one whose config file
+/// sets port 8003 and `verify.path = "/healthz"` (its `/` hangs: probed there, it would time
+/// out and tie up its worker).
+#[test]
+fn status_judges_each_unit_with_its_own_port_and_probe_path() {
+    let sd = boot();
+    let hello = std::fs::read_to_string(common::root().join("examples/hello.py")).unwrap();
+    sd.write("/opt/site/hello.py", &hello);
+    sd.write(
+        "/opt/site/health.py",
+        "import time\ndef app(environ, start_response):\n    if environ['PATH_INFO'] != '/healthz':\n        time.sleep(5)\n    start_response('200 OK', [])\n    return [b'ok']\n",
+    );
+    let launcher_path = common::launcher();
+    let gunicorn = format!("{}/bin/gunicorn", common::venv().display());
+    let service = |name: &str, run: &str| {
+        format!(
+            "[Unit]\nDefaultDependencies=no\n[Service]\nType=notify\nWorkingDirectory=/opt/site\n\
+             RuntimeDirectory={name}\nEnvironment=XDG_RUNTIME_DIR=/run/{name}\nExecStart={} {run}\n",
+            launcher_path.display()
+        )
+    };
+    sd.write(
+        "/etc/systemd/system/site2.service",
+        &service("site2", &format!("run --port=8002 -- {gunicorn} hello:app")),
+    );
+    sd.write(
+        "/etc/gunicorn-launcher/site3.toml",
+        &format!(
+            "[gunicorn]\ncommand = \"{gunicorn}\"\napp = \"health:app\"\n[bind]\nport = 8003\n\
+             [verify]\npath = \"/healthz\"\nprobe_timeout = \"1s\"\n"
+        ),
+    );
+    sd.write(
+        "/etc/systemd/system/site3.service",
+        &service("site3", "run --config /etc/gunicorn-launcher/site3.toml"),
+    );
+    assert!(sd.systemctl(&["daemon-reload"]).status.success());
+    for unit in ["site2.service", "site3.service"] {
+        let out = sd.systemctl(&["start", unit]);
+        assert!(
+            out.status.success(),
+            "start {unit}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            sd.journal(unit)
+        );
+    }
+    let (code, out) = launcher(&sd, &["status", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let ports: Vec<u64> = v["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["port"].as_u64())
+        .collect();
+    assert!(ports.contains(&8002) && ports.contains(&8003), "{out}");
+    let verdicts = v["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 2, "{out}");
+    for verdict in verdicts {
+        assert_eq!(verdict["verdict"], "ok", "{verdict}");
+    }
+    // `check` of the same port with its defaults probes `/`, which hangs: 4. With the
+    // unit's config it is 0.
+    let (code, out) = launcher(
+        &sd,
+        &["check", "--config", "/etc/gunicorn-launcher/site3.toml"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("HTTP GET /healthz"), "{out}");
+    let (code, out) = launcher(&sd, &["check", "--port", "8003", "--timeout", "1s"]);
+    assert_eq!(code, 4, "{out}");
 }

@@ -11,6 +11,32 @@ use std::time::{Duration, Instant};
 
 /// The problem as operators meet it: bare gunicorn on 127.0.0.1 is refused from
 /// another host; the same command through the launcher answers 200.
+/// A program that is not gunicorn bound to one address: the single-address verdict names it
+/// and does not send the operator to gunicorn's config hooks, which it has none of.
+#[test]
+fn a_single_address_program_that_is_not_gunicorn_is_not_blamed_on_gunicorn_hooks() {
+    let ns = Netns::new();
+    let mut other = Proc::spawn({
+        let mut c = ns.cmd(python());
+        c.args([
+            "-c",
+            "import http.server\n\
+             s = http.server.HTTPServer(('127.0.0.1', 8001), http.server.SimpleHTTPRequestHandler)\n\
+             print('serving', flush=True)\n\
+             s.serve_forever()\n",
+        ]);
+        c
+    });
+    other.wait_line("serving", LONG);
+    let (code, out) = check(&ns, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("bound to a single address"), "{out}");
+    assert!(out.contains(&other.pid().to_string()), "{out}");
+    assert!(!out.contains("gunicorn.conf.py"), "{out}");
+    other.signal(Signal::SIGKILL);
+    other.wait_exit(LONG);
+}
+
 #[test]
 fn loopback_gunicorn_is_refused_elsewhere_and_the_launcher_is_not() {
     let lan = Lan::new();

@@ -160,6 +160,38 @@ fn crashes_beyond_the_limit_end_the_launcher_with_the_masters_status() {
     assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
 }
 
+/// `restart_burst = 0`: the first crash is already one too many, and said in the singular.
+#[test]
+fn a_restart_burst_of_zero_ends_at_the_first_crash_and_says_one_crash() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write(
+        "launcher.toml",
+        "[bind]\nhold_socket = true\n[supervise]\nrestart_burst = 0\n",
+    );
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--config",
+            "launcher.toml",
+            "--",
+            "gunicorn",
+            "hello:app",
+        ],
+    ));
+    let _cleanup = KillTreeOnDrop(l.pid());
+    l.wait_line("verified:", LONG);
+    signal_pid(master_of(l.pid()), Signal::SIGKILL);
+    assert_eq!(l.wait_exit(LONG).code(), Some(137), "{}", l.output());
+    let out = l.output();
+    assert!(
+        out.contains("1 crash within 10s, more than supervise.restart_burst = 0 allows"),
+        "{out}"
+    );
+    assert!(!out.contains("1 crashes"), "{out}");
+}
+
 #[test]
 fn reuse_port_is_refused_with_a_held_socket() {
     let ns = Netns::new();
@@ -237,8 +269,8 @@ fn a_socket_passed_by_systemd_is_served_and_a_wrong_one_is_refused() {
 }
 
 /// USR2 with a held socket: gunicorn's own re-exec cannot pass the socket on, so the
-/// launcher starts a new gunicorn on it beside the old one, stops the old one once the new
-/// one is up, and vouches for the new generation only. Nothing is refused meanwhile.
+/// launcher starts a new gunicorn on it beside the old one, stops the old one once a worker
+/// of the new one has answered, and vouches for the new generation only. Nothing is refused meanwhile.
 #[test]
 fn a_usr2_upgrade_on_a_held_socket_refuses_nothing() {
     let lan = Lan::new();
@@ -267,7 +299,11 @@ fn a_usr2_upgrade_on_a_held_socket_refuses_nothing() {
     load.wait_answered(20, LONG);
     l.signal(Signal::SIGUSR2);
     l.wait_line("USR2: started a new gunicorn", LONG);
-    l.wait_line(&format!("stopping the old master {old} gracefully"), LONG);
+    let answered = l.wait_line(&format!("stopping the old master {old} gracefully"), LONG);
+    assert!(
+        answered.contains("a worker of the new gunicorn"),
+        "{answered}"
+    );
     l.wait_line("reloaded and verified:", LONG);
     // Only the new generation runs, under a new master, the launcher's only child.
     let mut old_tree = old_workers.clone();
@@ -289,6 +325,138 @@ fn a_usr2_upgrade_on_a_held_socket_refuses_nothing() {
     l.signal(Signal::SIGTERM);
     assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
     assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
+}
+
+/// A bad deploy under load: the app on disk replaced by one that raises at import, then
+/// USR2. The new master says READY=1 as soon as it has bound, before any worker has
+/// imported the app; its workers then exit 3. The old generation is stopped only once a new
+/// worker has answered, so here it never is: it serves on, nothing is refused, and the
+/// failure is in the log and in STATUS. The deploy fixed, the next USR2 goes through.
+#[test]
+fn a_usr2_upgrade_to_an_app_that_cannot_import_leaves_the_old_one_serving() {
+    let lan = Lan::new();
+    let app = AppDir::new();
+    let notify = NotifySocket::new();
+    let mut l = app.launcher_notifying(
+        &lan.server,
+        &[
+            "run",
+            "--hold-socket",
+            "--",
+            "gunicorn",
+            "-w",
+            "2",
+            "--graceful-timeout",
+            "2",
+            "hello:app",
+        ],
+        &notify,
+    );
+    let _cleanup = KillTreeOnDrop(l.pid());
+    notify.wait_for("READY=1", LONG);
+    let old = master_of(l.pid());
+    wait_until("two workers", LONG, || children(old).len() == 2);
+    let old_workers = children(old);
+    let load = Load::start(&lan.client.name, server_addr(), THREADS);
+    load.wait_answered(20, LONG);
+
+    let good = std::fs::read_to_string(app.path().join("hello.py")).unwrap();
+    app.write("hello.py", "raise RuntimeError('a bad deploy')\n");
+    l.signal(Signal::SIGUSR2);
+    let failed = l.wait_line("USR2 upgrade failed", LONG);
+    assert!(
+        failed.contains("exited") && failed.contains("exit status 3"),
+        "says the new master exited and what its workers died of: {failed}"
+    );
+    assert!(
+        failed.contains(&format!("the old one (pid {old}) goes on serving")),
+        "{failed}"
+    );
+    let status = notify.wait_for("USR2 upgrade failed", LONG);
+    assert!(status.contains("STATUS="), "{status}");
+    // The old generation is untouched and still the one serving.
+    assert_eq!(master_of(l.pid()), old);
+    assert_eq!(alive(&old_workers), old_workers);
+    load.wait_answered(20, LONG);
+    assert!(
+        !l.output().contains("stopping the old master"),
+        "{}",
+        l.output()
+    );
+
+    // The deploy fixed: the next USR2 replaces the old generation.
+    app.write("hello.py", &good);
+    l.signal(Signal::SIGUSR2);
+    l.wait_line("a worker of the new gunicorn", LONG);
+    l.wait_line("reloaded and verified:", LONG);
+    let new = master_of(l.pid());
+    assert_ne!(new, old);
+    assert!(alive(&[old]).is_empty(), "the old master stopped");
+    load.wait_answered(20, LONG);
+    let counts = load.stop();
+    eprintln!("held socket, a broken USR2 deploy then a good one: {counts:?}");
+    assert_eq!(counts.refused, 0, "{counts:?}");
+    assert_eq!(counts.timed_out, 0, "{counts:?}");
+    assert_eq!(notify.ignored(), 0);
+    let tree = descendants(l.pid());
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
+}
+
+/// A new gunicorn that never says READY=1 (here its `on_starting` hook hangs) is stopped at
+/// the startup timeout, said in those words, and the old one serves on.
+#[test]
+fn a_usr2_master_silent_past_the_startup_timeout_is_stopped() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write(
+        "launcher.toml",
+        "[bind]\nhold_socket = true\n[verify]\nstartup_timeout = \"2s\"\n",
+    );
+    app.write(
+        "hang.py",
+        "import os, time\ndef on_starting(server):\n    while os.path.exists('hang'):\n        time.sleep(0.05)\n",
+    );
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--config",
+            "launcher.toml",
+            "--",
+            "gunicorn",
+            "-c",
+            "hang.py",
+            "hello:app",
+        ],
+    ));
+    let _cleanup = KillTreeOnDrop(l.pid());
+    l.wait_line("verified:", LONG);
+    let old = master_of(l.pid());
+    app.write("hang", "");
+    l.signal(Signal::SIGUSR2);
+    let started = l.wait_line("USR2: started a new gunicorn, pid ", LONG);
+    let new: i32 = started
+        .split("pid ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{started}"));
+    let failed = l.wait_line("USR2 upgrade failed", LONG);
+    assert!(
+        failed.contains(&format!(
+            "the new gunicorn (pid {new}) sent no READY=1 within the startup timeout; stopped it, the old one (pid {old}) goes on serving"
+        )),
+        "{failed}"
+    );
+    wait_until("the silent gunicorn to be gone", LONG, || {
+        alive(&[new]).is_empty()
+    });
+    assert_eq!(master_of(l.pid()), old);
+    assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
 }
 
 /// While the dead master's workers are cleared before a restart (here one is busy with a

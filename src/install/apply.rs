@@ -5,6 +5,7 @@
 use super::conflicts::{refuse_shared_ports, refuse_socket_holders};
 use super::discover::{Plan, Wrap, plan_install};
 use super::dropin::{DROPIN, check_launcher_path};
+use super::interrupt::Interrupts;
 use super::report::Report;
 use super::socket_unit;
 use super::systemctl::{self, failure};
@@ -40,6 +41,7 @@ pub fn install(args: &Request) -> i32 {
 }
 
 fn install_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
+    let interrupts = Interrupts::catch();
     require_systemd(&args.root)?;
     let root = root_of(&args.root);
     let live = args.root.is_none();
@@ -74,13 +76,35 @@ fn install_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
     } else {
         Vec::new()
     };
+    if let Some(signal) = interrupts.caught() {
+        return Err(Failure::new(
+            Interrupts::status(signal),
+            format!(
+                "interrupted ({}) before anything was written: nothing changed",
+                Interrupts::name(signal)
+            ),
+        ));
+    }
     let undos = write_dropins(&root, &changes, report)?;
+    // From here on a signal caught between two steps undoes what was done.
+    let interrupted = |report: &mut Report, restarted: &[(String, u16)]| -> Option<i32> {
+        let signal = interrupts.caught()?;
+        report.error(&format!(
+            "interrupted ({}): putting the previous files back",
+            Interrupts::name(signal)
+        ));
+        rollback(&root, &undos, restarted, report);
+        Some(Interrupts::status(signal))
+    };
     if !live {
         report.say(format!(
             "written under {}; no systemd asked (--root): reload and restart on that system",
             root.display()
         ));
         return Ok(0);
+    }
+    if let Some(code) = interrupted(report, &[]) {
+        return Ok(code);
     }
     if let Err(e) = systemctl::daemon_reload() {
         rollback(&root, &undos, &running, report);
@@ -89,6 +113,9 @@ fn install_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
             message: format!("{e}; the previous files are back"),
         });
     }
+    if let Some(code) = interrupted(report, &[]) {
+        return Ok(code);
+    }
     if args.no_restart {
         report.say("daemon reloaded; not restarted (--no-restart): restart the units, then run `gunicorn-launcher status`");
         return Ok(0);
@@ -96,11 +123,25 @@ fn install_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
     let mut started = Vec::new();
     let outcome = start_sockets(&changes, &running, &mut started, report).and_then(|()| {
         tell_not_running(&plan, &running, report);
-        restart_and_verify(&running, &launcher, report)
+        restart_and_verify(&running, &launcher, &interrupts, report)
     });
+    // The whole change is made: a signal caught during its last step leaves it standing.
+    let outcome = match (outcome, interrupts.caught()) {
+        (Ok(()), Some(signal)) => {
+            report.say(format!(
+                "interrupted ({}) once the change was made: it stands",
+                Interrupts::name(signal)
+            ));
+            return Ok(Interrupts::status(signal));
+        }
+        (outcome, _) => outcome,
+    };
     match outcome {
         Ok(()) => Ok(0),
         Err(failure) => {
+            let code = interrupts
+                .caught()
+                .map_or(exit::UNVERIFIED, Interrupts::status);
             report.error(&failure);
             // New socket units go before their files do; one that was there already is
             // restarted on its restored file, enabled as it was.
@@ -120,7 +161,7 @@ fn install_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
                     report.error(&e);
                 }
             }
-            Ok(exit::UNVERIFIED)
+            Ok(code)
         }
     }
 }
@@ -343,9 +384,16 @@ fn restore_files(root: &Path, undos: &[files::Undo], report: &mut Report) {
 fn restart_and_verify(
     running: &[(String, u16)],
     launcher: &str,
+    interrupts: &Interrupts,
     report: &mut Report,
 ) -> Result<(), String> {
     for (unit, port) in running {
+        if let Some(signal) = interrupts.caught() {
+            return Err(format!(
+                "interrupted ({}) before {unit} was restarted",
+                Interrupts::name(signal)
+            ));
+        }
         report.say(format!("{unit}: restarting"));
         systemctl::restart(unit).map_err(|e| failure(unit, &e))?;
         wait_active(unit)?;

@@ -55,6 +55,8 @@ pub struct SocketHolder {
     pub listen: String,
     /// Named like the service or listed in its `Sockets=`: starting the service starts it.
     pub associated: bool,
+    /// Written by `install --socket-unit` (for another unit).
+    pub ours: bool,
 }
 
 pub fn sockets_on_port(root: &Path, wrap: &Wrap) -> Vec<SocketHolder> {
@@ -77,7 +79,10 @@ pub fn sockets_on_port(root: &Path, wrap: &Wrap) -> Vec<SocketHolder> {
         };
         for (value, file, line) in unit::effective(&loaded, "Socket", "ListenStream") {
             if listen_port(&value) == Some(wrap.port) {
+                let ours = std::fs::read(&file)
+                    .is_ok_and(|b| b.starts_with(super::dropin::MARK.as_bytes()));
                 found.push(SocketHolder {
+                    ours,
                     associated: socket.as_str() == same_name
                         || own_sockets.iter().any(|s| s == socket.as_str()),
                     socket: socket.clone(),
@@ -113,6 +118,14 @@ pub(super) fn refuse_socket_holders(root: &Path, plan: &Plan, live: bool) -> Res
                 || !live
                 || systemctl::is_running(name)
                 || systemctl::is_enabled(name);
+            if in_use && holder.ours {
+                return Err(Failure::config(format!(
+                    "{}: {name} listens on port {} ({}): gunicorn-launcher install --socket-unit wrote \
+                     it for another unit, and two units cannot serve one port; give {} another port \
+                     (its --bind), or uninstall the unit {name} belongs to first",
+                    wrap.unit, wrap.port, holder.at, wrap.unit
+                )));
+            }
             if in_use {
                 return Err(Failure {
                     code: exit::CONFIG,

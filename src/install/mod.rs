@@ -19,6 +19,7 @@ pub mod discover;
 pub mod dropin;
 pub mod files;
 pub mod gunicorn_unit;
+pub mod interrupt;
 pub mod report;
 pub mod socket_unit;
 pub mod status;
@@ -38,14 +39,12 @@ use std::time::Duration;
 /// returned (for Type=notify it returns after READY=1, so this is a margin, not a wait).
 const SETTLE: Duration = Duration::from_secs(15);
 
+/// The launcher's default verification, on `port`.
 pub(crate) fn probe_target(port: u16) -> Target {
-    Target {
+    Target::of(&crate::config::Config {
         port,
-        path: "/".into(),
-        probe_timeout: Duration::from_secs(2),
-        host_names: Vec::new(),
-        from: None,
-    }
+        ..crate::config::Config::default()
+    })
 }
 
 /// Live mode needs a running systemd (sd_booted(): `/run/systemd/system` exists); without

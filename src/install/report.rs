@@ -26,7 +26,7 @@ impl Report {
     pub fn say(&mut self, line: impl Into<String>) {
         let line = line.into();
         if !self.json {
-            println!("{line}");
+            crate::output::line(&line);
         }
         self.lines.push(line);
     }
@@ -81,7 +81,7 @@ impl Report {
             if let Value::Object(map) = &mut out {
                 map.extend(self.extra);
             }
-            println!("{out:#}");
+            crate::output::line(&format!("{out:#}"));
         }
         code
     }

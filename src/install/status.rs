@@ -12,6 +12,7 @@ use crate::error::Failure;
 use crate::unit::{UnitIndex, UnitName};
 use crate::verify::Scope;
 use crate::{launch, unit, verify};
+use clap::Parser;
 use serde_json::json;
 use std::path::Path;
 
@@ -36,6 +37,9 @@ pub struct Surveyed {
     pub port: Option<u16>,
     /// The command that runs today.
     pub command: String,
+    /// What the launcher of a wrapped or launcher unit verifies (its port, probe path,
+    /// timeout and host names, from its command line and its `--config` file).
+    pub target: Option<verify::Target>,
 }
 
 /// Every unit that runs gunicorn, wrapped or not, and the units that could not be read.
@@ -75,6 +79,7 @@ pub(super) fn survey_unit(index: &UnitIndex, unit: &UnitName) -> Result<Option<S
         return Ok(None);
     };
     let command = unit::format_exec(now);
+    let launcher = launcher_target(index.root(), unit, &now.program_and_args());
     if let [(before, _, _)] = before.as_slice()
         && command_runs_gunicorn(before)
     {
@@ -90,33 +95,59 @@ pub(super) fn survey_unit(index: &UnitIndex, unit: &UnitName) -> Result<Option<S
             (false, None) => Kind::Socket,
             (false, Some(_)) => Kind::Bare,
         };
+        let target = launcher.filter(|_| kind == Kind::Wrapped);
         return Ok(Some(Surveyed {
             unit: unit.clone(),
             kind,
-            port,
+            port: target.as_ref().map_or(port, |t| Some(t.port)),
             command,
+            target,
         }));
     }
-    let argv = now.program_and_args();
-    if argv
-        .first()
-        .is_some_and(|p| p.rsplit('/').next() == Some("gunicorn-launcher"))
-    {
-        let port = argv
-            .iter()
-            .take_while(|a| **a != "--")
-            .skip_while(|a| **a != "--port" && **a != "-p")
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(DEFAULT_PORT);
-        return Ok(Some(Surveyed {
-            unit: unit.clone(),
-            kind: Kind::Launcher,
-            port: Some(port),
-            command,
-        }));
+    Ok(launcher.map(|target| Surveyed {
+        unit: unit.clone(),
+        kind: Kind::Launcher,
+        port: Some(target.port),
+        command,
+        target: Some(target),
+    }))
+}
+
+/// What a unit whose command is `gunicorn-launcher run ...` verifies, read as `run` reads
+/// it: its flags with `run`'s own definitions, and its `--config` file (under `root`; a
+/// template's `%i` is the instance's name). `None` when the command is not the launcher's
+/// `run`, or cannot be read (then the launcher's defaults).
+fn launcher_target(root: &Path, unit: &UnitName, argv: &[&str]) -> Option<verify::Target> {
+    let program = argv.first()?;
+    if program.rsplit('/').next() != Some("gunicorn-launcher") {
+        return None;
     }
-    Ok(None)
+    let parsed = crate::cli::Cli::try_parse_from(argv.iter().map(|a| a.to_string()));
+    let Ok(crate::cli::Cli {
+        command: crate::cli::Cmd::Run(run),
+        ..
+    }) = parsed
+    else {
+        return Some(probe_target(DEFAULT_PORT));
+    };
+    let mut config = crate::config::Config::default();
+    if let Some(path) = &run.config {
+        let path = path
+            .to_string_lossy()
+            .replace("%i", unit.instance().unwrap_or("%i"));
+        let inside = root.join(
+            Path::new(&path)
+                .strip_prefix("/")
+                .unwrap_or(Path::new(&path)),
+        );
+        if let Ok(c) = crate::config::load(&inside) {
+            config = c;
+        }
+    }
+    if let Some(port) = run.port {
+        config.port = port;
+    }
+    Some(verify::Target::of(&config))
 }
 
 /// What `status` is asked.
@@ -199,7 +230,11 @@ fn status_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
     let mut code = 0;
     let mut verdicts = Vec::new();
     for port in ports {
-        let target = probe_target(port);
+        // Judged with the settings of the (first) unit that serves it.
+        let target = units
+            .iter()
+            .find_map(|u| u.target.clone().filter(|t| t.port == port))
+            .unwrap_or_else(|| probe_target(port));
         let v = verify::verdict(&target, Scope::Host);
         let colour = !args.json && crate::verify::render::use_colour();
         let head = crate::verify::render::paint(&format!("port {port}:"), v.ok(), colour);

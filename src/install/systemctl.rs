@@ -2,13 +2,20 @@
 //! interface; the D-Bus API would bring a dependency for the same answers).
 
 use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 /// `systemctl ARGS`: stdout on success, else a message with systemctl's own words.
 fn systemctl(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("systemctl").args(args).output().map_err(|e| {
-        format!("cannot run systemctl: {e} (is this a systemd host? use --root DIR for a tree)")
-    })?;
+    // A process group of its own: a terminal's Ctrl-C is the launcher's to act on (see
+    // `interrupt`), and must not cut a restart short.
+    let out = Command::new("systemctl")
+        .args(args)
+        .process_group(0)
+        .output()
+        .map_err(|e| {
+            format!("cannot run systemctl: {e} (is this a systemd host? use --root DIR for a tree)")
+        })?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }

@@ -3,6 +3,7 @@
 //! that ran, each on its own command again.
 
 use super::dropin::{DROPIN, MARK, created_dirs, dropin_dir, is_ours, read_existing, without_ours};
+use super::interrupt::Interrupts;
 use super::report::Report;
 use super::socket_unit;
 use super::systemctl::failure;
@@ -117,6 +118,9 @@ pub fn uninstall(args: &Request) -> i32 {
 }
 
 fn uninstall_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
+    // Half an uninstall would leave units running the launcher without their drop-in:
+    // a signal is acted on once it is whole.
+    let interrupts = Interrupts::catch();
     require_systemd(&args.root)?;
     let root = root_of(&args.root);
     let live = args.root.is_none();
@@ -201,6 +205,13 @@ fn uninstall_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> 
                 code = exit::UNVERIFIED;
             }
         }
+    }
+    if let Some(signal) = interrupts.caught() {
+        report.say(format!(
+            "interrupted ({}): the removal was finished first",
+            Interrupts::name(signal)
+        ));
+        code = Interrupts::status(signal);
     }
     match failed {
         Some(e) => Err(e),

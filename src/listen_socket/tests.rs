@@ -128,4 +128,8 @@ fn only_sockets_passed_to_this_process_are_taken() {
     let e = from_systemd(Some(&ours), Some("2"), 8001).unwrap_err();
     assert_eq!(e.code, crate::exit::CONFIG);
     assert!(e.message.contains("exactly one socket"), "{e}");
+    // The count as systemd wrote it, as the one-socket case says it: no quotes, no padding.
+    assert!(e.message.contains("systemd passed LISTEN_FDS=2: "), "{e}");
+    let e = from_systemd(Some(&ours), Some(" 3\n"), 8001).unwrap_err();
+    assert!(e.message.contains("systemd passed LISTEN_FDS=3: "), "{e}");
 }

@@ -1,7 +1,9 @@
 //! Probes under way on non-blocking sockets: each connects, sends its request
-//! and reads its status line as its descriptor becomes ready, all before one
-//! shared deadline. No thread is started and nothing here waits: the caller
-//! polls the descriptors ([`Probes::poll_fds`]) and hands back what is ready.
+//! and reads its status line as its descriptor becomes ready, before its own
+//! deadline. At most a few hundred are open at once (fewer when the process may
+//! open few files): a host with thousands of addresses is probed in turn, never
+//! past `RLIMIT_NOFILE`. No thread is started and nothing here waits: the caller
+//! polls the descriptors and hands back what is ready.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -30,16 +32,31 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// [`MAX_STATUS_LINE`] bytes), which it parses as `HTTP/x.y NNN`. Everything,
 /// connect included, happens before the shared deadline.
 pub struct Probes {
-    deadline: Instant,
+    timeout: Duration,
+    path: String,
+    /// Probes open at once, at most.
+    slots: usize,
     probes: Vec<Probe>,
 }
 
 struct Probe {
     request: Request,
     stage: Stage,
+    /// Set when it starts.
+    deadline: Option<Instant>,
+    /// Once connected, wait for [`Probes::release`] before sending.
+    hold: bool,
 }
 
 enum Stage {
+    /// Waiting for a slot.
+    Queued,
+    /// Connected, the request not sent until [`Probes::release`]: the caller first finds
+    /// out which process took the connection.
+    Held {
+        socket: OwnedFd,
+        request: Vec<u8>,
+    },
     /// `connect` is under way; then `request` is sent.
     Connecting {
         socket: OwnedFd,
@@ -60,10 +77,19 @@ enum Stage {
 }
 
 impl Probes {
-    /// Starts a probe of each address; a zero `timeout` times them all out
-    /// at once.
+    /// Starts a probe of each address (as many at once as [`slots`] allows, the
+    /// rest as others end); a zero `timeout` times them all out at once.
     pub fn start(requests: &[Request], path: &str, timeout: Duration) -> Probes {
-        let deadline = Instant::now() + timeout.min(MAX_TIMEOUT);
+        Probes::start_in(requests, path, timeout, slots())
+    }
+
+    /// [`Probes::start`] with at most `slots` probes open at once.
+    pub(super) fn start_in(
+        requests: &[Request],
+        path: &str,
+        timeout: Duration,
+        slots: usize,
+    ) -> Probes {
         let probes = requests
             .iter()
             .map(|request| Probe {
@@ -71,11 +97,84 @@ impl Probes {
                 stage: if timeout.is_zero() {
                     Stage::Done(Outcome::Timeout)
                 } else {
-                    connect(request, path)
+                    Stage::Queued
                 },
+                deadline: None,
+                hold: false,
             })
             .collect();
-        Probes { deadline, probes }
+        let mut probes = Probes {
+            timeout: timeout.min(MAX_TIMEOUT),
+            path: path.to_string(),
+            slots: slots.max(1),
+            probes,
+        };
+        probes.start_queued(Instant::now());
+        probes
+    }
+
+    /// One probe that connects and then waits for [`Probes::release`] before it sends its
+    /// request (to learn first which process accepted the connection).
+    pub fn start_held(request: Request, path: &str, timeout: Duration) -> Probes {
+        let mut probes = Probes::start_in(std::slice::from_ref(&request), path, timeout, 1);
+        if let Some(p) = probes.probes.first_mut() {
+            p.hold = true;
+            // Connected at once: held before anything is sent.
+            p.stage = match std::mem::replace(&mut p.stage, Stage::Queued) {
+                Stage::Sending {
+                    socket, request, ..
+                } => Stage::Held { socket, request },
+                other => other,
+            };
+        }
+        probes
+    }
+
+    /// The connection's two ends (this side, the server's) while the probe is held.
+    pub fn held(&self) -> Option<(SocketAddr, SocketAddr)> {
+        self.probes.iter().find_map(|p| match &p.stage {
+            Stage::Held { socket, .. } => {
+                let local: nix::sys::socket::SockaddrStorage =
+                    nix::sys::socket::getsockname(socket.as_raw_fd()).ok()?;
+                Some((storage_addr(&local)?, p.request.addr))
+            }
+            _ => None,
+        })
+    }
+
+    /// Sends the held probe's request.
+    pub fn release(&mut self) {
+        for p in &mut self.probes {
+            p.stage = match std::mem::replace(&mut p.stage, Stage::Queued) {
+                Stage::Held { socket, request } => send_more(socket, request, 0),
+                other => other,
+            };
+        }
+    }
+
+    /// Starts queued probes while slots are free.
+    fn start_queued(&mut self, now: Instant) {
+        let mut open = self.probes.iter().filter(|p| p.open()).count();
+        for p in self
+            .probes
+            .iter_mut()
+            .filter(|p| matches!(p.stage, Stage::Queued))
+        {
+            if open >= self.slots {
+                break;
+            }
+            p.stage = connect(&p.request, &self.path);
+            p.deadline = Some(now + self.timeout);
+            open += usize::from(p.open());
+        }
+    }
+
+    /// What the first probe found, once it is done.
+    pub fn first_outcome(&self) -> Option<&Outcome> {
+        match &self.probes.first()?.stage {
+            Stage::Done(outcome) => Some(outcome),
+            _ => None,
+        }
     }
 
     /// The results in the order of the addresses; an unfinished probe
@@ -96,8 +195,14 @@ impl Probes {
 }
 
 impl crate::pollset::Pollable for Probes {
+    /// The nearest deadline of the probes under way.
     fn deadline(&self) -> Instant {
-        self.deadline
+        self.probes
+            .iter()
+            .filter(|p| p.open())
+            .filter_map(|p| p.deadline)
+            .min()
+            .unwrap_or_else(Instant::now)
     }
 
     /// Every probe has its outcome.
@@ -107,8 +212,8 @@ impl crate::pollset::Pollable for Probes {
             .all(|p| matches!(p.stage, Stage::Done(_)))
     }
 
-    /// What to poll, one entry per probe (a finished probe asks for nothing),
-    /// in the order [`Probes::advance`] takes the results.
+    /// What to poll, one entry per open probe, in the order [`Probes::advance`]
+    /// takes the results.
     fn poll_fds(&self) -> Vec<PollFd<'_>> {
         self.probes
             .iter()
@@ -118,7 +223,7 @@ impl crate::pollset::Pollable for Probes {
                         (socket, PollFlags::POLLOUT)
                     }
                     Stage::Reading { socket, .. } => (socket, PollFlags::POLLIN),
-                    Stage::Done(_) => return None,
+                    Stage::Queued | Stage::Held { .. } | Stage::Done(_) => return None,
                 };
                 Some(PollFd::new(socket.as_fd(), events))
             })
@@ -127,11 +232,12 @@ impl crate::pollset::Pollable for Probes {
 
     /// Moves each probe on whose descriptor is ready (`ready` holds the
     /// `revents` in [`Probes::poll_fds`]' order; a shorter slice leaves the
-    /// rest as they are), then times out what is left at the deadline.
+    /// rest as they are), times out those past their deadline, and starts
+    /// queued ones in the slots that freed.
     fn advance(&mut self, ready: &[PollFlags], now: Instant) {
         let mut ready = ready.iter();
         for probe in &mut self.probes {
-            if matches!(probe.stage, Stage::Done(_)) {
+            if !probe.open() {
                 continue;
             }
             let Some(&events) = ready.next() else { break };
@@ -139,14 +245,27 @@ impl crate::pollset::Pollable for Probes {
                 probe.step();
             }
         }
-        if now >= self.deadline {
-            for probe in &mut self.probes {
-                if !matches!(probe.stage, Stage::Done(_)) {
-                    probe.stage = Stage::Done(Outcome::Timeout);
-                }
+        for probe in &mut self.probes {
+            if probe.open() && probe.deadline.is_some_and(|d| now >= d) {
+                probe.stage = Stage::Done(Outcome::Timeout);
             }
         }
+        self.start_queued(now);
     }
+}
+
+/// Probe sockets open at once, at most: a share of the descriptors this process may still
+/// open (`RLIMIT_NOFILE`'s soft limit; raising it would raise gunicorn's too, which inherits
+/// it), and never more than a few hundred.
+fn slots() -> usize {
+    const MOST: usize = 256;
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
+    let open = std::fs::read_dir("/proc/self/fd").map_or(64, |d| d.count());
+    let free = usize::try_from(soft)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(open);
+    (free / 2).clamp(1, MOST)
 }
 
 /// The first stage of a probe: a non-blocking connect.
@@ -193,6 +312,11 @@ fn connect(request: &Request, path: &str) -> Stage {
 }
 
 impl Probe {
+    /// Started and not yet done: it holds a socket.
+    fn open(&self) -> bool {
+        !matches!(self.stage, Stage::Queued | Stage::Done(_))
+    }
+
     /// One step on a ready descriptor: never blocks.
     fn step(&mut self) {
         let stage = std::mem::replace(&mut self.stage, Stage::Done(Outcome::Timeout));
@@ -200,6 +324,7 @@ impl Probe {
             Stage::Connecting { socket, request } => {
                 match nix::sys::socket::getsockopt(&socket, nix::sys::socket::sockopt::SocketError)
                 {
+                    Ok(0) if self.hold => Stage::Held { socket, request },
                     Ok(0) => send_more(socket, request, 0),
                     Ok(errno) => Stage::Done(errno_outcome(Errno::from_raw(errno))),
                     Err(e) => Stage::Done(errno_outcome(e)),
@@ -214,9 +339,18 @@ impl Probe {
                 socket,
                 mut received,
             } => read_more(socket, &mut received),
-            done @ Stage::Done(_) => done,
+            other @ (Stage::Queued | Stage::Held { .. } | Stage::Done(_)) => other,
         };
     }
+}
+
+/// A socket address as the standard library names it.
+fn storage_addr(s: &nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = s.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    s.as_sockaddr_in6()
+        .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
 }
 
 /// Writes what the socket takes of the request; reading begins once all

@@ -406,6 +406,35 @@ fn probe_all_keeps_order_and_runs_concurrently() {
     drop((hold1, hold2));
 }
 
+/// A host with many addresses: probes wait for a free slot, never more are open at
+/// once than allowed, and every one is answered, each within its own timeout.
+#[test]
+fn probes_past_the_slots_wait_their_turn_and_all_answer() {
+    use crate::pollset::Pollable;
+    let every = serve_all("127.0.0.1:0");
+    let requests: Vec<Request> = (0..40).map(|_| Request::to(every)).collect();
+    let mut probes = Probes::start_in(&requests, "/", GENEROUS, 3);
+    let mut most = 0;
+    while !probes.done() {
+        let mut fds = probes.poll_fds();
+        most = most.max(fds.len());
+        let _ = nix::poll::poll(&mut fds, crate::pollset::timeout(probes.deadline()));
+        let ready: Vec<_> = fds
+            .iter()
+            .map(|f| f.revents().unwrap_or(nix::poll::PollFlags::empty()))
+            .collect();
+        drop(fds);
+        probes.advance(&ready, Instant::now());
+    }
+    assert_eq!(most, 3, "three slots, and all of them used");
+    let results = probes.results();
+    assert_eq!(results.len(), 40);
+    assert!(
+        results.iter().all(|r| r.outcome == Outcome::Status(400)),
+        "{results:?}"
+    );
+}
+
 #[test]
 fn probe_all_of_nothing_is_nothing() {
     assert!(probe_all(&[], "/", QUICK).is_empty());

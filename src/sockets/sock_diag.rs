@@ -19,7 +19,7 @@ use nix::sys::socket::{
 };
 use nix::sys::time::{TimeVal, TimeValLike};
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 
 /// A dump datagram is at most as large as the largest buffer this socket
@@ -39,6 +39,43 @@ pub(super) fn listeners(port: u16) -> io::Result<Vec<Listener>> {
         send_all(&socket, &dump_request(family, port, sequence))?;
         receive_dump(&socket, sequence, &mut buffer, |response| {
             found.extend(listener_from(response, port));
+        })?;
+    }
+    Ok(found)
+}
+
+/// The inode of this host's end of the TCP connection from `client` to `server` (`0` while
+/// it waits in the listener's queue: accepted, it gets one), if the connection exists.
+/// Asked in both families: an IPv6 listener's connections from IPv4 clients are IPv6
+/// sockets with mapped addresses.
+pub(super) fn accepted_inode(server: SocketAddr, client: SocketAddr) -> io::Result<Option<u64>> {
+    let socket = connect()?;
+    let mut buffer = [0; RECEIVE_BUFFER];
+    let mut found = None;
+    for (sequence, family) in [(1, AF_INET), (2, AF_INET6)] {
+        let mut socket_id = match family {
+            AF_INET => SocketId::new_v4(),
+            _ => SocketId::new_v6(),
+        };
+        // Non-zero, they make the kernel skip every other connection.
+        socket_id.source_port = server.port();
+        socket_id.destination_port = client.port();
+        let request = InetRequest {
+            family,
+            protocol: IPPROTO_TCP,
+            extensions: ExtensionFlags::empty(),
+            states: StateFlags::ESTABLISHED,
+            socket_id,
+        };
+        send_all(&socket, &message(request, sequence))?;
+        receive_dump(&socket, sequence, &mut buffer, |response| {
+            let id = &response.header.socket_id;
+            if id.source_port == server.port()
+                && id.destination_port == client.port()
+                && id.destination_address.to_canonical() == client.ip().to_canonical()
+            {
+                found = Some(u64::from(response.header.inode));
+            }
         })?;
     }
     Ok(found)
@@ -75,6 +112,11 @@ fn dump_request(family: u8, port: u16, sequence: u32) -> Vec<u8> {
         states: StateFlags::LISTEN,
         socket_id,
     };
+    message(request, sequence)
+}
+
+/// A dump request for `request`, as bytes.
+fn message(request: InetRequest, sequence: u32) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     header.sequence_number = sequence;

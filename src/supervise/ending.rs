@@ -43,8 +43,11 @@ impl Supervisor {
                 self.forward(sig);
             }
             // A gunicorn started for an upgrade and not yet adopted stops too.
-            if let Some(upgrade) = self.upgrade.take() {
-                let _ = nix::sys::signal::kill(upgrade.new, sig);
+            if let Some(new) = self.upgrade.take().and_then(|u| u.new_master()) {
+                log::info(&format!(
+                    "the upgrade's new gunicorn (pid {new}) stops too ({sig})"
+                ));
+                let _ = nix::sys::signal::kill(new, sig);
             }
             let _ = killpg(self.group, Signal::SIGCONT);
             tree::signal_all(&self.gunicorns(), Signal::SIGCONT);
@@ -90,10 +93,11 @@ impl Supervisor {
                     }
                     if status.pid() == Some(self.master) {
                         self.on_master_exit(status);
-                    } else if let Some(upgrade) = &self.upgrade
-                        && status.pid() == Some(upgrade.new)
+                    } else if let Some(upgrade) = &mut self.upgrade
+                        && upgrade.is_ours()
+                        && status.pid() == upgrade.new_master()
                     {
-                        self.upgrade_failed(&format!("exited ({})", describe_status(status)));
+                        upgrade.master_exited(format!("exited ({})", describe_status(status)));
                     }
                 }
                 Err(Errno::EINTR) => continue,
@@ -106,13 +110,20 @@ impl Supervisor {
     pub(super) fn on_master_exit(&mut self, status: WaitStatus) {
         let old = self.master;
         if let Some(new) = self.successor(old) {
+            self.upgrade = None;
             self.adopt(old, new);
             return;
         }
-        // The old master died before the upgrade's new one was up: the new one takes over.
-        if let Some(upgrade) = self.upgrade.take() {
-            self.adopt(old, upgrade.new);
-            self.group = upgrade.new;
+        // The old master died before the launcher's new one had answered: the new one takes
+        // over, and is verified as after a reload.
+        if let Some(new) = self
+            .upgrade
+            .take()
+            .filter(|u| u.is_ours())
+            .and_then(|u| u.new_master())
+        {
+            self.adopt(old, new);
+            self.group = new;
             return;
         }
         if self.restart_after_crash(status) {
@@ -123,7 +134,7 @@ impl Supervisor {
         // SIGKILLed master notice only after timeout/2) is stopped now.
         let rest = self.gunicorns();
         if !matches!(self.state, State::Stopping(_)) {
-            self.explain_exit(status, !rest.is_empty());
+            self.explain_exit(status, rest.len());
         }
         if rest.is_empty() {
             return;
@@ -174,10 +185,10 @@ impl Supervisor {
             .find(|&p| tree::is_successor_of(p, old))
     }
 
-    pub(super) fn explain_exit(&mut self, status: WaitStatus, left_behind: bool) {
+    pub(super) fn explain_exit(&mut self, status: WaitStatus, left_behind: usize) {
         let during = matches!(self.state, State::Starting { .. } | State::Verifying { .. });
         let what = describe_status(status);
-        if during && left_behind && status == WaitStatus::Exited(self.master, 0) {
+        if during && left_behind > 0 && status == WaitStatus::Exited(self.master, 0) {
             // gunicorn's daemonize(): the master forks, the parent exits 0,
             // the grandchild serves on. Only a config file can ask for it
             // (we remove -D/--daemon from the command line).
@@ -189,13 +200,18 @@ impl Supervisor {
             return;
         }
         if during && self.code.is_none() {
-            // Gone: whatever listens now is someone else's. Asked here, in
-            // the loop: the service is ending, and the answer (one kernel
-            // query, and an owner search only if something listens) is
-            // what the message is for.
+            // What holds the port now, outside the launcher's own tree (its held socket,
+            // the dead master's workers): only that is another program. Asked here, in
+            // the loop: the service is ending, and the answer (one kernel query, and an
+            // owner search only if something listens) is what the message is for.
             let mut seen = String::new();
+            if left_behind > 0 {
+                seen.push_str(&format!(
+                    "; {left_behind} of its processes still ran (its workers, booting the app): stopped now"
+                ));
+            }
             if let verify::Look::Decided(port) =
-                verify::look(&self.settings.target, Scope::TreeOf(self.master))
+                verify::look(&self.settings.target, Scope::TreeOf(Pid::this()))
                 && port.kind == verify::Kind::Foreign
             {
                 seen.push_str(&format!(
@@ -206,9 +222,9 @@ impl Supervisor {
             if let Some(workers) = self.census.as_ref().and_then(Census::report) {
                 seen.push_str(&format!("; {workers}"));
             }
-            log::error(&format!("gunicorn exited during startup: {what}{seen}"));
-            self.systemd
-                .status(&format!("gunicorn exited during startup: {what}{seen}"));
+            let line = format!("gunicorn exited during its start (not yet verified): {what}{seen}");
+            log::error(&line);
+            self.systemd.status(&line);
         } else {
             log::warn(&format!("gunicorn exited: {what}"));
         }

@@ -7,8 +7,9 @@
 //! and what is passed on (held while gunicorn starts, one at a time);
 //! `verification` when to look and what a finding means (READY=1, a
 //! reload's new generation, a failure); `ending` stops, exits and the
-//! launcher's own status; [`restart`] a new gunicorn on a held socket,
-//! after a crash or for a USR2 upgrade. The reasoning behind the design (why no thread,
+//! launcher's own status; [`restart`] a new gunicorn on a held socket
+//! after a crash; `upgrade` a USR2 upgrade, the old generation stopped only
+//! once a new worker answers. The reasoning behind the design (why no thread,
 //! why held signals are paced) is in docs/supervision.md.
 
 use crate::config::{OnFailure, OnFirewallBlocked, OnHostRejected};
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 mod ending;
 pub mod restart;
 mod signals;
+mod upgrade;
 mod verification;
 
 pub use ending::describe_status;
@@ -173,8 +175,8 @@ struct Supervisor {
     /// restarts in all.
     crashes: VecDeque<Instant>,
     restarts: u32,
-    /// A gunicorn started for a USR2 upgrade on the held socket, until it is adopted.
-    upgrade: Option<restart::Upgrade>,
+    /// A USR2 upgrade under way: the new generation on trial.
+    upgrade: Option<upgrade::Upgrade>,
     /// The firewall tools (nft, iptables-save) the verification started and the loop has
     /// not reaped yet: children of the launcher, but never gunicorn's.
     tools: Vec<Pid>,
@@ -244,8 +246,12 @@ impl Supervisor {
                 fds.extend(f.pending.poll_fds());
                 fds.len() - 2
             });
-            if let Some(c) = &self.census {
+            let census = self.census.as_ref().map_or(0, |c| {
                 fds.extend(c.fds().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+                fds.len() - 2 - probing
+            });
+            if let Some(u) = &self.upgrade {
+                fds.extend(u.poll_fds());
             }
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
@@ -259,10 +265,10 @@ impl Supervisor {
             let (signalled, notified) = (!revents[0].is_empty(), !revents[1].is_empty());
             // gunicorn's READY first: it says whether held signals may go.
             if notified && notify.drain_ready() {
-                if self.upgrade.is_some() {
-                    self.adopt_upgrade();
+                match &mut self.upgrade {
+                    Some(u) => u.on_ready(),
+                    None => self.gunicorn_is_up(),
                 }
-                self.gunicorn_is_up();
             }
             if signalled {
                 while let Ok(Some(info)) = signals.read_signal() {
@@ -272,11 +278,13 @@ impl Supervisor {
                     return Ok(ending);
                 }
             }
-            let (probes, died) = revents[2..].split_at(probing);
+            let (probes, rest) = revents[2..].split_at(probing);
+            let (died, upgrade) = rest.split_at(census);
             if let Some(c) = &mut self.census {
                 c.on_ready(&died.iter().map(|r| !r.is_empty()).collect::<Vec<_>>());
             }
             self.on_probes(probes);
+            self.on_upgrade(upgrade, Instant::now());
             self.on_time(Instant::now());
             self.note_tools();
             // A restart that could not start anything: nothing is left to wait for.
@@ -350,7 +358,7 @@ impl Supervisor {
             consider(self.census_next);
         }
         if let Some(u) = &self.upgrade {
-            consider(u.deadline);
+            consider(u.wake_at());
         }
         next.map_or(PollTimeout::NONE, crate::pollset::timeout)
     }
@@ -396,11 +404,6 @@ impl Supervisor {
         }
         if !self.outbox.queue.is_empty() && now >= self.outbox.next {
             self.deliver_next_held(now);
-        }
-        if let Some(u) = &self.upgrade
-            && now >= u.deadline
-        {
-            self.upgrade_failed("no READY=1 within the startup timeout");
         }
         if let Some(c) = &mut self.census
             && now >= self.census_next

@@ -6,11 +6,9 @@
 //! Backoff: the first restart in a quiet period is immediate, the next ones wait 100 ms,
 //! 200 ms, 400 ms … (at most 2 s), counting the crashes within `interval`.
 //!
-//! For an upgrade (USR2): gunicorn's own re-exec hands a socket it got with `LISTEN_FDS` to
-//! the new master at the wrong descriptor (it keeps the socket at another number than 3),
-//! so the new master fails. With a held socket the launcher upgrades itself: it starts a new
-//! gunicorn (from the program on disk) beside the running one, and once the new master says
-//! READY=1, stops the old one gracefully and verifies the new generation as after a HUP.
+//! The same command serves a USR2 upgrade on the held socket ([`super::upgrade`]): gunicorn's
+//! own re-exec hands a socket it got with `LISTEN_FDS` to the new master at the wrong
+//! descriptor (it keeps the socket at another number than 3), so the new master would fail.
 
 use super::{State, Supervisor, first_check};
 use crate::error::Failure;
@@ -19,7 +17,6 @@ use crate::spawn;
 use crate::tree;
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::WaitStatus;
-use nix::unistd::Pid;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -29,13 +26,6 @@ pub struct Respawn {
     pub command: spawn::Command,
     pub burst: u32,
     pub interval: Duration,
-}
-
-/// A gunicorn started for an upgrade, not yet adopted: the running master serves until
-/// the new one says READY=1 (or `deadline` passes, and the upgrade is given up).
-pub struct Upgrade {
-    pub new: Pid,
-    pub deadline: Instant,
 }
 
 /// How long the orphaned workers of a dead master get for TERM before SIGKILL.
@@ -91,9 +81,10 @@ impl Supervisor {
         let what = super::describe_status(status);
         let Some(delay) = admit(&mut self.crashes, now, respawn.burst, window) else {
             log::error(&format!(
-                "gunicorn's master died ({what}): {} crashes within {window:?}, more than \
-                 supervise.restart_burst = {} allows; not restarting it, exiting with its status",
-                self.crashes.len() + 1,
+                "gunicorn's master died ({what}): {}, more than supervise.restart_burst = {} \
+                 allows; not restarting it, exiting with its status",
+                crate::log::count(self.crashes.len() + 1, "crash", "crashes")
+                    + &format!(" within {window:?}"),
                 respawn.burst
             ));
             return false;
@@ -191,71 +182,6 @@ impl Supervisor {
                 });
             }
         }
-    }
-
-    /// USR2 with a held socket: a new gunicorn starts on it beside the running one.
-    pub(super) fn upgrade_on_held_socket(&mut self) {
-        if self.upgrade.is_some() {
-            log::warn("USR2 ignored: an upgrade is already under way");
-            return;
-        }
-        let Some(respawn) = &self.respawn else {
-            return;
-        };
-        match spawn::spawn(&respawn.command) {
-            Ok(new) => {
-                log::info(&format!(
-                    "USR2: started a new gunicorn, pid {new}, on the held socket beside the \
-                     running one; the old master is stopped once the new one is up"
-                ));
-                self.upgrade = Some(Upgrade {
-                    new,
-                    deadline: Instant::now() + self.settings.startup_timeout,
-                });
-            }
-            Err(Failure { message, .. }) => {
-                log::error(&format!(
-                    "USR2: cannot start a new gunicorn ({message}); the running one goes on"
-                ));
-            }
-        }
-    }
-
-    /// The new master is up: the old one stops gracefully (its workers finish their
-    /// requests), the new one becomes the master, and its generation is verified once the
-    /// old workers are gone, as after a HUP.
-    pub(super) fn adopt_upgrade(&mut self) {
-        let Some(upgrade) = self.upgrade.take() else {
-            return;
-        };
-        let old = self.master;
-        let mut previous = tree::descendants(old);
-        previous.push(old);
-        let previous = tree::named(previous);
-        let _ = nix::sys::signal::kill(old, Signal::SIGTERM);
-        let _ = killpg(old, Signal::SIGCONT);
-        self.master = upgrade.new;
-        self.group = upgrade.new;
-        log::info(&format!(
-            "USR2: gunicorn pid {} is up; stopping the old master {old} gracefully",
-            upgrade.new
-        ));
-        self.reload(previous);
-    }
-
-    /// The upgrade's gunicorn exited, or never said READY=1: it is stopped, and the running
-    /// one goes on serving.
-    pub(super) fn upgrade_failed(&mut self, why: &str) {
-        let Some(upgrade) = self.upgrade.take() else {
-            return;
-        };
-        let _ = nix::sys::signal::kill(upgrade.new, Signal::SIGTERM);
-        let line = format!(
-            "USR2 upgrade failed: the new gunicorn (pid {}) {why}; the running one goes on serving",
-            upgrade.new
-        );
-        log::error(&line);
-        self.systemd.status(&line);
     }
 }
 

@@ -138,8 +138,9 @@ impl Supervisor {
             Signal::SIGUSR2 => {
                 self.forward(sig);
                 log::info(
-                    "forwarded USR2: gunicorn starts a new master; it is adopted when the old one exits",
+                    "forwarded USR2: gunicorn starts a new master; the old one is stopped once a new worker answers",
                 );
+                self.watch_forwarded_upgrade();
             }
             _ => self.forward(sig),
         }

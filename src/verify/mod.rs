@@ -33,7 +33,21 @@ pub struct Target {
     pub from: Option<IpAddr>,
 }
 
+impl Target {
+    /// What a launcher with this configuration verifies.
+    pub fn of(c: &crate::config::Config) -> Target {
+        Target {
+            port: c.port,
+            path: c.probe_path.clone(),
+            probe_timeout: c.probe_timeout,
+            host_names: c.host_names.clone(),
+            from: None,
+        }
+    }
+}
+
 /// Whose listeners count.
+#[derive(Clone, Copy, Debug)]
 pub enum Scope {
     /// `run`: only sockets owned by the process tree under this pid (the
     /// launcher: gunicorn's processes are its descendants) are ours; any
@@ -322,9 +336,19 @@ pub fn look(target: &Target, scope: Scope) -> Look {
             .iter()
             .map(|s| format!("{} ({})", endpoint(&s.listener), holders(&s.owners)))
             .collect();
+        // The hook is gunicorn's way to rebind behind the command line; another program's
+        // single-address bind is that program's own.
+        let gunicorn = matches!(scope, Scope::TreeOf(_))
+            || singles
+                .iter()
+                .any(|s| s.owners.iter().any(|o| o.command.contains("gunicorn")));
+        let why = if gunicorn {
+            " (a bind in gunicorn.conf.py hooks, e.g. on_starting, overrides the command line)"
+        } else {
+            ""
+        };
         let summary = format!(
-            "bound to a single address, not all interfaces: {}; other machines get ERR_CONNECTION_REFUSED \
-             (a bind in gunicorn.conf.py hooks, e.g. on_starting, overrides the command line)",
+            "bound to a single address, not all interfaces: {}; other machines get ERR_CONNECTION_REFUSED{why}",
             what.join(", ")
         );
         return decided(Kind::SingleAddress, ours, summary);
@@ -383,14 +407,24 @@ pub fn requests(addrs: &[SocketAddr], names: &[String]) -> Vec<Request> {
 
 /// The probes whose answers the Host verdict counts: the configured names
 /// when there are any (an address the clients never type may be rejected
-/// on purpose), else every address but loopback (a remote browser never
-/// sends `Host: 127.0.0.1`).
+/// on purpose), else every address a remote browser can put in its Host:
+/// not loopback (`Host: 127.0.0.1` comes from this host only), not link-local
+/// (`fe80::…` needs a zone id that browsers do not accept in a URL, and
+/// `169.254.…` is never a site's address).
 pub fn counts(probe: &ProbeResult, names: bool) -> bool {
     let address = probe.host == Request::to(probe.addr).host;
     if names {
         !address
     } else {
-        address && !probe.addr.ip().is_loopback()
+        address && browsable(probe.addr.ip())
+    }
+}
+
+/// An address a browser elsewhere can be pointed at by its users.
+fn browsable(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
+        IpAddr::V6(v6) => !v6.is_loopback() && !v6.is_unicast_link_local(),
     }
 }
 
@@ -415,22 +449,20 @@ pub fn judge(probing: Probing, probes: Vec<ProbeResult>, firewall: firewall::Rep
         .collect();
     let bound = bound.join(", ");
     let failed: Vec<&ProbeResult> = probes.iter().filter(|p| !p.reachable()).collect();
-    let failures = failed
-        .iter()
-        .map(|p| format!("{} {}", label(p), p.outcome))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let failures = bounded(
+        failed
+            .iter()
+            .map(|p| format!("{} {}", label(p), p.outcome))
+            .collect(),
+        "more failed",
+    );
     let rejected: Vec<&ProbeResult> = probes
         .iter()
         .zip(&counted)
         .filter(|(p, counted)| **counted && p.outcome == probe::Outcome::Status(REJECTED_HOST))
         .map(|(p, _)| p)
         .collect();
-    let answers = probes
-        .iter()
-        .map(|p| format!("{} from {}", p.outcome, label(p)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let answers = answers(&probes);
     // A failed probe that the firewall explains (a rule that also matches the host's own
     // connection) is the firewall's verdict, not HTTP's.
     let explained: Vec<&Judgement> = failed
@@ -475,7 +507,7 @@ pub fn judge(probing: Probing, probes: Vec<ProbeResult>, firewall: firewall::Rep
             format!(
                 "listening on {bound}, all interfaces, but the app rejects the Host that remote browsers send: {answers}; \
                  Django: add {} to ALLOWED_HOSTS (Flask: TRUSTED_HOSTS; Starlette: TrustedHostMiddleware's allowed_hosts){}",
-                hosts.join(", "),
+                bounded(hosts.iter().map(|h| h.to_string()).collect(), "more"),
                 firewall_note(&firewall)
             ),
         )
@@ -508,7 +540,7 @@ fn firewall_walls(firewall: &firewall::Report) -> String {
 fn firewall_walls_of(blocked: &[&Judgement], fix: Option<&str>) -> String {
     let mut walls: Vec<String> = blocked.iter().map(|j| describe_judgement(j)).collect();
     walls.dedup();
-    let mut out = walls.join("; ");
+    let mut out = bounded_with(walls, "; ", "more addresses");
     if let Some(fix) = fix {
         out.push_str(&format!("; to open it: {fix}"));
     }
@@ -537,21 +569,14 @@ pub fn describe_judgement(j: &Judgement) -> String {
 /// Which clients fare otherwise than most: `, open only to 10.0.0.0/8`, `, blocked from
 /// 203.0.113.7/32`.
 pub fn clients(j: &Judgement) -> String {
-    let list =
-        |p: &[firewall::sources::Prefix]| short_list(p.iter().map(ToString::to_string).collect());
+    let list = |p: &[firewall::sources::Prefix]| {
+        bounded(p.iter().map(ToString::to_string).collect(), "more")
+    };
     match (&j.open_to, &j.blocked_from) {
         (Some(p), _) if !p.is_empty() => format!(", open only to {}", list(p)),
         (_, Some(p)) if !p.is_empty() => format!(", blocked from {}", list(p)),
         _ => String::new(),
     }
-}
-
-/// At most eight items, then how many more.
-pub fn short_list(items: Vec<String>) -> String {
-    if items.len() <= 8 {
-        return items.join(", ");
-    }
-    format!("{} and {} more", items[..8].join(", "), items.len() - 8)
 }
 
 /// What the firewall adds to a verdict it does not decide: addresses it blocks, fates it
@@ -576,7 +601,59 @@ fn firewall_note(firewall: &firewall::Report) -> String {
     }
     format!(
         "; the host firewall, for other machines: {}",
-        notable.join("; ")
+        bounded_with(notable, "; ", "more addresses")
+    )
+}
+
+/// Every probe's answer, each on its own (`HTTP 200 from 127.0.0.1, HTTP 400 from
+/// 198.18.0.1`); on a host with many addresses, the probes with one answer together,
+/// the first few named and the rest counted, so that a verdict stays one readable line
+/// (the whole list is in `check`).
+fn answers(probes: &[ProbeResult]) -> String {
+    if probes.len() <= SHOWN {
+        return probes
+            .iter()
+            .map(|p| format!("{} from {}", p.outcome, label(p)))
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for p in probes {
+        let answer = p.outcome.to_string();
+        match groups.iter_mut().find(|(a, _)| *a == answer) {
+            Some((_, who)) => who.push(label(p)),
+            None => groups.push((answer, vec![label(p)])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(answer, who)| {
+            format!(
+                "{answer} from {} ({})",
+                crate::log::count(who.len(), "probe", "probes"),
+                bounded(who, "more")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Items a sentence names before it counts the rest.
+const SHOWN: usize = 8;
+
+/// The first [`SHOWN`] items, then how many more (`and 294 more failed`).
+fn bounded(items: Vec<String>, more: &str) -> String {
+    bounded_with(items, ", ", more)
+}
+
+fn bounded_with(items: Vec<String>, separator: &str, more: &str) -> String {
+    if items.len() <= SHOWN {
+        return items.join(separator);
+    }
+    format!(
+        "{} and {} {more}",
+        items[..SHOWN].join(separator),
+        items.len() - SHOWN
     )
 }
 

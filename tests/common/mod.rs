@@ -493,6 +493,14 @@ impl AppDir {
         self.launcher_env(c)
     }
 
+    /// The launcher inside `ns` with `args`, started, telling `notify` what it would tell
+    /// systemd.
+    pub fn launcher_notifying(&self, ns: &Netns, args: &[&str], notify: &NotifySocket) -> Proc {
+        let mut c = self.launcher_in(ns, args);
+        c.env("NOTIFY_SOCKET", &notify.path);
+        Proc::spawn(c)
+    }
+
     /// `c` with the environment `launcher_in` gives the launcher (for a launcher started
     /// by another program, such as `systemd-socket-activate`).
     pub fn launcher_env_for(&self, c: Command) -> Command {
@@ -619,13 +627,20 @@ pub fn successor_of(old: i32) -> Option<i32> {
 
 /// A datagram socket standing in for systemd's `NOTIFY_SOCKET`, read
 /// continuously by a thread, as systemd does (a receive queue left to fill
-/// would block the sender).
+/// would block the sender). Like systemd (252 and later), a datagram over
+/// [`NOTIFY_MAX`] bytes is ignored, READY=1 in it included; each one ignored
+/// is counted.
 pub struct NotifySocket {
     pub path: PathBuf,
     sock: std::os::unix::net::UnixDatagram,
     messages: Receiver<String>,
+    ignored: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     _dir: tempfile::TempDir,
 }
+
+/// The largest notify datagram systemd accepts ("Received notify message exceeded maximum
+/// size. Ignoring.").
+pub const NOTIFY_MAX: usize = 4096;
 
 impl NotifySocket {
     pub fn new() -> NotifySocket {
@@ -634,10 +649,16 @@ impl NotifySocket {
         let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
         let reader = sock.try_clone().unwrap();
         let (tx, messages) = channel();
+        let ignored = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = ignored.clone();
         std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
+            let mut buf = vec![0u8; 1 << 16];
             // Ends when the socket is shut down (drop) or the test is over.
             while let Ok(n) = reader.recv(&mut buf) {
+                if n > NOTIFY_MAX {
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    continue;
+                }
                 if n == 0
                     || tx
                         .send(String::from_utf8_lossy(&buf[..n]).into_owned())
@@ -651,8 +672,14 @@ impl NotifySocket {
             path,
             sock,
             messages,
+            ignored,
             _dir: dir,
         }
+    }
+
+    /// How many datagrams were ignored for their size.
+    pub fn ignored(&self) -> usize {
+        self.ignored.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Every message received so far and not yet taken, oldest first.
@@ -757,4 +784,23 @@ pub fn gunicorn_version() -> (u32, u32, u32) {
             v.get(2).copied().unwrap_or(0),
         )
     })
+}
+
+/// What a systemd booted for a test (tests/common/systemd.rs) needs to see from the host:
+/// the repository (the launcher binary, examples), the venv (through its symlink) and the
+/// binary's directory, each once.
+pub fn systemd_binds() -> Vec<PathBuf> {
+    let mut wanted = vec![
+        root(),
+        std::fs::canonicalize(venv()).expect("venv"),
+        launcher().parent().unwrap().to_path_buf(),
+    ];
+    wanted.sort();
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in wanted {
+        if !out.iter().any(|o| p.starts_with(o)) {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -180,6 +180,26 @@ impl Systemd {
     }
 
     /// A command inside the namespace (mount, pid, net).
+    /// A second interface inside (a veth pair, `v0` with 198.18.0.1/24), so that "all
+    /// interfaces" means more than loopback.
+    pub fn add_second_interface(&self) {
+        for argv in [
+            &[
+                "ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1",
+            ][..],
+            &["ip", "addr", "add", "198.18.0.1/24", "dev", "v0"],
+            &["ip", "link", "set", "v0", "up"],
+            &["ip", "link", "set", "v1", "up"],
+        ] {
+            let out = self.run(argv);
+            assert!(
+                out.status.success(),
+                "{argv:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
     pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("nsenter");
         c.args(["-t", &self.pid.to_string(), "-m", "-p", "-n"])
