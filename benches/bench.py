@@ -6,7 +6,8 @@
     benches/bench.py idle      # RSS once ready and after a reload, then 60 s idle CPU ticks / context switches
     benches/bench.py ready     # gunicorn's listener appearing -> READY=1 on our notify socket
     benches/bench.py signal    # HUP to the supervisor -> gunicorn master's handler runs
-    benches/bench.py restarts  # requests refused while gunicorn's master crashes and is restarted
+    benches/bench.py restarts  # requests refused while gunicorn's master crashes and is restarted,
+                               # and across `systemctl restart` in a real systemd (bare, plain install, socket unit)
     benches/bench.py firewall  # `check` with no ruleset, ufw's, firewalld's and 10,000 rules, vs `nft list ruleset`
     benches/bench.py addresses # verification time and the launcher's CPU on hosts with 10 to 2,000 addresses
     benches/bench.py all       # every one of them, then `report`
@@ -1056,7 +1057,128 @@ def bench_restarts(args):
                 logf.close()
                 results[kind] = {"counts": counts, "closed_ms": summary(closed), "closed_ms_each": [round(c, 1) for c in closed]}
                 log(f"{kind}: {counts}")
-    save("restarts", {"cycles": cycles, "clients": 4, "modes": results, "activity": act.report})
+            systemd = bench_systemctl_restarts(int(args.get("restarts", 10)))
+    save("restarts", {"cycles": cycles, "clients": 4, "modes": results, "restarts": int(args.get("restarts", 10)),
+                      "systemctl_restart": systemd, "activity": act.report})
+
+
+class BootedSystemd:
+    """A real systemd as PID 1 of private namespaces over a throwaway overlay of `/`, booted by
+    tests/common/boot-systemd.sh (the script the tests use); commands run inside through
+    nsenter. Never on the host's root filesystem."""
+
+    def __init__(self, binds):
+        self.cgroup = f"glbench-systemd-{os.getpid()}"
+        boot = (ROOT / "tests" / "common" / "boot-systemd.sh").read_text()
+        self.log = open(tempfile.mktemp(prefix="glbench-systemd-"), "w")
+        self.unshare = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--mount", "--net", "--uts", "--mount-proc", "--kill-child",
+             "sh", "-c", boot, "boot", *map(str, binds)],
+            env={**os.environ, "CGROUP": self.cgroup}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=self.log)
+        deadline = time.monotonic() + 30
+        self.pid = None
+        while self.pid is None:
+            kids = Path(f"/proc/{self.unshare.pid}/task/{self.unshare.pid}/children").read_text().split()
+            if kids and Path(f"/proc/{kids[0]}/comm").read_text().strip() == "systemd":
+                self.pid = int(kids[0])
+            elif self.unshare.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"systemd did not boot: {Path(self.log.name).read_text()}")
+            time.sleep(0.02)
+        while self.run(["systemctl", "is-system-running"]).stdout.strip() not in ("running", "degraded"):
+            if time.monotonic() > deadline + 30:
+                raise RuntimeError("systemd in the namespace is not running")
+            time.sleep(0.05)
+
+    def run(self, argv, check=False):
+        return subprocess.run(["nsenter", "-t", str(self.pid), "-m", "-p", "-n", *argv],
+                              capture_output=True, text=True, check=check)
+
+    def write(self, inside, text):
+        path = Path(f"/proc/{self.pid}/root{inside}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def prop(self, unit, name):
+        return self.run(["systemctl", "show", "-p", name, "--value", unit]).stdout.strip()
+
+    def close(self):
+        self.run(["systemctl", "poweroff", "--no-block"])
+        try:
+            self.unshare.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(self.pid, signal.SIGKILL)
+            self.unshare.wait()
+        for hierarchy in [Path("/sys/fs/cgroup"), *Path("/sys/fs/cgroup").iterdir()]:
+            top = hierarchy / self.cgroup
+            if top.is_dir():
+                for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                    d.rmdir()
+                top.rmdir()
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+def bench_systemctl_restarts(cycles):
+    """`systemctl restart` of a unit under a load of 4 clients from another network namespace,
+    `cycles` times, in a real systemd: a bare gunicorn unit (bound to 0.0.0.0 itself), the
+    SolvIT-style unit after a plain `install` (the held socket and systemd's fd store), and
+    after `install --socket-unit`."""
+    venv = Path(os.path.realpath(GUNICORN.parent.parent))
+    binds = sorted({ROOT, venv, LAUNCHER.parent})
+    binds = [b for b in binds if not any(b != o and b.is_relative_to(o) for o in binds)]
+    sd = BootedSystemd(binds)
+    client = f"glbench-sdc-{os.getpid()}"
+    results = {}
+    try:
+        subprocess.run(["ip", "netns", "add", client], check=True)
+        subprocess.run(["ip", "link", "add", "lan0", "netns", str(sd.pid), "type", "veth", "peer", "name", "lan1",
+                        "netns", client], check=True)
+        sd.run(["ip", "addr", "add", "198.18.0.1/24", "dev", "lan0"], check=True)
+        sd.run(["ip", "link", "set", "lan0", "up"], check=True)
+        for cmd in (["addr", "add", "198.18.0.2/24", "dev", "lan1"], ["link", "set", "lan1", "up"], ["link", "set", "lo", "up"]):
+            subprocess.run(["ip", "-n", client, *cmd], check=True)
+        sd.write("/opt/solvit/hello.py", (EXAMPLES / "hello.py").read_text())
+        modes = {"bare unit": ("0.0.0.0", []), "plain install": ("127.0.0.1", ["install"]),
+                 "install --socket-unit": ("127.0.0.1", ["install", "--socket-unit"])}
+        for i, (mode, (host, install)) in enumerate(modes.items()):
+            name, port = f"site{i}.service", 8401 + i
+            sd.write(f"/etc/systemd/system/{name}", (
+                "[Unit]\nDefaultDependencies=no\nStartLimitBurst=100\n[Service]\nWorkingDirectory=/opt/solvit\n"
+                f"RuntimeDirectory=site{i}\nEnvironment=XDG_RUNTIME_DIR=/run/site{i}\n"
+                f"ExecStart={GUNICORN} -w 2 -b {host}:{port} hello:app\nRestart=on-failure\nRestartSec=100ms\n"))
+            sd.run(["systemctl", "daemon-reload"], check=True)
+            sd.run(["systemctl", "start", name], check=True)
+            if install:
+                out = sd.run([str(LAUNCHER), *install, name])
+                if out.returncode != 0:
+                    raise RuntimeError(f"{mode}: {out.stdout}{out.stderr}")
+            home = os.open("/proc/self/ns/net", os.O_RDONLY)
+            fd = os.open(f"/run/netns/{client}", os.O_RDONLY)
+            libc.setns(fd, CLONE_NEWNET)
+            os.close(fd)
+            try:
+                load = LoadClients("198.18.0.1", port)  # its threads are born in the client's namespace
+            finally:
+                libc.setns(home, CLONE_NEWNET)
+                os.close(home)
+            load.wait_answered(20)
+            closed = []
+            for _ in range(cycles):
+                before = len(load.refusals)
+                sd.run(["systemctl", "restart", name], check=True)
+                load.wait_answered(10)
+                times = load.refusals[before:]
+                closed.append((times[-1] - times[0]) * 1000 if times else 0.0)
+            counts = load.stop()
+            sd.run(["systemctl", "stop", name])
+            results[mode] = {"counts": counts, "closed_ms": summary(closed), "closed_ms_each": [round(c, 1) for c in closed],
+                             "exec_start": sd.prop(name, "ExecStart").split("argv[]=")[-1].split(" ;")[0]}
+            log(f"systemctl restart, {mode}: {counts}")
+    finally:
+        subprocess.run(["ip", "netns", "del", client])
+        sd.close()
+    return results
 
 
 # ---------------------------------------------------------------- 8. the firewall's cost

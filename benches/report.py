@@ -636,6 +636,21 @@ def restarts(r):
         others = ", ".join(f"{k} {n:,}" for k, n in refused.items())
         out += ["", f"With the socket held, {r['cycles']} crashes refused {held['counts']['refused']:,} "
                 f"connections ({others} without it)."]
+    sd = r.get("systemctl_restart")
+    if sd:
+        out += ["", f"`systemctl restart` in a real systemd (booted by tests/common/boot-systemd.sh in private "
+                f"namespaces), {r['restarts']} times per unit, the same 4 clients in another network namespace "
+                "reaching it over a veth pair: a bare unit (gunicorn bound to `0.0.0.0` itself), and the "
+                "SolvIT-style unit (`-b 127.0.0.1`) after a plain `install` (the held socket kept in systemd's "
+                "file descriptor store) and after `install --socket-unit`. Each restart follows 10 more answers.",
+                "", "| unit | ExecStart | answered | refused | reset | timed out | closed per restart, median ms |",
+                "|---|---|---|---|---|---|---|"]
+        for k, v in sd.items():
+            c = v["counts"]
+            out.append(f"| {k} | `{v['exec_start']}` | {c['answered']:,} | {c['refused']:,} | {c['reset']:,} | "
+                       f"{c['timed_out']:,} | {f(v['closed_ms']['median'])} |")
+        out += ["", "Across those restarts: " + ", ".join(
+            f"{k} refused {v['counts']['refused']:,}" for k, v in sd.items()) + "."]
     return out + ["", activity(r["activity"]), ""]
 
 
@@ -738,5 +753,11 @@ def readme_restarts(r):
     m = r["modes"]
     held = m["launcher --hold-socket"]["counts"]
     refs = ", ".join(f"{k} {v['counts']['refused']:,}" for k, v in m.items() if k != "launcher --hold-socket")
-    return [f"| connections refused across {r['cycles']} master crashes | {held['refused']:,} "
+    rows = [f"| connections refused across {r['cycles']} master crashes | {held['refused']:,} "
             f"(`--hold-socket`) | {refs} |"]
+    sd = r.get("systemctl_restart")
+    if sd and "plain install" in sd:
+        others = ", ".join(f"{k} {v['counts']['refused']:,}" for k, v in sd.items() if k != "plain install")
+        rows.append(f"| connections refused across {r['restarts']} `systemctl restart`s | "
+                    f"{sd['plain install']['counts']['refused']:,} (plain `install`) | {others} |")
+    return rows

@@ -129,6 +129,10 @@ pub struct InstallArgs {
     /// while the service restarts and passes the socket to the launcher.
     #[arg(long)]
     pub socket_unit: bool,
+    /// Do not hold the port's socket in the launcher (and systemd's file descriptor store):
+    /// gunicorn binds it itself, and connections are refused while the unit restarts.
+    #[arg(long, conflicts_with = "socket_unit")]
+    pub no_hold_socket: bool,
 }
 
 #[derive(Debug, Args)]
@@ -169,7 +173,9 @@ pub struct RunArgs {
     #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// Bind the port in the launcher and hand the socket to gunicorn (fd 3), so that
-    /// restarts and crashes refuse no connection; a crashed master is restarted on it.
+    /// restarts and crashes refuse no connection; a crashed master is restarted on it. Under
+    /// systemd the socket also goes to its file descriptor store (FileDescriptorStoreMax=),
+    /// which gives it back at the next start of the unit.
     #[arg(long)]
     pub hold_socket: bool,
     /// The whole gunicorn command, replacing the config's [gunicorn] section.
@@ -240,6 +246,7 @@ impl From<InstallArgs> for crate::install::apply::Request {
             json: a.json,
             launcher: a.launcher,
             socket_unit: a.socket_unit,
+            no_hold_socket: a.no_hold_socket,
         }
     }
 }

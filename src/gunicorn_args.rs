@@ -438,6 +438,44 @@ pub fn option_value(args: &[String], name: &str) -> Option<String> {
     found
 }
 
+/// Where gunicorn's `reuse_port` is turned on, as far as it can be seen without running
+/// Python: on its command line (`args`), in `GUNICORN_CMD_ARGS` (`cmd_args`), or as a
+/// `reuse_port = True` (or `= 1`) line in the config file gunicorn reads (`-c FILE`, else
+/// `gunicorn.conf.py`; `read` gives a file's text, relative paths from gunicorn's working
+/// directory). `None` when none of them turns it on.
+pub fn reuse_port(
+    args: &[String],
+    cmd_args: &str,
+    read: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    if has_option(args, "reuse-port") {
+        return Some("--reuse-port on gunicorn's command line".into());
+    }
+    let env_words = crate::pyshlex::split(cmd_args).unwrap_or_default();
+    if has_option(&env_words, "reuse-port") {
+        return Some("--reuse-port in GUNICORN_CMD_ARGS".into());
+    }
+    let file = option_value(args, "config")
+        .or_else(|| option_value(&env_words, "config"))
+        .unwrap_or_else(|| "gunicorn.conf.py".into());
+    if file.starts_with("python:") {
+        return None;
+    }
+    let text = read(&file)?;
+    text.lines().enumerate().find_map(|(n, line)| {
+        let sets = line
+            .trim_start()
+            .strip_prefix("reuse_port")
+            .map(str::trim_start)
+            .and_then(|rest| rest.strip_prefix('='))
+            .is_some_and(|value| {
+                let value = value.trim_start();
+                value.starts_with("True") || value.starts_with('1')
+            });
+        sets.then(|| format!("{file}:{}: `{}`", n + 1, line.trim()))
+    })
+}
+
 /// Whether gunicorn's parser reads the option `name` (e.g. `"reuse-port"`) in `args`, in
 /// any spelling (a unique prefix, or inside a cluster of short flags), before a `--`.
 pub fn has_option(args: &[String], name: &str) -> bool {

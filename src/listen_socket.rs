@@ -24,6 +24,8 @@ pub enum Origin {
     Launcher,
     /// systemd passed it (a `.socket` unit).
     Systemd,
+    /// The launcher bound it once, and systemd gave it back from its file descriptor store.
+    Store,
 }
 
 /// A listening TCP socket on a wildcard address, held open by the launcher.
@@ -40,6 +42,10 @@ impl Held {
         match self.origin {
             Origin::Launcher => format!("{}, bound and held by the launcher", self.addr),
             Origin::Systemd => format!("{}, passed by systemd (socket activation)", self.addr),
+            Origin::Store => format!(
+                "{}, held by the launcher, taken back from systemd's file descriptor store",
+                self.addr
+            ),
         }
     }
 }
@@ -114,61 +120,158 @@ fn holders(port: u16) -> String {
     }
 }
 
-/// Whether systemd passed sockets to this very process (`LISTEN_PID` is ours and
-/// `LISTEN_FDS` is set): it was started by a `.socket` unit.
-pub fn passed_to_us(listen_pid: Option<&str>, listen_fds: Option<&str>) -> bool {
-    let ours = listen_pid
-        .and_then(|p| p.trim().parse::<u32>().ok())
-        .is_some_and(|p| p == std::process::id());
-    ours && listen_fds.is_some_and(|n| n.trim() != "0")
+/// The prefix of the launcher's names in systemd's file descriptor store.
+const STORE_PREFIX: &str = "gunicorn-launcher-port-";
+
+/// The held socket's name in systemd's file descriptor store: the launcher and the port
+/// (`gunicorn-launcher-port-8001`; systemd takes printable ASCII without `:`).
+pub fn store_name(port: u16) -> String {
+    format!("{STORE_PREFIX}{port}")
 }
 
-/// The socket systemd passed, if it passed one to this process: `LISTEN_PID` is ours and
-/// `LISTEN_FDS` counts the descriptors from fd 3. Exactly one is taken; it must be a
-/// listening TCP socket on a wildcard address that takes IPv4 (`0.0.0.0`, or a dual-stack
-/// `[::]`), on `port`. Anything else is a configuration error that names what was passed.
-pub fn from_systemd(
-    listen_pid: Option<&str>,
-    listen_fds: Option<&str>,
-    port: u16,
-) -> Result<Option<Held>, Failure> {
-    if !passed_to_us(listen_pid, listen_fds) {
-        return Ok(None);
+/// What systemd passed this very process (`LISTEN_PID` is ours) from fd 3 on, told apart by
+/// name (`LISTEN_FDNAMES`): a `.socket` unit's sockets (socket activation), and the
+/// launcher's own socket given back from the file descriptor store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Passed {
+    /// A `.socket` unit's descriptors.
+    pub activation: Vec<RawFd>,
+    /// Sockets the launcher stored, each with its name.
+    pub stored: Vec<(RawFd, String)>,
+}
+
+impl Passed {
+    /// Reads the three variables (nothing is opened or taken). A count that is not a
+    /// number is a configuration error; names that do not match the count are ignored, as
+    /// sd_listen_fds_with_names ignores them.
+    pub fn read(
+        listen_pid: Option<&str>,
+        listen_fds: Option<&str>,
+        listen_fdnames: Option<&str>,
+    ) -> Result<Passed, Failure> {
+        let ours = listen_pid
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .is_some_and(|p| p == std::process::id());
+        let Some(count) = listen_fds.filter(|_| ours) else {
+            return Ok(Passed::default());
+        };
+        let count: RawFd = count.trim().parse().map_err(|_| {
+            Failure::config(format!(
+                "systemd passed LISTEN_FDS={}, not a number of descriptors",
+                crate::log::one_line(count.trim())
+            ))
+        })?;
+        let names: Vec<&str> = listen_fdnames.map_or(Vec::new(), |n| n.split(':').collect());
+        let mut passed = Passed::default();
+        for (i, fd) in (FIRST_PASSED_FD..FIRST_PASSED_FD.saturating_add(count.max(0))).enumerate() {
+            match names.get(i).filter(|_| names.len() == count as usize) {
+                Some(name) if name.starts_with(STORE_PREFIX) => {
+                    passed.stored.push((fd, name.to_string()))
+                }
+                _ => passed.activation.push(fd),
+            }
+        }
+        Ok(passed)
     }
-    let count = listen_fds.unwrap_or_default();
+
+    /// A `.socket` unit passed the port: socket activation.
+    pub fn activated(&self) -> bool {
+        !self.activation.is_empty()
+    }
+}
+
+/// A stored socket the launcher does not take back, and why; it is closed, and systemd is
+/// asked to forget it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dropped {
+    pub name: String,
+    pub why: String,
+}
+
+/// What the launcher takes from what systemd passed.
+#[derive(Debug, Default)]
+pub struct Taken {
+    pub held: Option<Held>,
+    pub dropped: Vec<Dropped>,
+}
+
+/// Takes what systemd passed, for a launcher that serves `port` and holds its socket
+/// (`hold`) or not. A `.socket` unit's socket: exactly one, a listening TCP socket on a
+/// wildcard address that takes IPv4, on `port`; anything else is a configuration error that
+/// names what was passed. A socket from the store: taken back after the same checks when the
+/// launcher holds its socket and no `.socket` unit passed one; otherwise (another port after
+/// a config change, no longer listening, not held any more) dropped, with why.
+pub fn take(passed: &Passed, port: u16, hold: bool) -> Result<Taken, Failure> {
+    let mut taken = Taken::default();
+    if passed.activated() {
+        taken.held = Some(activation_socket(&passed.activation, port)?);
+    }
+    for (fd, name) in &passed.stored {
+        let Some(fd) = open_passed(*fd) else {
+            continue;
+        };
+        let why = if taken.held.is_some() && passed.activated() {
+            "a .socket unit passes the port now".to_string()
+        } else if taken.held.is_some() {
+            "another stored socket was taken back".to_string()
+        } else if !hold {
+            "the launcher does not hold the socket now (no --hold-socket)".to_string()
+        } else {
+            match check_passed(fd.as_fd(), port) {
+                Ok(addr) => {
+                    taken.held = Some(Held {
+                        fd,
+                        addr,
+                        origin: Origin::Store,
+                    });
+                    continue;
+                }
+                Err(what) => format!("it is {what}"),
+            }
+        };
+        taken.dropped.push(Dropped {
+            name: name.clone(),
+            why,
+        });
+    }
+    Ok(taken)
+}
+
+/// The one socket a `.socket` unit passed.
+fn activation_socket(fds: &[RawFd], port: u16) -> Result<Held, Failure> {
     let unit_hint = "use one ListenStream=0.0.0.0:PORT (or [::]:PORT with BindIPv6Only=both) in \
                      the .socket unit";
-    match count.trim().parse::<u32>() {
-        Ok(1) => {}
-        Ok(0) => return Ok(None),
-        _ => {
-            return Err(Failure::config(format!(
-                "systemd passed LISTEN_FDS={}: the launcher takes exactly one socket; \
-                 {unit_hint}",
-                count.trim()
-            )));
-        }
-    }
-    if nix::fcntl::fcntl(FIRST_PASSED_FD, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+    let &[first] = fds else {
         return Err(Failure::config(format!(
-            "systemd said it passed a socket (LISTEN_FDS=1), but fd {FIRST_PASSED_FD} is not open; \
+            "systemd passed LISTEN_FDS={}: the launcher takes exactly one socket; {unit_hint}",
+            fds.len()
+        )));
+    };
+    let Some(fd) = open_passed(first) else {
+        return Err(Failure::config(format!(
+            "systemd said it passed a socket (LISTEN_FDS=1), but fd {first} is not open; \
              {unit_hint}"
         )));
-    }
-    // SAFETY: fd 3 is open (checked above), systemd passed it to this process (LISTEN_PID
-    // is ours), and nothing else in the launcher has taken it: it is owned from here on.
-    let fd = unsafe { OwnedFd::from_raw_fd(FIRST_PASSED_FD) };
+    };
     let addr = check_passed(fd.as_fd(), port).map_err(|what| {
         Failure::config(format!(
-            "systemd passed fd {FIRST_PASSED_FD} as the socket to serve, but it is {what}; \
+            "systemd passed fd {first} as the socket to serve, but it is {what}; \
              {unit_hint}, with the launcher's port {port}"
         ))
     })?;
-    Ok(Some(Held {
+    Ok(Held {
         fd,
         addr,
         origin: Origin::Systemd,
-    }))
+    })
+}
+
+/// Takes ownership of a descriptor systemd passed, if it is open.
+fn open_passed(fd: RawFd) -> Option<OwnedFd> {
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).ok()?;
+    // SAFETY: `fd` is open (checked above), systemd passed it to this process (LISTEN_PID is
+    // ours, and it is within LISTEN_FDS), and each passed number is taken once, here.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The passed socket's address, or what is wrong with it, in words.

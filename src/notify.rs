@@ -193,6 +193,46 @@ impl Systemd {
     pub fn watchdog(&self) {
         self.send(&[sd_notify::NotifyState::Watchdog]);
     }
+
+    /// Run by systemd: there is a notify socket to tell.
+    pub fn present(&self) -> bool {
+        self.socket.is_some()
+    }
+
+    /// Hands `fd` to systemd's file descriptor store under `name` (`FDSTORE=1`, the
+    /// descriptor passed with `SCM_RIGHTS`); systemd gives it back in `LISTEN_FDS` when
+    /// the service starts again, unless the unit is stopped. It keeps it only if the unit
+    /// allows a store (`FileDescriptorStoreMax=`).
+    pub fn store(&self, name: &str, fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+        use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+        use std::os::fd::AsRawFd;
+        let Some((socket, addr)) = &self.socket else {
+            return Ok(());
+        };
+        let to = match addr.as_abstract_name() {
+            Some(name) => UnixAddr::new_abstract(name),
+            None => UnixAddr::new(addr.as_pathname().unwrap_or(std::path::Path::new(""))),
+        }
+        .map_err(io::Error::from)?;
+        let fields = ["FDSTORE=1".to_string(), format!("FDNAME={name}")];
+        let message = Message::of(&fields.each_ref().map(|f| sd_notify::NotifyState::Custom(f)));
+        let fds = [fd.as_raw_fd()];
+        sendmsg(
+            socket.as_raw_fd(),
+            &[io::IoSlice::new(&message.0)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            Some(&to),
+        )
+        .map(|_| ())
+        .map_err(io::Error::from)
+    }
+
+    /// Takes the descriptor stored under `name` out of systemd's store (`FDSTOREREMOVE=1`).
+    pub fn remove_stored(&self, name: &str) {
+        let fields = ["FDSTOREREMOVE=1".to_string(), format!("FDNAME={name}")];
+        self.send(&fields.each_ref().map(|f| sd_notify::NotifyState::Custom(f)));
+    }
 }
 
 #[cfg(test)]

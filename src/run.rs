@@ -4,13 +4,13 @@
 
 use crate::command::{self, Assembled, EnvChange, Note};
 use crate::error::Failure;
-use crate::notify::ChildSocket;
+use crate::notify::{ChildSocket, Systemd};
 use crate::supervise::{self, Ending};
 use crate::{config, exit, gunicorn_args, launch, listen_socket, log, spawn, stop_budget, verify};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 /// What `run` and `print-command` are asked (the command line's words, parsed).
 #[derive(Clone, Debug, Default)]
@@ -44,6 +44,8 @@ pub struct Plan {
     pub env: Vec<EnvChange>,
     pub notes: Vec<Note>,
     pub listening: Listening,
+    /// What systemd passed: a `.socket` unit's socket, or the launcher's own from the store.
+    pub passed: listen_socket::Passed,
 }
 
 /// `run`: gunicorn's exit status (or the launcher's verdict) once it has ended.
@@ -68,24 +70,57 @@ pub fn run(args: &Request) -> Result<i32, Failure> {
     Ok(exit_status(ending))
 }
 
-/// The socket the launcher holds, if it holds one: passed by systemd, or bound now.
+/// The socket the launcher holds, if it holds one: passed by a `.socket` unit, given back
+/// from systemd's file descriptor store, or bound now (and then handed to that store).
 fn hold(plan: &Plan) -> Result<Option<listen_socket::Held>, Failure> {
     let c = &plan.config;
-    let held = match plan.listening {
-        Listening::Gunicorn => return Ok(None),
-        Listening::Activated => listen_socket::from_systemd(
-            std::env::var("LISTEN_PID").ok().as_deref(),
-            std::env::var("LISTEN_FDS").ok().as_deref(),
-            c.port,
-        )?
-        .ok_or_else(|| Failure::software("the socket systemd passed is gone"))?,
-        Listening::Held => listen_socket::bind_and_hold(c.host, c.port, c.backlog)?,
+    let systemd = Systemd::from_env();
+    let taken = listen_socket::take(&plan.passed, c.port, plan.listening == Listening::Held)?;
+    for dropped in &taken.dropped {
+        systemd.remove_stored(&dropped.name);
+        log::info(&format!(
+            "dropped the socket systemd kept for the launcher as {}: {}",
+            dropped.name, dropped.why
+        ));
+    }
+    let held = match (plan.listening, taken.held) {
+        (Listening::Gunicorn, _) => return Ok(None),
+        (_, Some(held)) => held,
+        (Listening::Activated, None) => {
+            return Err(Failure::software("the socket systemd passed is gone"));
+        }
+        (Listening::Held, None) => {
+            let held = listen_socket::bind_and_hold(c.host, c.port, c.backlog)?;
+            keep_in_store(&systemd, &held);
+            held
+        }
     };
     log::info(&format!(
         "listening on {}; gunicorn takes it as fd 3 and binds nothing itself",
         held.describe()
     ));
     Ok(Some(held))
+}
+
+/// Under systemd, the socket just bound goes to its file descriptor store too: the next
+/// start of the unit (`systemctl restart`, or `Restart=` after the launcher died) takes it
+/// back, and the port stays open in between. Only `systemctl stop` flushes the store.
+fn keep_in_store(systemd: &Systemd, held: &listen_socket::Held) {
+    if !systemd.present() {
+        return;
+    }
+    let name = listen_socket::store_name(held.addr.port());
+    match systemd.store(&name, held.fd.as_fd()) {
+        Ok(()) => log::info(&format!(
+            "handed the socket to systemd's file descriptor store as {name} (kept when the unit \
+             sets FileDescriptorStoreMax=, as install does): a restart takes it back, so the \
+             port stays open across it"
+        )),
+        Err(e) => log::warn(&format!(
+            "could not hand the socket to systemd's file descriptor store ({e}): a restart of \
+             the unit closes the port until the launcher binds it again"
+        )),
+    }
 }
 
 /// Configuration and command: the config, the command, the program and the
@@ -114,10 +149,12 @@ pub fn configure(args: &Request) -> Result<Plan, Failure> {
     let env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    let listening = if listen_socket::passed_to_us(
+    let passed = listen_socket::Passed::read(
         std::env::var("LISTEN_PID").ok().as_deref(),
         std::env::var("LISTEN_FDS").ok().as_deref(),
-    ) {
+        std::env::var("LISTEN_FDNAMES").ok().as_deref(),
+    )?;
+    let listening = if passed.activated() {
         Listening::Activated
     } else if config.hold_socket || args.hold_socket {
         Listening::Held
@@ -159,6 +196,7 @@ pub fn configure(args: &Request) -> Result<Plan, Failure> {
         env,
         notes,
         listening,
+        passed,
     })
 }
 
@@ -294,42 +332,15 @@ fn start(
 /// log) and are started again and again: the verification fails (exit 69).
 fn refuse_reuse_port(assembled: &Assembled, cmd_args: &str) -> Result<(), Failure> {
     let args = &assembled.argv[assembled.launch.program_len..];
-    let refuse = |where_: String| {
-        Failure::config(format!(
+    let read = |file: &str| std::fs::read_to_string(file).ok();
+    match gunicorn_args::reuse_port(args, cmd_args, read) {
+        None => Ok(()),
+        Some(where_) => Err(Failure::config(format!(
             "{where_} turns on gunicorn's reuse_port, which a held socket cannot serve: each \
              worker would bind the port on its own; remove it, or run without --hold-socket \
              (and without a .socket unit)"
-        ))
-    };
-    if gunicorn_args::has_option(args, "reuse-port") {
-        return Err(refuse("--reuse-port on gunicorn's command line".into()));
+        ))),
     }
-    let env_words = crate::pyshlex::split(cmd_args).unwrap_or_default();
-    if gunicorn_args::has_option(&env_words, "reuse-port") {
-        return Err(refuse("--reuse-port in GUNICORN_CMD_ARGS".into()));
-    }
-    let file = gunicorn_args::option_value(args, "config")
-        .or_else(|| gunicorn_args::option_value(&env_words, "config"))
-        .unwrap_or_else(|| "gunicorn.conf.py".into());
-    if file.starts_with("python:") {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
-    for (n, line) in text.lines().enumerate() {
-        let sets = line
-            .trim_start()
-            .strip_prefix("reuse_port")
-            .map(str::trim_start)
-            .and_then(|rest| rest.strip_prefix('='))
-            .is_some_and(|value| {
-                let value = value.trim_start();
-                value.starts_with("True") || value.starts_with('1')
-            });
-        if sets {
-            return Err(refuse(format!("{file}:{}: `{}`", n + 1, line.trim())));
-        }
-    }
-    Ok(())
 }
 
 /// Descriptors inherited from our parent (systemd's socket-activation fds,

@@ -147,9 +147,9 @@ fn words(s: &[&str]) -> Vec<String> {
     s.iter().map(|w| w.to_string()).collect()
 }
 
-/// `LAUNCHER run -- ORIGINAL...`
+/// `LAUNCHER run --hold-socket -- ORIGINAL...`: a plain install holds the port's socket.
 fn wrapped(original: &[&str]) -> Vec<String> {
-    let mut w = words(&[LAUNCHER, "run", "--"]);
+    let mut w = words(&[LAUNCHER, "run", "--hold-socket", "--"]);
     w.extend(words(original));
     w
 }
@@ -323,7 +323,15 @@ fn ignore_failure_and_argv0_prefixes_stay_in_front() {
     );
     // With '@' the second word is argv[0]: it names the launcher's process, and the
     // command after `--` is the program and its arguments.
-    let mut argv0 = words(&[LAUNCHER, "solvit-gunicorn", "run", "--port", "8002", "--"]);
+    let mut argv0 = words(&[
+        LAUNCHER,
+        "solvit-gunicorn",
+        "run",
+        "--hold-socket",
+        "--port",
+        "8002",
+        "--",
+    ]);
     argv0.extend(words(&[
         "/opt/solvit/venv/bin/gunicorn",
         "--bind",
@@ -331,7 +339,15 @@ fn ignore_failure_and_argv0_prefixes_stay_in_front() {
         "solvit.wsgi",
     ]));
     assert_eq!(t.exec_start("argv0.service"), ("@".to_string(), argv0));
-    let mut all = words(&[LAUNCHER, "solvit", "run", "--port", "8000", "--"]);
+    let mut all = words(&[
+        LAUNCHER,
+        "solvit",
+        "run",
+        "--hold-socket",
+        "--port",
+        "8000",
+        "--",
+    ]);
     all.extend(words(&["/usr/bin/python3", "-m", "gunicorn", "app:wsgi"]));
     assert_eq!(t.exec_start("all.service"), ("-@:+".to_string(), all));
 }
@@ -563,6 +579,7 @@ fn an_install_over_a_changed_unit_updates_the_drop_in_and_uninstall_still_restor
         [
             "/usr/local/bin/gunicorn-launcher",
             "run",
+            "--hold-socket",
             "--",
             "/opt/solvit/venv/bin/gunicorn",
             "--workers",
@@ -590,7 +607,7 @@ fn dry_run_prints_the_drop_in_and_both_command_lines_and_writes_nothing() {
     assert_eq!(before, t.snapshot());
     for want in [
         "old ExecStart=/opt/solvit/venv/bin/gunicorn --workers 3 --bind 127.0.0.1:8001 solvit.wsgi:application",
-        "new ExecStart=/usr/local/bin/gunicorn-launcher run -- /opt/solvit/venv/bin/gunicorn --workers 3 --bind 127.0.0.1:8001 solvit.wsgi:application",
+        "new ExecStart=/usr/local/bin/gunicorn-launcher run --hold-socket -- /opt/solvit/venv/bin/gunicorn --workers 3 --bind 127.0.0.1:8001 solvit.wsgi:application",
         "# Written by gunicorn-launcher install.",
         "# To remove: gunicorn-launcher uninstall solvit.service",
         "Type=notify",
@@ -747,7 +764,10 @@ fn the_units_own_port_and_graceful_timeout_are_carried_over() {
     let out = t.run(&["install"]);
     out.ok();
     let (_, argv) = t.exec_start("solvit-api.service");
-    assert_eq!(argv[..5], words(&[LAUNCHER, "run", "--port", "8002", "--"]));
+    assert_eq!(
+        argv[..6],
+        words(&[LAUNCHER, "run", "--hold-socket", "--port", "8002", "--"])
+    );
     assert_eq!(
         t.setting("solvit-api.service", "TimeoutStopSec").as_deref(),
         Some("60s")
@@ -803,7 +823,7 @@ fn json_output_carries_the_plan() {
         u["dropin_text"]
             .as_str()
             .unwrap()
-            .contains("ExecStart=/usr/local/bin/gunicorn-launcher run -- ")
+            .contains("ExecStart=/usr/local/bin/gunicorn-launcher run --hold-socket -- ")
     );
     let refused = Tree::copy("socket").run(&["install", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&refused.stdout).expect("json");
@@ -879,7 +899,7 @@ fn only_units_bound_to_tcp_are_wrapped_and_the_others_are_told_why() {
 
     let named = t.run(&["install", "solvit-default.service"]);
     named.ok();
-    let mut want = words(&[LAUNCHER, "run", "--port", "8000", "--"]);
+    let mut want = words(&[LAUNCHER, "run", "--hold-socket", "--port", "8000", "--"]);
     want.extend(words(&[
         "/opt/solvit/venv/bin/gunicorn",
         "--workers",
@@ -1034,4 +1054,135 @@ fn a_second_instance_beside_an_installed_socket_unit_is_told_whose_socket_it_is(
         "{out:#?}"
     );
     assert_eq!(before, t.snapshot());
+}
+
+// --- who holds the port ---------------------------------------------------------------------
+
+/// A plain install holds the port's socket in the launcher and keeps it in systemd's file
+/// descriptor store: the drop-in runs `run --hold-socket` and sets `FileDescriptorStoreMax=1`;
+/// the dry run, the JSON and `status` say so.
+#[test]
+fn a_plain_install_holds_the_socket_and_keeps_it_in_the_fd_store() {
+    let t = Tree::copy("solvit");
+    let dry = t.run(&["install", "--dry-run"]);
+    dry.ok();
+    assert!(
+        dry.stdout
+            .contains("port: held by the launcher, kept in systemd's fd store"),
+        "{dry:#?}"
+    );
+    t.run(&["install"]).ok();
+    assert_eq!(
+        t.exec_start("solvit.service").1[1..3],
+        words(&["run", "--hold-socket"])
+    );
+    assert_eq!(
+        t.setting("solvit.service", "FileDescriptorStoreMax")
+            .as_deref(),
+        Some("1")
+    );
+    let json = t.run(&["install", "--dry-run", "--json", "--no-hold-socket"]);
+    json.ok();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["units"][0]["port_held_by"], "gunicorn", "{v}");
+    let status = t.run(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(v["units"][0]["port_held_by"], "launcher", "{v}");
+    assert!(
+        v["units"][0]["how"]
+            .as_str()
+            .unwrap()
+            .contains("port held by it and systemd's fd store"),
+        "{v}"
+    );
+}
+
+/// `--no-hold-socket` keeps the behaviour from before the launcher held sockets: gunicorn
+/// binds, no fd store; said in the plan and by `status`.
+#[test]
+fn no_hold_socket_lets_gunicorn_bind_and_says_so() {
+    let t = Tree::copy("solvit");
+    let out = t.run(&["install", "--no-hold-socket"]);
+    out.ok();
+    assert!(
+        out.stdout
+            .contains("no held socket (--no-hold-socket): gunicorn binds the port itself"),
+        "{out:#?}"
+    );
+    assert_eq!(
+        t.exec_start("solvit.service").1[1..3],
+        words(&["run", "--"])
+    );
+    assert_eq!(t.setting("solvit.service", "FileDescriptorStoreMax"), None);
+    let status = t.run(&["status"]);
+    assert!(
+        status
+            .stdout
+            .contains("wrapped by gunicorn-launcher, gunicorn binds the port"),
+        "{status:#?}"
+    );
+    let out = t.run(&[
+        "install",
+        "--no-hold-socket",
+        "--socket-unit",
+        "solvit.service",
+    ]);
+    assert_eq!(out.code, 2, "the two contradict each other: {out:#?}");
+}
+
+/// A unit whose gunicorn turns on `reuse_port` (each worker binds the port itself) cannot be
+/// served from a held socket: wherever the launcher can see it (the command line,
+/// `GUNICORN_CMD_ARGS` in `Environment=`, the config file in `WorkingDirectory=`), the unit
+/// is installed without one, with the reason and where it was found.
+#[test]
+fn a_reuse_port_unit_is_installed_without_a_held_socket_and_told_why() {
+    let unit = "etc/systemd/system/solvit.service";
+    let cases = [
+        (
+            "--bind 127.0.0.1:8001 --reuse-port",
+            "",
+            None,
+            "--reuse-port on gunicorn's command line",
+        ),
+        (
+            "--bind 127.0.0.1:8001",
+            "Environment=\"GUNICORN_CMD_ARGS=--reuse-port --workers 2\"\n",
+            None,
+            "--reuse-port in GUNICORN_CMD_ARGS",
+        ),
+        (
+            "--bind 127.0.0.1:8001 -c conf/gunicorn.py",
+            "",
+            Some((
+                "opt/solvit/conf/gunicorn.py",
+                "workers = 2\nreuse_port = True\n",
+            )),
+            "conf/gunicorn.py:2: `reuse_port = True`",
+        ),
+    ];
+    for (bind, env, config, said) in cases {
+        let t = Tree::copy("solvit");
+        let text = t.read(unit).replace("--bind 127.0.0.1:8001", bind).replace(
+            "Restart=on-failure\n",
+            &format!("Restart=on-failure\n{env}"),
+        );
+        t.write(unit, &text);
+        if let Some((file, body)) = config {
+            t.write(file, body);
+        }
+        let out = t.run(&["install"]);
+        out.ok();
+        assert!(
+            out.stdout.contains(&format!(
+                "no held socket ({said} turns on gunicorn's reuse_port, which a held socket cannot serve)"
+            )),
+            "{said}: {out:#?}"
+        );
+        assert!(
+            !t.exec_start("solvit.service")
+                .1
+                .contains(&"--hold-socket".to_string())
+        );
+        assert_eq!(t.setting("solvit.service", "FileDescriptorStoreMax"), None);
+    }
 }

@@ -53,8 +53,10 @@ fn start_unit(sd: &Systemd, name: &str, text: &str) {
         String::from_utf8_lossy(&out.stderr),
         sd.journal(name)
     );
+    // One listener; or one per worker as well, with gunicorn's reuse_port.
     wait_for("gunicorn on 127.0.0.1:8001", || {
-        sd.listeners(8001) == ["127.0.0.1:8001"]
+        let found = sd.listeners(8001);
+        !found.is_empty() && found.iter().all(|l| l == "127.0.0.1:8001")
     });
 }
 
@@ -663,4 +665,207 @@ fn status_judges_each_unit_with_its_own_port_and_probe_path() {
     assert!(out.contains("HTTP GET /healthz"), "{out}");
     let (code, out) = launcher(&sd, &["check", "--port", "8003", "--timeout", "1s"]);
     assert_eq!(code, 4, "{out}");
+}
+
+/// Starts a load of 4 clients from `client` on 198.18.0.1:`port`.
+fn load_from(client: &common::Netns, port: u16) -> common::load::Load {
+    let addr: std::net::SocketAddr = format!("198.18.0.1:{port}").parse().unwrap();
+    common::load::Load::start(&client.name, addr, 4)
+}
+
+/// `systemctl ARGS`, which must succeed.
+fn systemctl_ok(sd: &Systemd, args: &[&str]) {
+    let out = sd.systemctl(args);
+    assert!(
+        out.status.success(),
+        "systemctl {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        sd.journal("solvit.service")
+    );
+}
+
+/// The launcher of `solvit.service` said it verified the port (its STATUS).
+fn wait_verified(sd: &Systemd) {
+    wait_for("the launcher's verified STATUS", || {
+        sd.prop("solvit.service", "ActiveState") == "active"
+            && sd
+                .prop("solvit.service", "StatusText")
+                .starts_with("verified: ")
+    });
+}
+
+/// A plain `install` holds the port in the launcher and in systemd's file descriptor store:
+/// under a load from another machine, 10 `systemctl restart`s, 3 SIGKILLs of the launcher
+/// (each followed by the unit's own `Restart=`) and a `daemon-reexec` refuse nothing. The
+/// same unit installed with `--no-hold-socket` refuses connections across restarts (so the
+/// count can fail). `systemctl stop` flushes the store: the port closes, and `start` binds a
+/// fresh socket.
+#[test]
+fn a_plain_install_refuses_nothing_across_restarts_and_launcher_crashes() {
+    let sd = Systemd::boot(&common::systemd_binds());
+    let client = common::Netns::new();
+    sd.veth_to(&client.name, "198.18.0.1/24", "198.18.0.2/24");
+    let text = unit("SolvIT", "hello:app", 2).replace(
+        "DefaultDependencies=no\n",
+        "DefaultDependencies=no\nStartLimitBurst=50\n",
+    );
+    start_unit(&sd, "solvit.service", &text);
+
+    // Without a held socket, a restart closes the port until gunicorn binds it again.
+    let (code, out) = launcher(&sd, &["install", "--no-hold-socket", "solvit.service"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no held socket (--no-hold-socket)"), "{out}");
+    let load = load_from(&client, 8001);
+    load.wait_answered(20, LONG);
+    for _ in 0..3 {
+        systemctl_ok(&sd, &["restart", "solvit.service"]);
+        wait_verified(&sd);
+        load.wait_answered(10, LONG);
+    }
+    let bare = load.stop();
+    eprintln!("--no-hold-socket, 3 systemctl restarts: {bare:?}");
+    assert!(bare.refused > 0, "{bare:?}");
+
+    let (code, out) = launcher(&sd, &["install", "solvit.service"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("keeps it in systemd's file descriptor store"),
+        "{out}"
+    );
+    assert_eq!(sd.prop("solvit.service", "FileDescriptorStoreMax"), "1");
+    wait_verified(&sd);
+    assert_eq!(sd.prop("solvit.service", "NFileDescriptorStore"), "1");
+    let load = load_from(&client, 8001);
+    load.wait_answered(20, LONG);
+    for _ in 0..10 {
+        systemctl_ok(&sd, &["restart", "solvit.service"]);
+        wait_verified(&sd);
+        load.wait_answered(10, LONG);
+    }
+    assert!(
+        sd.journal("solvit.service")
+            .contains("taken back from systemd's file descriptor store"),
+        "{}",
+        sd.journal("solvit.service")
+    );
+    let restarts = load.counts();
+    eprintln!("held socket and fd store, 10 systemctl restarts: {restarts:?}");
+    assert_eq!(restarts.refused, 0, "{restarts:?}");
+    assert_eq!(restarts.reset, 0, "{restarts:?}");
+    assert_eq!(restarts.timed_out, 0, "{restarts:?}");
+    for i in 1..=3 {
+        let before = sd.prop("solvit.service", "NRestarts");
+        let main = sd.prop("solvit.service", "MainPID");
+        systemctl_ok(
+            &sd,
+            &["kill", "-s", "KILL", "--kill-who=main", "solvit.service"],
+        );
+        wait_for("the unit's own restart", || {
+            sd.prop("solvit.service", "NRestarts") != before
+                && sd.prop("solvit.service", "MainPID") != main
+        });
+        wait_verified(&sd);
+        load.wait_answered(10, LONG);
+        if i == 2 {
+            systemctl_ok(&sd, &["daemon-reexec"]);
+            wait_for("systemd back after daemon-reexec", || {
+                sd.systemctl(&["is-system-running"]).status.code().is_some()
+                    && sd.prop("solvit.service", "ActiveState") == "active"
+            });
+            assert_eq!(sd.listeners(8001), ["0.0.0.0:8001"], "the port stays open");
+            load.wait_answered(10, LONG);
+            systemctl_ok(&sd, &["restart", "solvit.service"]);
+            wait_verified(&sd);
+            load.wait_answered(10, LONG);
+        }
+    }
+    let counts = load.stop();
+    eprintln!(
+        "held socket and fd store, 11 restarts, 3 launcher SIGKILLs, a daemon-reexec: {counts:?}"
+    );
+    // A request in flight in a worker of the killed launcher's gunicorn may be reset; none
+    // is refused, and none waits in vain.
+    assert_eq!(counts.refused, 0, "{counts:?}");
+    assert_eq!(counts.timed_out, 0, "{counts:?}");
+
+    // stop flushes the store: the port is closed; start binds a fresh socket.
+    systemctl_ok(&sd, &["stop", "solvit.service"]);
+    assert!(sd.listeners(8001).is_empty(), "{:?}", sd.listeners(8001));
+    assert_eq!(sd.http_status("http://198.18.0.1:8001/"), Err(7));
+    systemctl_ok(&sd, &["start", "solvit.service"]);
+    wait_verified(&sd);
+    assert_eq!(sd.http_status("http://198.18.0.1:8001/"), Ok(200));
+    let lines = sd.journal_lines(&[
+        "-u",
+        "solvit.service",
+        "-o",
+        "cat",
+        "--no-pager",
+        "-n",
+        "30",
+    ]);
+    let last_listen = lines
+        .iter()
+        .rev()
+        .find(|l| l.contains("gunicorn-launcher: listening on"))
+        .unwrap();
+    assert!(
+        last_listen.contains("bound and held by the launcher"),
+        "{last_listen}"
+    );
+}
+
+/// The port changed across a restart (the unit edited, installed again): the socket the
+/// store kept for the old port is dropped from the store, said so, and the new port served.
+#[test]
+fn a_port_change_drops_the_stored_socket_and_serves_the_new_port() {
+    let sd = boot();
+    start_unit(&sd, "solvit.service", &unit("SolvIT", "hello:app", 1));
+    let (code, out) = launcher(&sd, &["install", "solvit.service"]);
+    assert_eq!(code, 0, "{out}");
+    wait_verified(&sd);
+    let fragment = "/etc/systemd/system/solvit.service";
+    let edited = std::fs::read_to_string(sd.path(fragment))
+        .unwrap()
+        .replace("127.0.0.1:8001", "127.0.0.1:8002");
+    sd.write(fragment, &edited);
+    let (code, out) = launcher(&sd, &["install", "solvit.service"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        sd.journal("solvit.service").contains(
+            "dropped the socket systemd kept for the launcher as gunicorn-launcher-port-8001: \
+             it is bound to 0.0.0.0:8001, another port"
+        ),
+        "{}",
+        sd.journal("solvit.service")
+    );
+    assert_eq!(sd.listeners(8002), ["0.0.0.0:8002"]);
+    assert!(sd.listeners(8001).is_empty(), "{:?}", sd.listeners(8001));
+    assert_eq!(sd.prop("solvit.service", "NFileDescriptorStore"), "1");
+    assert_eq!(sd.http_status("http://198.18.0.1:8002/"), Ok(200));
+}
+
+/// A unit whose gunicorn turns on `reuse_port` is installed without a held socket (each
+/// worker binds the port itself), says so, and serves every interface.
+#[test]
+fn a_reuse_port_unit_runs_without_a_held_socket() {
+    let sd = boot();
+    let text = unit("SolvIT", "hello:app", 2).replace(
+        "--bind 127.0.0.1:8001",
+        "--bind 127.0.0.1:8001 --reuse-port",
+    );
+    start_unit(&sd, "solvit.service", &text);
+    let (code, out) = launcher(&sd, &["install", "solvit.service"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "no held socket (--reuse-port on gunicorn's command line turns on gunicorn's reuse_port"
+        ),
+        "{out}"
+    );
+    wait_verified(&sd);
+    assert_eq!(sd.http_status("http://198.18.0.1:8001/"), Ok(200));
+    let (code, out) = launcher(&sd, &["status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("gunicorn binds the port"), "{out}");
 }

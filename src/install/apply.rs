@@ -3,11 +3,10 @@
 //! units restarted on them, and the failure said.
 
 use super::conflicts::{refuse_shared_ports, refuse_socket_holders};
-use super::discover::{Plan, Wrap, plan_install};
+use super::discover::{How, Plan, PortHolder, Wrap, plan_install};
 use super::dropin::{DROPIN, check_launcher_path};
 use super::interrupt::Interrupts;
 use super::report::Report;
-use super::socket_unit;
 use super::systemctl::{self, failure};
 use super::{SETTLE, files, probe_target, require_systemd, root_of};
 use crate::error::Failure;
@@ -34,6 +33,8 @@ pub struct Request {
     pub launcher: Option<PathBuf>,
     /// Also write a `.socket` unit per service, so that restarts refuse no connection.
     pub socket_unit: bool,
+    /// Let gunicorn bind the port, as before the launcher held it.
+    pub no_hold_socket: bool,
 }
 
 pub fn install(args: &Request) -> i32 {
@@ -46,14 +47,12 @@ fn install_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
     let root = root_of(&args.root);
     let live = args.root.is_none();
     let launcher = launcher_path(args.launcher.as_deref(), live)?;
-    let mut plan = plan_install(&root, &args.units, &launcher)?;
-    for wrap in &mut plan.wraps {
-        if let Some(socket) = socket_unit::plan(&root, &wrap.unit, wrap.port, args.socket_unit)? {
-            wrap.text.push_str(&socket.dropin_lines());
-            wrap.notes.push(socket.note());
-            wrap.socket = Some(socket);
-        }
-    }
+    let how = How {
+        launcher: &launcher,
+        socket_unit: args.socket_unit,
+        hold: !args.no_hold_socket,
+    };
+    let plan = plan_install(&root, &args.units, how)?;
     refuse_shared_ports(&root, &plan)?;
     refuse_socket_holders(&root, &plan, live)?;
     show_plan(&root, &plan, args.dry_run, report);
@@ -249,6 +248,7 @@ fn show_plan(root: &Path, plan: &Plan, dry_run: bool, report: &mut Report) {
         report.say(format!("  old ExecStart={}", w.old_command()));
         report.say(format!("      (from {})", w.origin));
         report.say(format!("  new ExecStart={}", w.exec_start));
+        report.say(format!("  port: {}", w.holder.describe()));
         for note in &w.notes {
             report.say(format!("  note: {note}"));
         }
@@ -269,6 +269,7 @@ fn show_plan(root: &Path, plan: &Plan, dry_run: bool, report: &mut Report) {
             "old_exec_start_from": w.origin,
             "new_exec_start": w.exec_start,
             "port": w.port,
+            "port_held_by": holder_word(&w.holder),
             "notes": w.notes,
             "dropin_text": w.text,
         });
@@ -277,6 +278,15 @@ fn show_plan(root: &Path, plan: &Plan, dry_run: bool, report: &mut Report) {
             map.insert("socket_unit_text".into(), json!(socket.text));
         }
         report.unit(unit);
+    }
+}
+
+/// The port's holder in the JSON: `launcher`, `socket-unit` or `gunicorn`.
+pub(super) fn holder_word(holder: &PortHolder) -> &'static str {
+    match holder {
+        PortHolder::Launcher => "launcher",
+        PortHolder::SocketUnit => "socket-unit",
+        PortHolder::Gunicorn(_) => "gunicorn",
     }
 }
 

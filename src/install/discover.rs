@@ -6,10 +6,10 @@
 
 use super::binding::{Binding, GUNICORN_DEFAULT_PORT, binding};
 use super::dropin::{
-    DROPIN, created_dirs, dropin_dir, explain_type_change, logical, missing_dirs, new_exec_start,
-    read_existing, refuse_later_dropins, render, stop_timeout, without_ours,
+    DROPIN, DropIn, created_dirs, dropin_dir, explain_type_change, logical, missing_dirs,
+    new_exec_start, read_existing, refuse_later_dropins, render, stop_timeout, without_ours,
 };
-use super::socket_unit::SocketUnit;
+use super::socket_unit::{self, SocketUnit};
 use crate::config::DEFAULT_PORT;
 use crate::error::Failure;
 use crate::unit::{ExecCommand, UnitError, UnitIndex, UnitName};
@@ -21,6 +21,41 @@ pub(super) fn unit_error(e: UnitError) -> Failure {
         return Failure::usage(e.to_string());
     }
     Failure::config(format!("{e}; fix the unit file (nothing was written)"))
+}
+
+/// How `install` wraps the units it finds.
+#[derive(Clone, Copy, Debug)]
+pub struct How<'a> {
+    /// The launcher's path as the units will run it.
+    pub launcher: &'a str,
+    /// Write a `.socket` unit per service (`--socket-unit`).
+    pub socket_unit: bool,
+    /// Hold the port's socket in the launcher and systemd's file descriptor store (the
+    /// default; `--no-hold-socket` turns it off).
+    pub hold: bool,
+}
+
+/// Who holds a wrapped unit's port while it restarts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortHolder {
+    /// The launcher (`run --hold-socket`), and systemd's file descriptor store across
+    /// restarts of the unit (`FileDescriptorStoreMax=1`).
+    Launcher,
+    /// A `.socket` unit, which passes the socket to the launcher.
+    SocketUnit,
+    /// Nobody: gunicorn binds the port itself, for this reason.
+    Gunicorn(String),
+}
+
+impl PortHolder {
+    /// How the dry run, `status` and the JSON say it.
+    pub fn describe(&self) -> String {
+        match self {
+            PortHolder::Launcher => "held by the launcher, kept in systemd's fd store".into(),
+            PortHolder::SocketUnit => "held by a .socket unit".into(),
+            PortHolder::Gunicorn(_) => "bound by gunicorn (no held socket)".into(),
+        }
+    }
 }
 
 /// One unit to wrap.
@@ -46,6 +81,8 @@ pub struct Wrap {
     pub notes: Vec<String>,
     /// The socket unit that holds the port across restarts (`--socket-unit`).
     pub socket: Option<SocketUnit>,
+    /// Who holds the port across restarts.
+    pub holder: PortHolder,
 }
 
 impl Wrap {
@@ -72,12 +109,12 @@ pub struct Plan {
 
 /// Which units to look at: the named ones (a template also brings its instances that have
 /// drop-ins of their own), or every service unit.
-pub fn plan_install(root: &Path, named: &[UnitName], launcher: &str) -> Result<Plan, Failure> {
+pub fn plan_install(root: &Path, named: &[UnitName], how: How<'_>) -> Result<Plan, Failure> {
     let index = UnitIndex::new(root);
     let mut plan = Plan::default();
     if named.is_empty() {
         for unit in index.service_units() {
-            discover(&index, &unit, launcher, &mut plan)?;
+            discover(&index, &unit, how, &mut plan)?;
         }
     } else {
         for unit in named {
@@ -86,7 +123,7 @@ pub fn plan_install(root: &Path, named: &[UnitName], launcher: &str) -> Result<P
                     "{unit} is not a service unit: only .service units run gunicorn"
                 )));
             }
-            if let Some(why) = add(&index, unit, launcher, true, &mut plan)? {
+            if let Some(why) = add(&index, unit, how, true, &mut plan)? {
                 return Err(Failure::usage(format!("{unit}: {why}; left untouched")));
             }
         }
@@ -100,11 +137,11 @@ pub fn plan_install(root: &Path, named: &[UnitName], launcher: &str) -> Result<P
 fn add(
     index: &UnitIndex,
     unit: &UnitName,
-    launcher: &str,
+    how: How<'_>,
     named: bool,
     plan: &mut Plan,
 ) -> Result<Option<String>, Failure> {
-    match wrap_unit(index, unit, launcher, named)? {
+    match wrap_unit(index, unit, how, named)? {
         Found::Other(why) => Ok(Some(why)),
         Found::LeftAlone(why) => {
             plan.skipped.push(format!("{unit}: {why}"));
@@ -114,7 +151,7 @@ fn add(
             let template_command = w.original.clone();
             push(plan, *w);
             if unit.is_template() {
-                instances(index, unit, &template_command, launcher, plan)?;
+                instances(index, unit, &template_command, how, plan)?;
             }
             Ok(None)
         }
@@ -133,10 +170,10 @@ fn push(plan: &mut Plan, w: Wrap) {
 fn discover(
     index: &UnitIndex,
     unit: &UnitName,
-    launcher: &str,
+    how: How<'_>,
     plan: &mut Plan,
 ) -> Result<(), Failure> {
-    match add(index, unit, launcher, false, plan) {
+    match add(index, unit, how, false, plan) {
         Ok(_) => Ok(()),
         Err(refusal) if mentions_gunicorn(index, unit) => Err(refusal),
         Err(refusal) => {
@@ -178,11 +215,11 @@ fn instances(
     index: &UnitIndex,
     template: &UnitName,
     template_command: &ExecCommand,
-    launcher: &str,
+    how: How<'_>,
     plan: &mut Plan,
 ) -> Result<(), Failure> {
     for instance in index.instances_with_dropins(template) {
-        match wrap_unit(index, &instance, launcher, true)? {
+        match wrap_unit(index, &instance, how, true)? {
             Found::Gunicorn(w) if w.original != *template_command || w.existing.is_some() => {
                 push(plan, *w)
             }
@@ -210,7 +247,7 @@ enum Found {
 fn wrap_unit(
     index: &UnitIndex,
     unit: &UnitName,
-    launcher: &str,
+    how: How<'_>,
     named: bool,
 ) -> Result<Found, Failure> {
     let loaded = index.load(unit).map_err(unit_error)?;
@@ -290,17 +327,41 @@ fn wrap_unit(
         Some(bytes) => created_dirs(bytes),
         None => missing,
     };
-    let exec_start = new_exec_start(&original, launcher, port)?;
-    let origin = format!("{}:{line}", logical(index.root(), &file).display());
-    let text = render(
-        unit,
-        &original,
-        &origin,
-        &exec_start,
-        stop,
-        &creates,
-        &notes,
+    let socket = socket_unit::plan(index.root(), unit, port, how.socket_unit)?;
+    let holder = port_holder(
+        index.root(),
+        &base,
+        gunicorn_args,
+        socket.is_some(),
+        how.hold,
     );
+    notes.push(match (&holder, &socket) {
+        (PortHolder::SocketUnit, Some(socket)) => socket.note(),
+        (PortHolder::Gunicorn(why), _) => format!(
+            "no held socket ({why}): gunicorn binds the port itself, and connections are \
+             refused while the unit restarts"
+        ),
+        _ => "the launcher holds the port's socket (run --hold-socket) and keeps it in \
+              systemd's file descriptor store (FileDescriptorStoreMax=1): gunicorn's crashes, \
+              the launcher's and systemctl restart refuse no connection"
+            .into(),
+    });
+    let held = holder == PortHolder::Launcher;
+    let exec_start = new_exec_start(&original, how.launcher, port, held)?;
+    let origin = format!("{}:{line}", logical(index.root(), &file).display());
+    let mut text = render(&DropIn {
+        unit,
+        original: &original,
+        origin: &origin,
+        exec_start: &exec_start,
+        stop_secs: stop,
+        creates: &creates,
+        notes: &notes,
+        fd_store: held,
+    });
+    if let Some(socket) = &socket {
+        text.push_str(&socket.dropin_lines());
+    }
     Ok(Found::Gunicorn(Box::new(Wrap {
         unit: unit.clone(),
         fragment: loaded.fragment.clone(),
@@ -313,6 +374,49 @@ fn wrap_unit(
         existing,
         creates,
         notes,
-        socket: None,
+        socket,
+        holder,
     })))
+}
+
+/// Who will hold the port: a `.socket` unit when there is one; else the launcher, unless
+/// that was turned off or gunicorn turns on `reuse_port` (each worker would bind the port on
+/// its own), on its command line, in `GUNICORN_CMD_ARGS` from the unit's `Environment=`, or
+/// in its config file (read from the unit's `WorkingDirectory=` under `root`).
+fn port_holder(
+    root: &Path,
+    unit: &unit::LoadedUnit,
+    gunicorn_args: &[String],
+    socket_unit: bool,
+    hold: bool,
+) -> PortHolder {
+    if socket_unit {
+        return PortHolder::SocketUnit;
+    }
+    if !hold {
+        return PortHolder::Gunicorn("--no-hold-socket".into());
+    }
+    let env = unit::environment(unit);
+    let cmd_args = env
+        .iter()
+        .find(|(k, _)| k == "GUNICORN_CMD_ARGS")
+        .map_or("", |(_, v)| v.as_str());
+    let workdir = unit::effective(unit, "Service", "WorkingDirectory")
+        .pop()
+        .map(|(v, _, _)| v.trim_start_matches('-').to_string())
+        .filter(|d| d.starts_with('/'));
+    let read = |file: &str| {
+        let path = match &workdir {
+            _ if file.starts_with('/') => PathBuf::from(file),
+            Some(dir) => Path::new(dir).join(file),
+            None => return None,
+        };
+        std::fs::read_to_string(root.join(path.strip_prefix("/").unwrap_or(&path))).ok()
+    };
+    match crate::gunicorn_args::reuse_port(gunicorn_args, cmd_args, read) {
+        Some(where_) => PortHolder::Gunicorn(format!(
+            "{where_} turns on gunicorn's reuse_port, which a held socket cannot serve"
+        )),
+        None => PortHolder::Launcher,
+    }
 }

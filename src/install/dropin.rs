@@ -19,7 +19,7 @@ pub const MARK: &str = "# Written by gunicorn-launcher install.";
 pub(super) const CREATED: &str = "# gunicorn-launcher created this directory: ";
 
 /// The settings our drop-in sets; another drop-in sorting after ours must not set them.
-pub(super) const OUR_KEYS: [&str; 10] = [
+pub(super) const OUR_KEYS: [&str; 11] = [
     "Type",
     "NotifyAccess",
     "KillMode",
@@ -30,6 +30,7 @@ pub(super) const OUR_KEYS: [&str; 10] = [
     "SuccessExitStatus",
     "TimeoutStopSec",
     "TimeoutSec",
+    "FileDescriptorStoreMax",
 ];
 
 /// Our drop-in directory for `unit`, relative to the root.
@@ -102,19 +103,23 @@ pub(super) fn explain_type_change(base: &LoadedUnit, args: &[String], notes: &mu
     }
 }
 
-/// `<prefixes><launcher> [argv0] run [--port N] -- <program> <args…>`: the original prefixes
+/// `<prefixes><launcher> [argv0] run [--hold-socket] [--port N] -- <program> <args…>`: the original prefixes
 /// in front (with `@`, the original argv[0] names the launcher's process), the original words
 /// verbatim after `--`, specifiers and `$VARS` untouched for systemd to expand as before.
 pub(super) fn new_exec_start(
     original: &ExecCommand,
     launcher: &str,
     port: u16,
+    hold_socket: bool,
 ) -> Result<String, Failure> {
     let mut argv = vec![launcher.to_string()];
     if original.has_prefix('@') {
         argv.push(original.argv[1].clone());
     }
     argv.push("run".into());
+    if hold_socket {
+        argv.push("--hold-socket".into());
+    }
     if port != DEFAULT_PORT {
         argv.extend(["--port".to_string(), port.to_string()]);
     }
@@ -135,16 +140,33 @@ pub(super) fn new_exec_start(
     }
 }
 
+/// What goes into a drop-in.
+pub(super) struct DropIn<'a> {
+    pub unit: &'a UnitName,
+    /// The command it replaces, and where that is (`file:line`).
+    pub original: &'a ExecCommand,
+    pub origin: &'a str,
+    pub exec_start: &'a str,
+    pub stop_secs: u64,
+    /// Directories the install creates.
+    pub creates: &'a [PathBuf],
+    pub notes: &'a [String],
+    /// systemd keeps the launcher's socket across restarts (`FileDescriptorStoreMax=1`).
+    pub fd_store: bool,
+}
+
 /// The drop-in. Comments first: what wrote it, how to remove it, what it replaced.
-pub(super) fn render(
-    unit: &UnitName,
-    original: &ExecCommand,
-    origin: &str,
-    exec_start: &str,
-    stop_secs: u64,
-    creates: &[PathBuf],
-    notes: &[String],
-) -> String {
+pub(super) fn render(d: &DropIn<'_>) -> String {
+    let DropIn {
+        unit,
+        original,
+        origin,
+        exec_start,
+        stop_secs,
+        creates,
+        notes,
+        fd_store,
+    } = *d;
     let mut t = String::new();
     t.push_str(MARK);
     t.push('\n');
@@ -177,6 +199,11 @@ pub(super) fn render(
          SuccessExitStatus=143\n\
          TimeoutStopSec={stop_secs}s\n"
     ));
+    if fd_store {
+        // systemd keeps the launcher's socket across restarts and gives it back at the next
+        // start: the port stays open while the unit restarts (flushed by `systemctl stop`).
+        t.push_str("FileDescriptorStoreMax=1\n");
+    }
     t
 }
 
@@ -317,11 +344,16 @@ mod tests {
             "-@/opt/v/bin/gunicorn solvit-gunicorn --name \"a b\" -b 127.0.0.1:8002 ${APP} $OPTS %i",
         )
         .unwrap();
-        let line = new_exec_start(&orig, "/usr/bin/gunicorn-launcher", 8002).unwrap();
+        let line = new_exec_start(&orig, "/usr/bin/gunicorn-launcher", 8002, false).unwrap();
         assert_eq!(
             line,
             "-@/usr/bin/gunicorn-launcher solvit-gunicorn run --port 8002 -- /opt/v/bin/gunicorn \
              --name \"a b\" -b 127.0.0.1:8002 ${APP} $OPTS %i"
+        );
+        let held = new_exec_start(&orig, "/usr/bin/gunicorn-launcher", 8002, true).unwrap();
+        assert!(
+            held.contains(" solvit-gunicorn run --hold-socket --port 8002 -- "),
+            "{held}"
         );
     }
 }

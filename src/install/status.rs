@@ -40,6 +40,14 @@ pub struct Surveyed {
     /// What the launcher of a wrapped or launcher unit verifies (its port, probe path,
     /// timeout and host names, from its command line and its `--config` file).
     pub target: Option<verify::Target>,
+    /// That launcher holds the port's socket (`--hold-socket`, or `bind.hold_socket`).
+    pub held: bool,
+}
+
+/// What a unit's `gunicorn-launcher run ...` command says, as `run` reads it.
+struct LauncherRun {
+    target: verify::Target,
+    held: bool,
 }
 
 /// Every unit that runs gunicorn, wrapped or not, and the units that could not be read.
@@ -95,21 +103,23 @@ pub(super) fn survey_unit(index: &UnitIndex, unit: &UnitName) -> Result<Option<S
             (false, None) => Kind::Socket,
             (false, Some(_)) => Kind::Bare,
         };
-        let target = launcher.filter(|_| kind == Kind::Wrapped);
+        let launcher = launcher.filter(|_| kind == Kind::Wrapped);
         return Ok(Some(Surveyed {
             unit: unit.clone(),
             kind,
-            port: target.as_ref().map_or(port, |t| Some(t.port)),
+            port: launcher.as_ref().map_or(port, |l| Some(l.target.port)),
             command,
-            target,
+            held: launcher.as_ref().is_some_and(|l| l.held),
+            target: launcher.map(|l| l.target),
         }));
     }
-    Ok(launcher.map(|target| Surveyed {
+    Ok(launcher.map(|l| Surveyed {
         unit: unit.clone(),
         kind: Kind::Launcher,
-        port: Some(target.port),
+        port: Some(l.target.port),
         command,
-        target: Some(target),
+        held: l.held,
+        target: Some(l.target),
     }))
 }
 
@@ -117,7 +127,7 @@ pub(super) fn survey_unit(index: &UnitIndex, unit: &UnitName) -> Result<Option<S
 /// it: its flags with `run`'s own definitions, and its `--config` file (under `root`; a
 /// template's `%i` is the instance's name). `None` when the command is not the launcher's
 /// `run`, or cannot be read (then the launcher's defaults).
-fn launcher_target(root: &Path, unit: &UnitName, argv: &[&str]) -> Option<verify::Target> {
+fn launcher_target(root: &Path, unit: &UnitName, argv: &[&str]) -> Option<LauncherRun> {
     let program = argv.first()?;
     if program.rsplit('/').next() != Some("gunicorn-launcher") {
         return None;
@@ -128,7 +138,10 @@ fn launcher_target(root: &Path, unit: &UnitName, argv: &[&str]) -> Option<verify
         ..
     }) = parsed
     else {
-        return Some(probe_target(DEFAULT_PORT));
+        return Some(LauncherRun {
+            target: probe_target(DEFAULT_PORT),
+            held: false,
+        });
     };
     let mut config = crate::config::Config::default();
     if let Some(path) = &run.config {
@@ -147,7 +160,10 @@ fn launcher_target(root: &Path, unit: &UnitName, argv: &[&str]) -> Option<verify
     if let Some(port) = run.port {
         config.port = port;
     }
-    Some(verify::Target::of(&config))
+    Some(LauncherRun {
+        target: verify::Target::of(&config),
+        held: run.hold_socket || config.hold_socket,
+    })
 }
 
 /// What `status` is asked.
@@ -196,7 +212,10 @@ fn status_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
             (Kind::Wrapped, Some(socket)) => {
                 format!("wrapped by gunicorn-launcher, port held by {socket}")
             }
-            (Kind::Wrapped, None) => "wrapped by gunicorn-launcher".into(),
+            (Kind::Wrapped, None) if u.held => {
+                "wrapped by gunicorn-launcher, port held by it and systemd's fd store".into()
+            }
+            (Kind::Wrapped, None) => "wrapped by gunicorn-launcher, gunicorn binds the port".into(),
             (Kind::Bare, _) => "gunicorn directly (not installed)".into(),
             (Kind::Socket, _) => "gunicorn on a unix socket (left alone: nothing to fix)".into(),
             (Kind::Launcher, _) => "gunicorn-launcher (its own unit)".into(),
@@ -207,9 +226,16 @@ fn status_steps(args: &Request, report: &mut Report) -> Result<i32, Failure> {
             how.clone(),
             u.port.map_or_else(|| "-".to_string(), |p| p.to_string()),
         ]);
+        let held_by = match (u.kind, &socket) {
+            (Kind::Bare | Kind::Socket, _) => "gunicorn",
+            (_, Some(_)) => "socket-unit",
+            _ if u.held => "launcher",
+            _ => "gunicorn",
+        };
         let mut unit = json!({
             "unit": u.unit.as_str(), "state": state, "how": how,
-            "wrapped": matches!(u.kind, Kind::Wrapped | Kind::Launcher), "port": u.port, "exec_start": u.command,
+            "wrapped": matches!(u.kind, Kind::Wrapped | Kind::Launcher), "port": u.port,
+            "port_held_by": held_by, "exec_start": u.command,
         });
         if let (Some(socket), Some(map)) = (&socket, unit.as_object_mut()) {
             let active = if live {

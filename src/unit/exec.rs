@@ -164,6 +164,17 @@ fn check_executable(path: &str) -> Result<(), String> {
     }
 }
 
+/// A setting's value split into words as systemd splits `Environment=` (quotes removed,
+/// escapes decoded).
+pub fn split_words(value: &str) -> Result<Vec<String>, String> {
+    let mut pos = 0;
+    let mut words = Vec::new();
+    while let Some(word) = extract_word(value.as_bytes(), &mut pos)? {
+        words.push(word);
+    }
+    Ok(words)
+}
+
 /// `extract_first_word(…, WHITESPACE, EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE)` with systemd's relaxed
 /// retry: quotes may start and end anywhere in a word, backslash escapes work inside and outside
 /// quotes, an unknown escape is kept verbatim (backslash and the next byte), a trailing unquoted

@@ -169,6 +169,22 @@ pub fn effective(unit: &LoadedUnit, section: &str, key: &str) -> Vec<(String, Pa
     values
 }
 
+/// The service's environment as its `Environment=` lines set it (later assignments win; an
+/// assignment systemd would not take, or a value it could not split, is skipped).
+/// `EnvironmentFile=` is not read.
+pub fn environment(unit: &LoadedUnit) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for (value, _, _) in effective(unit, "Service", "Environment") {
+        for word in super::exec::split_words(&value).unwrap_or_default() {
+            if let Some((k, v)) = word.split_once('=').filter(|(k, _)| !k.is_empty()) {
+                vars.retain(|(old, _)| old != k);
+                vars.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+    vars
+}
+
 /// The effective `[Service]` command lines of `key` (`ExecStart`, `ExecReload`, …), each parsed,
 /// with the file and line it comes from. A command line systemd would reject is an error naming
 /// that file and line.

@@ -22,8 +22,10 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
-pub use exec::{ExecCommand, format_exec, parse_exec};
-pub use load::{LoadedUnit, UnitIndex, effective, effective_exec, list_service_units, load_unit};
+pub use exec::{ExecCommand, format_exec, parse_exec, split_words};
+pub use load::{
+    LoadedUnit, UnitIndex, effective, effective_exec, environment, list_service_units, load_unit,
+};
 pub use name::UnitName;
 pub use paths::{ADMIN_UNIT_DIR, search_path};
 pub use syntax::{Entry, Section, UnitFile, parse_unit};

@@ -17,53 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs as PID 1 of the new namespaces; ends by exec'ing systemd. Arguments: directories to
-/// bind read-only at their own paths inside.
-const BOOT: &str = r#"
-set -eu
-# A cgroup of its own ($CGROUP, unique per boot): systemd takes the cgroup it starts in as
-# its root, so its units (system.slice/solvit.service, ...) never share a cgroup with those
-# of another systemd booted at the same time by another test; Drop removes it.
-for h in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
-  [ -f "$h/cgroup.procs" ] || continue
-  mkdir "$h/$CGROUP"
-  echo $$ > "$h/$CGROUP/cgroup.procs"
-done
-unset CGROUP
-mount --make-rprivate /
-# The scratch space is a tmpfs mounted in this mount namespace only: nothing on the host.
-mount -t tmpfs tmpfs /mnt
-R=/mnt
-mkdir -p $R/u $R/w $R/m
-mount -t overlay overlay -o lowerdir=/,upperdir=$R/u,workdir=$R/w $R/m
-mount --rbind /dev $R/m/dev
-mount --rbind /sys $R/m/sys
-mount -t proc proc $R/m/proc
-mount -t tmpfs tmpfs $R/m/run
-mount -t tmpfs tmpfs $R/m/tmp
-for dir in "$@"; do
-  mkdir -p "$R/m$dir"
-  mount --bind "$dir" "$R/m$dir"
-  mount -o remount,bind,ro "$R/m$dir"
-done
-mkdir -p $R/m/run/systemd/system
-# journald too, for the units' logs (test units have DefaultDependencies=no, which would
-# not pull it in).
-printf '[Unit]\nDescription=minimal\nWants=systemd-journald.socket systemd-journald.service\n' \
-  > $R/m/run/systemd/system/minimal.target
-# What would touch the host's kernel state (sysctls, binfmt, modules) is masked.
-for u in systemd-sysctl.service systemd-binfmt.service systemd-modules-load.service \
-         proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount; do
-  ln -sf /dev/null $R/m/etc/systemd/system/$u
-done
-ip link set lo up
-cd $R/m
-mkdir -p oldroot
-pivot_root . oldroot
-umount -l /oldroot
-export container=gunicorn-launcher-test
-exec /usr/lib/systemd/systemd --system --unit=minimal.target
-"#;
+/// Runs as PID 1 of the new namespaces; ends by exec'ing systemd (the script says how).
+const BOOT: &str = include_str!("boot-systemd.sh");
 
 pub struct Systemd {
     unshare: Child,
@@ -179,7 +134,6 @@ impl Systemd {
         );
     }
 
-    /// A command inside the namespace (mount, pid, net).
     /// A second interface inside (a veth pair, `v0` with 198.18.0.1/24), so that "all
     /// interfaces" means more than loopback.
     pub fn add_second_interface(&self) {
@@ -200,6 +154,7 @@ impl Systemd {
         }
     }
 
+    /// A command inside the namespace (mount, pid, net).
     pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("nsenter");
         c.args(["-t", &self.pid.to_string(), "-m", "-p", "-n"])
