@@ -8,7 +8,6 @@ use crate::notify::{ChildSocket, Systemd};
 use crate::supervise::{self, Ending};
 use crate::{config, exit, gunicorn_args, launch, listen_socket, log, spawn, stop_budget, verify};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
-use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -64,8 +63,16 @@ pub fn run(args: &Request) -> Result<i32, Failure> {
         burst: plan.config.restart_burst,
         interval: plan.config.restart_interval,
     });
-    let ending = supervise::supervise(master, &signals, &notify, settings(&plan.config), respawn)
-        .map_err(Failure::software)?;
+    let target = verify::Target::of(&plan.config);
+    let ending = supervise::supervise(
+        master,
+        &signals,
+        &notify,
+        target,
+        settings(&plan.config),
+        respawn,
+    )
+    .map_err(Failure::software)?;
     drop(held);
     Ok(exit_status(ending))
 }
@@ -380,34 +387,26 @@ fn close_inherited_descriptors() {
 /// Supervise: what the loop needs from the configuration.
 fn settings(c: &config::Config) -> supervise::Settings {
     supervise::Settings {
-        target: verify::Target::of(c),
         stop_timeout: c.stop_timeout,
         startup_timeout: c.startup_timeout,
         recheck_interval: c.recheck_interval,
+        probe_timeout: c.probe_timeout,
         on_failure: c.on_failure,
         on_host_rejected: c.on_host_rejected,
         on_firewall_blocked: c.on_firewall_blocked,
+        // The held socket and systemd's watchdog are the supervisor's to read.
+        restart: None,
+        watchdog: None,
     }
 }
 
-/// Exit status: gunicorn's own, `128+N` when a signal N ended it, or the
-/// launcher's verdict. When gunicorn died of the very TERM or INT we were
-/// asked to stop with (it had no handler yet), the launcher ends by that
-/// signal too, which systemd counts as a clean stop (exit 143 would be
-/// `Result=exit-code`).
+/// Exit status: gunicorn's own, `128+N` when a signal N ended it, or the launcher's verdict.
+/// When gunicorn died of the very TERM or INT we were asked to stop with (it had no handler
+/// yet), the launcher ends by that signal too ([`supervise::exit_of`] says which).
 pub fn exit_status(ending: Ending) -> i32 {
-    if let Some(code) = ending.code {
-        return code;
-    }
-    match ending.status {
-        WaitStatus::Exited(_, code) => code,
-        WaitStatus::Signaled(_, sig, _) => {
-            if ending.died_of_our_stop {
-                die_by(sig);
-            }
-            128 + sig as i32
-        }
-        _ => exit::SOFTWARE,
+    match supervise::exit_of(ending, std::process::id() == 1) {
+        supervise::Exit::Code(code) => code,
+        supervise::Exit::Signal(sig) => die_by(sig),
     }
 }
 
@@ -422,9 +421,7 @@ fn die_by(sig: Signal) -> ! {
     // Never handled, only blocked (signals are read from the signalfd):
     // unblocked, the default action applies.
     let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
-    if std::process::id() != 1 {
-        let _ = signal_hook::low_level::raise(sig as i32);
-    }
+    let _ = signal_hook::low_level::raise(sig as i32);
     std::process::exit(128 + sig as i32)
 }
 

@@ -59,6 +59,15 @@ impl Proc {
         })
     }
 
+    /// A process as the tests name it (no /proc read).
+    #[cfg(test)]
+    pub fn named_for_test(pid: i32, start: u64) -> Proc {
+        Proc {
+            pid: Pid::from_raw(pid),
+            start,
+        }
+    }
+
     /// Still running: the same process, not yet exited (a zombie serves nothing).
     pub fn running(&self) -> bool {
         proc::stat(self.pid.as_raw()).is_some_and(|s| s.start == self.start && s.state != 'Z')

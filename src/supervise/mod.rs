@@ -1,306 +1,270 @@
-//! The supervisor: one loop over its event sources (a signalfd, gunicorn's
-//! notify socket, the HTTP probes' sockets, the workers' pidfds, the nearest
-//! deadline) that never waits on anything else. Where the launcher stands is
-//! one `State`; what a signal or a verdict does depends on it.
-//!
-//! Rooms: this file holds the loop and the state; `signals` what comes in
-//! and what is passed on (held while gunicorn starts, one at a time);
-//! `verification` when to look and what a finding means (READY=1, a
-//! reload's new generation, a failure); `ending` stops, exits and the
-//! launcher's own status; [`restart`] a new gunicorn on a held socket
-//! after a crash; `upgrade` a USR2 upgrade, the old generation stopped only
-//! once a new worker answers. The reasoning behind the design (why no thread,
-//! why held signals are paced) is in docs/supervision.md.
+//! The supervisor: one loop over its event sources (a signalfd, gunicorn's notify socket,
+//! the HTTP probes' sockets, the workers' pidfds, an upgrade's trial, the nearest
+//! deadline) that never waits on anything else. This file is the loop, the I/O shell: it
+//! turns what happens into [`machine::Event`]s, and performs the [`machine::Action`]s the
+//! one transition (`machine`) decides. Rooms: `machine` the decisions; `upgrade` the trial
+//! of a USR2's new generation; `restart` the restart limit; `signals` which signals are
+//! taken; `ending` how gunicorn ended. The reasoning (why no thread, why held signals are
+//! paced) is in docs/supervision.md.
 
-use crate::config::{OnFailure, OnFirewallBlocked, OnHostRejected};
 use crate::log;
 use crate::notify::{ChildSocket, Systemd};
 use crate::pollset::Pollable;
+use crate::spawn;
 use crate::tree::{self, Proc};
-use crate::verify::{self, Target, Verdict};
+use crate::verify::{self, Look, Scope, Target};
 use crate::workers::Census;
+use machine::{Action, Event, Finding, Machine, World};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::signalfd::SignalFd;
-use nix::sys::wait::WaitStatus;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 mod ending;
+pub mod machine;
 pub mod restart;
 mod signals;
 mod upgrade;
-mod verification;
 
-pub use ending::describe_status;
+pub use ending::{Ending, Exit, describe_status, exit_of};
+pub use machine::{EXIT_UNVERIFIED, Settings};
 pub use signals::take_signals;
-use verification::{CENSUS, FIRST_RETRY, UNANNOUNCED};
 
-/// How to supervise.
-pub struct Settings {
-    pub target: Target,
-    pub stop_timeout: Duration,
-    pub startup_timeout: Duration,
-    pub recheck_interval: Duration,
-    pub on_failure: OnFailure,
-    pub on_host_rejected: OnHostRejected,
-    pub on_firewall_blocked: OnFirewallBlocked,
-}
-
-/// How gunicorn ended, for the launcher's exit status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ending {
-    /// The master's last status.
-    pub status: WaitStatus,
-    /// The launcher's own code instead (verification failed).
-    pub code: Option<i32>,
-    /// gunicorn died of the very signal the launcher was asked to stop with
-    /// (it had no handler yet): the launcher should end the same way.
-    pub died_of_our_stop: bool,
-}
-
-/// Exit code for "startup verification failed" (EX_UNAVAILABLE).
-pub use crate::exit::UNVERIFIED as EXIT_UNVERIFIED;
-
-/// One verification under way: asked (or to be asked) at `next`, given up at
-/// `deadline`.
-struct Check {
-    /// Names this check's questions; an answer to an older check is dropped.
-    id: u64,
-    next: Instant,
-    deadline: Instant,
-    delay: Duration,
-    /// Workers of the generation before a reload; gone before anything counts.
-    previous: Vec<Proc>,
-    /// Said with the verdict: why it does not vouch for a new generation.
-    note: Option<String>,
-}
-
-/// Where the launcher stands.
-enum State {
-    /// gunicorn runs but has no signal handlers yet: until it does, a HUP
-    /// would kill it and TTIN/TTOU stop it, so those wait in `held`.
-    Starting {
-        check: Check,
-        held: Vec<Signal>,
-    },
-    /// gunicorn is up; the port is not verified yet.
-    Verifying {
-        check: Check,
-    },
-    /// READY=1 sent (`verified` false: failed with on_failure = warn);
-    /// idle but for the recheck and the watchdog, if asked for.
-    Serving {
-        verified: bool,
-        next_tick: Option<Instant>,
-        /// A recheck's question, while it is out.
-        recheck: Option<u64>,
-    },
-    /// After a HUP, or a USR2 master's adoption: READY=1 again only once the
-    /// previous generation is gone and the new one answers.
-    Reloading {
-        check: Check,
-    },
-    /// The master died while serving, with a held socket: its orphaned
-    /// workers are cleared, and a new gunicorn starts on the same socket at
-    /// `at` (see `restart`). Nothing is running to take a signal meanwhile.
-    Restarting {
-        at: Instant,
-        /// The dead master's status, the launcher's if it is stopped now.
-        crashed: WaitStatus,
-        orphans_deadline: Instant,
-        killed: bool,
-        /// The dead master's processes are all gone.
-        orphans_gone: bool,
-    },
-    Stopping(Stop),
-}
-
-struct Stop {
-    /// The signal we were asked to stop with; `None` when we are only
-    /// clearing what a dead master left behind.
-    signal: Option<Signal>,
-    deadline: Instant,
-    killed: bool,
-}
-
-/// Signals delivered one at a time (those held while gunicorn started, and
-/// any that came behind them).
-struct Outbox {
-    queue: VecDeque<Signal>,
-    next: Instant,
-    last: Option<(Signal, Instant)>,
-}
-
-/// What one look at the port found.
-enum Finding {
-    /// This many workers of the previous generation still run: any of them
-    /// might answer a probe, so there is no verdict yet.
-    PreviousStillRunning(usize),
-    Verdict(Verdict),
-}
+/// How often a failing verification looks for new workers to watch (a Python worker lives
+/// longer than this even when it dies at boot).
+const CENSUS: Duration = Duration::from_millis(20);
 
 /// A verification waiting for its HTTP probes.
 struct InFlight {
-    /// The question's id: its check's, or a recheck's.
     id: u64,
     probing: verify::Probing,
     pending: verify::Pending,
 }
 
-struct Supervisor {
-    settings: Settings,
+/// The loop's own state: what the decisions do not hold (descriptors, probes, pidfds).
+struct Shell<'a> {
+    machine: Machine,
+    signals: &'a SignalFd,
+    notify: &'a ChildSocket,
     systemd: Systemd,
-    master: Pid,
-    group: Pid,
-    state: State,
-    outbox: Outbox,
-    /// Probes under way.
+    target: Target,
+    startup_timeout: Duration,
+    respawn: Option<restart::Respawn>,
     in_flight: Option<InFlight>,
-    /// Watches gunicorn's workers once a verification has failed a look:
-    /// what they die of, if they die.
+    /// Watches gunicorn's workers once a verification has failed a look.
     census: Option<Census>,
     census_next: Instant,
-    last_id: u64,
-    /// Exit with this instead of gunicorn's status (verification failed).
-    code: Option<i32>,
-    /// The master's status once it is gone for good.
-    master_status: Option<WaitStatus>,
-    /// How to start gunicorn again after a crash (a held socket only).
-    respawn: Option<restart::Respawn>,
-    /// When each recent crash happened, for the restart limit; and how many
-    /// restarts in all.
-    crashes: VecDeque<Instant>,
-    restarts: u32,
-    /// A USR2 upgrade under way: the new generation on trial.
-    upgrade: Option<upgrade::Upgrade>,
-    /// The firewall tools (nft, iptables-save) the verification started and the loop has
-    /// not reaped yet: children of the launcher, but never gunicorn's.
+    trial: Option<upgrade::Trial>,
+    /// The firewall tools (nft, iptables-save) the verification started and the loop has not
+    /// reaped yet: children of the launcher, but never gunicorn's.
     tools: Vec<Pid>,
+    ended: Option<Ending>,
 }
 
-/// Supervises the gunicorn master `master` until nothing of its tree is
-/// left. With `respawn`, a master that dies while serving is started again.
+/// Supervises the gunicorn master `master` until nothing of its tree is left. With
+/// `respawn` (a held socket), a master that dies while serving is started again.
 pub fn supervise(
     master: Pid,
     signals: &SignalFd,
     notify: &ChildSocket,
-    settings: Settings,
+    target: Target,
+    mut settings: Settings,
     respawn: Option<restart::Respawn>,
 ) -> Result<Ending, String> {
     let now = Instant::now();
-    let mut sup = Supervisor {
-        state: State::Starting {
-            check: first_check(1, now, settings.startup_timeout),
-            held: Vec::new(),
-        },
-        settings,
-        systemd: Systemd::from_env(),
-        master,
-        group: master,
-        outbox: Outbox {
-            queue: VecDeque::new(),
-            next: now,
-            last: None,
-        },
+    let systemd = Systemd::from_env();
+    settings.watchdog = systemd.watchdog_period();
+    settings.restart = respawn.as_ref().map(|r| (r.burst, r.interval));
+    let startup_timeout = settings.startup_timeout;
+    let (machine, first) = Machine::new(settings, master, now);
+    let mut shell = Shell {
+        machine,
+        signals,
+        notify,
+        systemd,
+        target,
+        startup_timeout,
+        respawn,
         in_flight: None,
         census: None,
         census_next: now,
-        last_id: 1,
-        code: None,
-        master_status: None,
-        respawn,
-        crashes: VecDeque::new(),
-        restarts: 0,
-        upgrade: None,
+        trial: None,
         tools: Vec::new(),
+        ended: None,
     };
-    sup.systemd.status("starting gunicorn");
-    sup.run_loop(signals, notify)
-}
-
-/// A new gunicorn's first check: a look once it says it is up, or at `UNANNOUNCED`.
-fn first_check(id: u64, now: Instant, startup_timeout: Duration) -> Check {
-    Check {
-        id,
-        next: now + UNANNOUNCED,
-        deadline: now + startup_timeout,
-        delay: FIRST_RETRY,
-        previous: Vec::new(),
-        note: None,
+    for action in first {
+        shell.perform(action);
     }
+    shell.run()
 }
 
-impl Supervisor {
-    fn run_loop(&mut self, signals: &SignalFd, notify: &ChildSocket) -> Result<Ending, String> {
+impl Shell<'_> {
+    fn run(&mut self) -> Result<Ending, String> {
         loop {
-            let timeout = self.poll_timeout();
-            let mut fds = vec![
-                PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-                PollFd::new(notify.fd(), PollFlags::POLLIN),
-            ];
-            let probing = self.in_flight.as_ref().map_or(0, |f| {
-                fds.extend(f.pending.poll_fds());
-                fds.len() - 2
-            });
-            let census = self.census.as_ref().map_or(0, |c| {
-                fds.extend(c.fds().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
-                fds.len() - 2 - probing
-            });
-            if let Some(u) = &self.upgrade {
-                fds.extend(u.poll_fds());
+            if let Some(ending) = self.ended {
+                return Ok(ending);
             }
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(format!("poll failed: {e}")),
-            }
-            let revents: Vec<PollFlags> = fds
-                .iter()
-                .map(|f| f.revents().unwrap_or(PollFlags::empty()))
-                .collect();
-            drop(fds);
+            let revents = self.wait()?;
             let (signalled, notified) = (!revents[0].is_empty(), !revents[1].is_empty());
             // gunicorn's READY first: it says whether held signals may go.
-            if notified && notify.drain_ready() {
-                match &mut self.upgrade {
-                    Some(u) => u.on_ready(),
-                    None => self.gunicorn_is_up(),
-                }
+            if notified && self.notify.drain_ready() {
+                self.feed(Event::Ready);
             }
             if signalled {
-                while let Ok(Some(info)) = signals.read_signal() {
-                    self.on_signal(info.ssi_signo as i32, info.ssi_code);
+                while let Ok(Some(info)) = self.signals.read_signal() {
+                    if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
+                        let from_kernel = info.ssi_code == signals::SI_KERNEL;
+                        self.feed(Event::Signal {
+                            signal,
+                            from_kernel,
+                        });
+                    }
                 }
-                if let Some(ending) = self.reap() {
-                    return Ok(ending);
-                }
+                self.reap();
             }
-            let (probes, rest) = revents[2..].split_at(probing);
-            let (died, upgrade) = rest.split_at(census);
-            if let Some(c) = &mut self.census {
-                c.on_ready(&died.iter().map(|r| !r.is_empty()).collect::<Vec<_>>());
-            }
-            self.on_probes(probes);
-            self.on_upgrade(upgrade, Instant::now());
-            self.on_time(Instant::now());
+            self.on_ready_descriptors(&revents[2..]);
+            self.refresh_census();
+            self.feed(Event::Time);
             self.note_tools();
             // A restart that could not start anything: nothing is left to wait for.
-            if self.master_status.is_some()
-                && let Some(ending) = self.reap()
-            {
-                return Ok(ending);
+            if self.machine.finished() {
+                self.reap();
             }
         }
     }
 
-    /// gunicorn's processes: every descendant of the launcher but its own tools.
-    fn gunicorns(&self) -> Vec<Pid> {
-        let mut all = tree::descendants(Pid::this());
-        all.retain(|p| !self.tools.contains(p));
-        all
+    /// Polls every source until one is ready or the nearest deadline passes; the revents
+    /// in the order [signalfd, notify socket, probes…, workers' pidfds…, the trial's…].
+    fn wait(&self) -> Result<Vec<PollFlags>, String> {
+        let mut fds = vec![
+            PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.notify.fd(), PollFlags::POLLIN),
+        ];
+        if let Some(f) = &self.in_flight {
+            fds.extend(f.pending.poll_fds());
+        }
+        if let Some(c) = &self.census {
+            fds.extend(c.fds().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+        }
+        if let Some(t) = &self.trial {
+            fds.extend(t.poll_fds());
+        }
+        match poll(&mut fds, self.timeout()) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(format!("poll failed: {e}")),
+        }
+        Ok(fds
+            .iter()
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+            .collect())
+    }
+
+    /// The nearest deadline of the decisions and of the I/O under way; none: sleep.
+    fn timeout(&self) -> PollTimeout {
+        let deadlines = [
+            self.machine.next_deadline(),
+            self.in_flight.as_ref().map(|f| f.pending.deadline()),
+            self.census.as_ref().map(|_| self.census_next),
+            self.trial.as_ref().map(upgrade::Trial::wake_at),
+        ];
+        deadlines
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(PollTimeout::NONE, crate::pollset::timeout)
+    }
+
+    /// Moves the probes, the census and the trial on with what their descriptors said.
+    fn on_ready_descriptors(&mut self, revents: &[PollFlags]) {
+        let probing = self
+            .in_flight
+            .as_ref()
+            .map_or(0, |f| f.pending.poll_fds().len());
+        let watched = self.census.as_ref().map_or(0, |c| c.fds().count());
+        let (probes, rest) = revents.split_at(probing.min(revents.len()));
+        let (died, trial) = rest.split_at(watched.min(rest.len()));
+        if let Some(c) = &mut self.census {
+            c.on_ready(&died.iter().map(|r| !r.is_empty()).collect::<Vec<_>>());
+        }
+        if let Some(event) = self.advance_probes(probes) {
+            self.feed(event);
+        }
+        for event in self.advance_trial(trial) {
+            self.feed(event);
+        }
+    }
+
+    fn advance_probes(&mut self, ready: &[PollFlags]) -> Option<Event> {
+        let f = self.in_flight.as_mut()?;
+        f.pending.advance(ready, Instant::now());
+        if !f.pending.done() {
+            return None;
+        }
+        let f = self.in_flight.take()?;
+        let (probes, firewall) = f.pending.results();
+        let verdict = verify::judge(f.probing, probes, firewall);
+        Some(Event::Finding {
+            id: f.id,
+            finding: Finding::Verdict(verdict),
+        })
+    }
+
+    fn advance_trial(&mut self, ready: &[PollFlags]) -> Vec<Event> {
+        let Some(trial) = &mut self.trial else {
+            return Vec::new();
+        };
+        let known = trial.new_master();
+        let step = trial.advance(ready, Instant::now(), &self.target);
+        let new = trial.new_master();
+        let mut events = Vec::new();
+        if let (None, Some(found)) = (known, new) {
+            events.push(Event::UpgradeFound(found));
+        }
+        match step {
+            upgrade::Step::Wait => {}
+            upgrade::Step::Verified => events.extend(new.map(Event::UpgradeAnswered)),
+            upgrade::Step::Failed(why) => events.push(Event::UpgradeFailed { new, why }),
+        }
+        events
+    }
+
+    fn refresh_census(&mut self) {
+        let now = Instant::now();
+        if let Some(c) = &mut self.census
+            && now >= self.census_next
+        {
+            c.refresh(self.machine.master());
+            self.census_next = now + CENSUS;
+        }
+    }
+
+    /// Reaps every exited child, and says what it was.
+    fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => return,
+                Ok(status) => {
+                    let Some(pid) = status.pid() else { continue };
+                    self.tools.retain(|&t| t != pid);
+                    if pid == self.machine.master() {
+                        self.feed(Event::MasterExited(status));
+                    } else if let Some(trial) = &mut self.trial
+                        && trial.is_ours()
+                        && trial.new_master() == Some(pid)
+                    {
+                        trial.master_exited(format!("exited ({})", describe_status(status)));
+                    }
+                }
+                Err(Errno::EINTR) => continue,
+                // No child at all: the whole tree is gone.
+                Err(_) => return self.feed(Event::AllReaped),
+            }
+        }
     }
 
     /// Remembers the tools the verification under way has started.
@@ -315,101 +279,172 @@ impl Supervisor {
         }
     }
 
-    /// The nearest deadline, or none: an idle verified service sleeps.
-    fn poll_timeout(&self) -> PollTimeout {
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        match &self.state {
-            State::Starting { check, .. }
-            | State::Verifying { check }
-            | State::Reloading { check } => {
-                if self.in_flight.is_none() {
-                    consider(check.next.min(check.deadline));
-                }
-            }
-            State::Serving { next_tick, .. } => next_tick.iter().for_each(|&t| consider(t)),
-            State::Stopping(stop) => {
-                if !stop.killed {
-                    consider(stop.deadline);
-                }
-            }
-            State::Restarting {
-                at,
-                orphans_deadline,
-                killed,
-                orphans_gone,
-                ..
-            } => {
-                // While orphans remain, each one's exit (SIGCHLD) wakes the loop.
-                if *orphans_gone {
-                    consider(*at);
-                } else if !killed {
-                    consider(*orphans_deadline);
-                }
+    /// One event and all that follows from it.
+    fn feed(&mut self, event: Event) {
+        let mut events = VecDeque::from([event]);
+        while let Some(event) = events.pop_front() {
+            let world = Here {
+                tools: &self.tools,
+                census: self.census.as_ref(),
+                target: &self.target,
+            };
+            let actions = self.machine.step(event, Instant::now(), &world);
+            for action in actions {
+                events.extend(self.perform(action));
             }
         }
-        if !self.outbox.queue.is_empty() {
-            consider(self.outbox.next);
-        }
-        if let Some(f) = &self.in_flight {
-            consider(f.pending.deadline());
-        }
-        if self.census.is_some() {
-            consider(self.census_next);
-        }
-        if let Some(u) = &self.upgrade {
-            consider(u.wake_at());
-        }
-        next.map_or(PollTimeout::NONE, crate::pollset::timeout)
     }
 
-    fn on_time(&mut self, now: Instant) {
-        if let State::Stopping(stop) = &mut self.state
-            && !stop.killed
-            && now >= stop.deadline
-        {
-            stop.killed = true;
-            let rest = self.gunicorns();
-            log::warn(&format!(
-                "gunicorn did not stop within {:?}; killing {} remaining process(es)",
-                self.settings.stop_timeout,
-                rest.len()
+    /// Does what the decisions asked; some answer with an event.
+    fn perform(&mut self, action: Action) -> Option<Event> {
+        match action {
+            Action::Forward(pid, sig) => {
+                if let Err(e) = kill(pid, sig) {
+                    log::warn(&format!(
+                        "could not forward {sig} to gunicorn pid {pid}: {e}"
+                    ));
+                }
+            }
+            Action::Signal(pid, sig) => drop(kill(pid, sig)),
+            Action::SignalGroup(pid, sig) => drop(killpg(pid, sig)),
+            Action::SignalGunicorns(sig) => tree::signal_all(&gunicorns(&self.tools), sig),
+            Action::Log(level, text) => log::log(level, &text),
+            Action::Status(text) => self.systemd.status(&text),
+            Action::Ready(status) => {
+                // Start-up's pages are given back before READY=1, so that what systemd
+                // sees is what stays; the message is made first.
+                let ready = Systemd::ready_message(&status);
+                crate::memory::release_clean_pages();
+                self.systemd.post(&ready);
+            }
+            Action::Reloading => self.systemd.reloading(),
+            Action::Stopping => self.systemd.stopping(),
+            Action::Watchdog => self.systemd.watchdog(),
+            Action::Look { id, previous } => return self.look(id, &previous),
+            Action::DropLook => self.in_flight = None,
+            Action::WatchWorkers => {
+                self.census = Some(Census::new());
+                self.census_next = Instant::now();
+            }
+            Action::ForgetWorkers => self.census = None,
+            Action::Respawn => return Some(Event::Respawned(self.spawn_again())),
+            Action::SpawnUpgrade => {
+                let started = self.spawn_again().map_err(|(_, message)| message);
+                return Some(Event::UpgradeSpawned(started));
+            }
+            Action::StartTrial { old, new, ours } => {
+                self.trial = Some(upgrade::Trial::new(old, new, ours, self.startup_timeout));
+            }
+            Action::TrialReady => self.trial.iter_mut().for_each(upgrade::Trial::on_ready),
+            Action::EndTrial => self.trial = None,
+            Action::Exit(ending) => self.ended = Some(ending),
+        }
+        None
+    }
+
+    /// One look at the port: decided at once from the kernel and the process tree, or
+    /// probes started (their answer comes through the loop).
+    fn look(&mut self, id: u64, previous: &[Proc]) -> Option<Event> {
+        let running = previous.iter().filter(|p| p.running()).count();
+        if running > 0 {
+            let finding = Finding::PreviousStillRunning(running);
+            return Some(Event::Finding { id, finding });
+        }
+        match verify::look(&self.target, Scope::TreeOf(Pid::this())) {
+            Look::Decided(v) => Some(Event::Finding {
+                id,
+                finding: Finding::Verdict(v),
+            }),
+            Look::Probing(probing) => {
+                let pending = verify::Pending::start(&probing, &self.target);
+                self.in_flight = Some(InFlight {
+                    id,
+                    probing,
+                    pending,
+                });
+                // Nothing to probe: decided already.
+                self.advance_probes(&[])
+            }
+        }
+    }
+
+    /// The same command again on the held socket.
+    fn spawn_again(&self) -> Result<Pid, (i32, String)> {
+        let Some(respawn) = &self.respawn else {
+            return Err((
+                crate::exit::SOFTWARE,
+                "no held socket to start gunicorn on".into(),
             ));
-            let _ = killpg(self.group, Signal::SIGKILL);
-            tree::signal_all(&rest, Signal::SIGKILL);
+        };
+        spawn::spawn(&respawn.command).map_err(|f| (f.code, f.message))
+    }
+}
+
+/// gunicorn's processes: every descendant of the launcher but its own tools.
+fn gunicorns(tools: &[Pid]) -> Vec<Pid> {
+    let mut all = tree::descendants(Pid::this());
+    all.retain(|p| !tools.contains(p));
+    all
+}
+
+/// The world as the decisions read it, from /proc and the kernel.
+struct Here<'a> {
+    tools: &'a [Pid],
+    census: Option<&'a Census>,
+    target: &'a Target,
+}
+
+impl World for Here<'_> {
+    fn gunicorns(&self) -> Vec<Pid> {
+        gunicorns(self.tools)
+    }
+
+    fn tree(&self, root: Pid) -> Vec<Pid> {
+        let mut all = tree::descendants(root);
+        all.push(root);
+        all
+    }
+
+    fn named(&self, pids: Vec<Pid>) -> Vec<Proc> {
+        tree::named(pids)
+    }
+
+    /// gunicorn (≥ 25) can also run a "dirty arbiter", a child with a pool of its own that
+    /// outlives reloads: a child with children of its own is not a worker.
+    fn workers(&self, master: Pid) -> Vec<Proc> {
+        let workers = crate::proc::children(master.as_raw())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|&c| crate::proc::children(c).is_none_or(|grand| grand.is_empty()))
+            .map(Pid::from_raw);
+        tree::named(workers)
+    }
+
+    fn successor(&self, old: Pid) -> Option<Pid> {
+        self.gunicorns()
+            .into_iter()
+            .find(|&p| tree::is_successor_of(p, old))
+    }
+
+    fn pending(&self, pid: Pid, signal: Signal) -> bool {
+        crate::proc::pending_signals(pid.as_raw())
+            .is_some_and(|mask| mask & (1 << (signal as i32 - 1)) != 0)
+    }
+
+    /// Asked only when a master died during its start: one kernel query, and an owner
+    /// search only if something listens.
+    fn foreign_holder(&self) -> Option<String> {
+        match verify::look(self.target, Scope::TreeOf(Pid::this())) {
+            Look::Decided(port) if port.kind == verify::Kind::Foreign => Some(port.summary),
+            _ => None,
         }
-        self.restart_if_due(now);
-        self.ask_if_due(now);
-        if let State::Serving {
-            verified,
-            next_tick: Some(t),
-            recheck,
-        } = &mut self.state
-            && now >= *t
-        {
-            let verified = *verified;
-            if verified {
-                self.systemd.watchdog();
-            }
-            if !self.settings.recheck_interval.is_zero()
-                && recheck.is_none()
-                && self.in_flight.is_none()
-            {
-                self.last_id += 1;
-                *recheck = Some(self.last_id);
-                let id = self.last_id;
-                self.look(id, Vec::new());
-            }
-            self.schedule_tick(now);
-        }
-        if !self.outbox.queue.is_empty() && now >= self.outbox.next {
-            self.deliver_next_held(now);
-        }
-        if let Some(c) = &mut self.census
-            && now >= self.census_next
-        {
-            c.refresh(self.master);
-            self.census_next = now + CENSUS;
-        }
+    }
+
+    fn workers_report(&self) -> Option<String> {
+        self.census.and_then(Census::report)
+    }
+
+    fn describe(&self, pid: Pid) -> String {
+        tree::describe(pid)
     }
 }

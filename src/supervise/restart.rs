@@ -1,4 +1,4 @@
-//! A new gunicorn on the socket the launcher holds. After a crash: a master that dies while
+//! The restart limit and its backoff (the decisions that use them are `machine`'s). After a crash: a master that dies while
 //! serving has its orphaned workers cleared and a new gunicorn starts on the same socket, so
 //! that connections wait in the socket's backlog instead of being refused. At most `burst`
 //! restarts within `interval` (systemd's start limit, 5 within 10 s, by default); one more
@@ -10,13 +10,7 @@
 //! own re-exec hands a socket it got with `LISTEN_FDS` to the new master at the wrong
 //! descriptor (it keeps the socket at another number than 3), so the new master would fail.
 
-use super::{State, Supervisor, first_check};
-use crate::error::Failure;
-use crate::log;
 use crate::spawn;
-use crate::tree;
-use nix::sys::signal::{Signal, killpg};
-use nix::sys::wait::WaitStatus;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -28,8 +22,6 @@ pub struct Respawn {
     pub interval: Duration,
 }
 
-/// How long the orphaned workers of a dead master get for TERM before SIGKILL.
-const ORPHANS: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -64,125 +56,6 @@ pub fn admit(
     let delay = backoff(recent.len());
     recent.push_back(now);
     Some(delay)
-}
-
-impl Supervisor {
-    /// When the master died of `status`: restarts it if it had been serving, the socket is
-    /// held and the limit allows. Returns whether a restart is under way.
-    pub(super) fn restart_after_crash(&mut self, status: WaitStatus) -> bool {
-        let Some(respawn) = &self.respawn else {
-            return false;
-        };
-        if !matches!(self.state, State::Serving { .. } | State::Reloading { .. }) {
-            return false;
-        }
-        let now = Instant::now();
-        let window = respawn.interval;
-        let what = super::describe_status(status);
-        let Some(delay) = admit(&mut self.crashes, now, respawn.burst, window) else {
-            log::error(&format!(
-                "gunicorn's master died ({what}): {}, more than supervise.restart_burst = {} \
-                 allows; not restarting it, exiting with its status",
-                crate::log::count(self.crashes.len() + 1, "crash", "crashes")
-                    + &format!(" within {window:?}"),
-                respawn.burst
-            ));
-            return false;
-        };
-        self.restarts += 1;
-        let line = format!(
-            "gunicorn's master died ({what}) while serving; the socket stays open and a new \
-             gunicorn starts on it{} (restart {} of at most {} within {window:?}; {} in all)",
-            if delay.is_zero() {
-                String::new()
-            } else {
-                format!(" in {delay:?}")
-            },
-            self.crashes.len(),
-            respawn.burst,
-            self.restarts
-        );
-        log::warn(&line);
-        self.systemd.status(&line);
-        let orphans = self.gunicorns();
-        tree::signal_all(&orphans, Signal::SIGTERM);
-        tree::signal_all(&orphans, Signal::SIGCONT);
-        self.outbox.queue.clear();
-        self.census = None;
-        self.in_flight = None;
-        self.state = State::Restarting {
-            at: now + delay,
-            crashed: status,
-            orphans_deadline: now + ORPHANS.min(self.settings.stop_timeout),
-            killed: false,
-            orphans_gone: false,
-        };
-        true
-    }
-
-    /// Starts the new gunicorn once the old one's processes are gone and the backoff has
-    /// passed; SIGKILLs orphans that outlive their TERM.
-    pub(super) fn restart_if_due(&mut self, now: Instant) {
-        if !matches!(self.state, State::Restarting { .. }) {
-            return;
-        }
-        let orphans = self.gunicorns();
-        let State::Restarting {
-            at,
-            orphans_deadline,
-            killed,
-            crashed,
-            orphans_gone,
-        } = &mut self.state
-        else {
-            return;
-        };
-        *orphans_gone = orphans.is_empty();
-        if !orphans.is_empty() {
-            if !*killed && now >= *orphans_deadline {
-                *killed = true;
-                log::warn(&format!(
-                    "{} process(es) of the dead master did not stop within {ORPHANS:?}; killing them",
-                    orphans.len()
-                ));
-                let _ = killpg(self.group, Signal::SIGKILL);
-                tree::signal_all(&orphans, Signal::SIGKILL);
-            }
-            return;
-        }
-        if now < *at {
-            return;
-        }
-        let crashed = *crashed;
-        let Some(respawn) = &self.respawn else {
-            return;
-        };
-        match spawn::spawn(&respawn.command) {
-            Ok(master) => {
-                log::info(&format!("restarted gunicorn, pid {master}"));
-                self.master = master;
-                self.group = master;
-                self.last_id += 1;
-                self.state = State::Starting {
-                    check: first_check(self.last_id, now, self.settings.startup_timeout),
-                    held: Vec::new(),
-                };
-            }
-            Err(Failure { code, message }) => {
-                log::error(&format!("cannot restart gunicorn: {message}"));
-                self.systemd
-                    .status(&format!("cannot restart gunicorn: {message}"));
-                self.code = Some(code);
-                self.master_status = Some(crashed);
-                // Nothing runs and nothing will: the loop ends once the reap sees no child.
-                self.state = State::Stopping(super::Stop {
-                    signal: None,
-                    deadline: now,
-                    killed: true,
-                });
-            }
-        }
-    }
 }
 
 #[cfg(test)]

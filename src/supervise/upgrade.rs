@@ -1,32 +1,27 @@
-//! A USR2 upgrade, trusted only once the new generation answers. A new master says READY=1
-//! as soon as it has bound, before any worker has imported the app: a bad deploy (an app
-//! that raises at import) passes that, then its workers exit 3 and the master exits. So the
-//! old master is stopped only once a worker of the new generation has answered HTTP.
+//! The trial of a USR2 upgrade's new generation (what follows from it is decided in
+//! `machine`). A new master says READY=1 as soon as it has bound, before any worker has
+//! imported the app: a bad deploy (an app that raises at import) passes that, then its
+//! workers exit 3 and the master exits. So the trial asks for an answer from a new worker.
 //!
 //! Both generations accept on the same listening socket, so a probe alone cannot say who
 //! answered. The trial probe connects, holds its request until a process has accepted the
 //! connection, asks the kernel (sock_diag) for the accepted socket's inode and looks for it
 //! in the new generation's descriptor tables; only then does it send. An answer from the
 //! old generation is not counted and the next attempt follows. A new generation that exits,
-//! or has not answered within `startup_timeout`, is stopped and the old one serves on.
+//! or has not answered within `startup_timeout`, has failed.
 //!
 //! Two ways in: with a held socket the launcher starts the new gunicorn itself (its child,
-//! reaped here); after a forwarded USR2 gunicorn re-executes itself, and the new master (the
-//! old master's child, found by its `GUNICORN_PID`) is watched through a pidfd.
+//! reaped by the loop); after a forwarded USR2 gunicorn re-executes itself, and the new
+//! master (the old master's child, found by its `GUNICORN_PID`) is watched through a pidfd.
 
-use super::Supervisor;
-use crate::error::Failure;
-use crate::log;
 use crate::owners;
 use crate::pollset::Pollable;
 use crate::probe::{Outcome, Probes, Request};
 use crate::sockets;
-use crate::spawn;
 use crate::tree;
 use crate::verify::Target;
 use crate::workers::{self, Census};
 use nix::poll::{PollFd, PollFlags};
-use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
@@ -40,8 +35,8 @@ const NEXT_ATTEMPT: Duration = Duration::from_millis(10);
 /// Python worker that dies at boot lives longer than this).
 const LOOK: Duration = Duration::from_millis(20);
 
-/// An upgrade under way: the old master serves until the new generation answers.
-pub struct Upgrade {
+/// The trial of an upgrade's new generation: the old master serves until it answers.
+pub struct Trial {
     /// The master that got USR2; it serves until the end of the upgrade.
     old: Pid,
     /// The new master, once known.
@@ -57,7 +52,7 @@ pub struct Upgrade {
     next: Instant,
     /// The next trial request, once the one before has ended.
     next_attempt: Instant,
-    trial: Option<Trial>,
+    attempt: Option<Attempt>,
     /// Trial connections the old generation took and answered.
     old_answers: u32,
     /// The new generation's workers: what they die of.
@@ -67,7 +62,7 @@ pub struct Upgrade {
 }
 
 /// One trial request.
-struct Trial {
+struct Attempt {
     probes: Probes,
     whose: Whose,
 }
@@ -92,20 +87,12 @@ pub enum Step {
     Failed(String),
 }
 
-impl Upgrade {
-    /// The launcher started `new` on its held socket beside `old`.
-    pub fn ours(old: Pid, new: Pid, startup_timeout: Duration) -> Upgrade {
-        Upgrade::begin(old, Some(new), true, startup_timeout)
-    }
-
-    /// USR2 was forwarded to `old`: gunicorn starts the new master itself.
-    pub fn forwarded(old: Pid, startup_timeout: Duration) -> Upgrade {
-        Upgrade::begin(old, None, false, startup_timeout)
-    }
-
-    fn begin(old: Pid, new: Option<Pid>, ours: bool, startup_timeout: Duration) -> Upgrade {
+impl Trial {
+    /// A trial of the new generation of an upgrade of `old`: the launcher's own new master
+    /// `new` (`ours`), or gunicorn's own, found once it runs.
+    pub fn new(old: Pid, new: Option<Pid>, ours: bool, startup_timeout: Duration) -> Trial {
         let now = Instant::now();
-        Upgrade {
+        Trial {
             old,
             new,
             ours,
@@ -114,7 +101,7 @@ impl Upgrade {
             deadline: now + startup_timeout,
             next: now,
             next_attempt: now,
-            trial: None,
+            attempt: None,
             old_answers: 0,
             census: Census::new(),
             ended: None,
@@ -150,7 +137,7 @@ impl Upgrade {
             .iter()
             .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
             .collect();
-        if let Some(t) = &self.trial {
+        if let Some(t) = &self.attempt {
             fds.extend(t.probes.poll_fds());
         }
         fds.extend(
@@ -164,10 +151,10 @@ impl Upgrade {
     /// The nearest moment the upgrade needs the loop.
     pub fn wake_at(&self) -> Instant {
         let mut at = self.deadline.min(self.next);
-        if self.new.is_some() && self.ready && self.trial.is_none() {
+        if self.new.is_some() && self.ready && self.attempt.is_none() {
             at = at.min(self.next_attempt);
         }
-        if let Some(t) = &self.trial {
+        if let Some(t) = &self.attempt {
             at = at.min(t.probes.deadline());
             if t.whose == Whose::NotYet && t.probes.held().is_some() {
                 at = at.min(Instant::now() + ACCEPT_LOOK);
@@ -182,7 +169,7 @@ impl Upgrade {
         if self.exited.is_some() && ready.next() == Some(true) {
             self.ended.get_or_insert_with(|| "exited".to_string());
         }
-        if let Some(t) = &mut self.trial {
+        if let Some(t) = &mut self.attempt {
             let n = t.probes.poll_fds().len();
             let mine: Vec<PollFlags> = (0..n)
                 .map(|_| match ready.next() {
@@ -230,10 +217,10 @@ impl Upgrade {
         if !self.ready {
             return None;
         }
-        let Some(t) = &mut self.trial else {
+        let Some(t) = &mut self.attempt else {
             if now >= self.next_attempt {
                 let request = Request::to(loopback(target.port));
-                self.trial = Some(Trial {
+                self.attempt = Some(Attempt {
                     probes: Probes::start_held(request, &target.path, target.probe_timeout),
                     whose: Whose::NotYet,
                 });
@@ -256,7 +243,7 @@ impl Upgrade {
         }
         let answered = matches!(t.probes.first_outcome(), Some(Outcome::Status(_)));
         let whose = t.whose;
-        self.trial = None;
+        self.attempt = None;
         self.next_attempt = now + NEXT_ATTEMPT;
         match whose {
             Whose::New if answered => Some(Step::Verified),
@@ -325,107 +312,4 @@ fn generation_holds(new: Pid, inode: u64) -> bool {
 /// The live children of `master`.
 fn workers_of(master: Pid) -> Vec<i32> {
     crate::proc::children(master.as_raw()).unwrap_or_default()
-}
-
-impl Supervisor {
-    /// USR2 with a held socket: a new gunicorn starts on it beside the running one.
-    pub(super) fn upgrade_on_held_socket(&mut self) {
-        if self.upgrade.is_some() {
-            log::warn("USR2 ignored: an upgrade is already under way");
-            return;
-        }
-        let Some(respawn) = &self.respawn else {
-            return;
-        };
-        match spawn::spawn(&respawn.command) {
-            Ok(new) => {
-                log::info(&format!(
-                    "USR2: started a new gunicorn, pid {new}, on the held socket beside the \
-                     running one; the old master is stopped once a new worker answers"
-                ));
-                self.upgrade = Some(Upgrade::ours(
-                    self.master,
-                    new,
-                    self.settings.startup_timeout,
-                ));
-            }
-            Err(Failure { message, .. }) => {
-                log::error(&format!(
-                    "USR2: cannot start a new gunicorn ({message}); the running one goes on"
-                ));
-            }
-        }
-    }
-
-    /// USR2 forwarded to gunicorn: its new master is watched and tried like ours.
-    pub(super) fn watch_forwarded_upgrade(&mut self) {
-        if self.upgrade.is_some() {
-            log::warn("USR2 forwarded while an upgrade is under way: gunicorn decides");
-            return;
-        }
-        self.upgrade = Some(Upgrade::forwarded(
-            self.master,
-            self.settings.startup_timeout,
-        ));
-    }
-
-    /// One turn of the upgrade, with the revents of its descriptors.
-    pub(super) fn on_upgrade(&mut self, ready: &[PollFlags], now: Instant) {
-        let Some(u) = &mut self.upgrade else {
-            return;
-        };
-        match u.advance(ready, now, &self.settings.target) {
-            Step::Wait => {}
-            Step::Verified => self.adopt_upgrade(),
-            Step::Failed(why) => self.upgrade_failed(&why),
-        }
-    }
-
-    /// A new worker answered: the old master stops gracefully (its workers finish their
-    /// requests). Ours becomes the master at once, and its generation is verified once the
-    /// old workers are gone, as after a HUP; gunicorn's own is adopted when the old master
-    /// exits.
-    pub(super) fn adopt_upgrade(&mut self) {
-        let Some(upgrade) = self.upgrade.take() else {
-            return;
-        };
-        let Some(new) = upgrade.new else { return };
-        let old = upgrade.old;
-        let mut new_tree = tree::descendants(new);
-        new_tree.push(new);
-        let mut previous = tree::descendants(old);
-        previous.push(old);
-        let previous = tree::named(previous.into_iter().filter(|p| !new_tree.contains(p)));
-        let _ = kill(old, Signal::SIGTERM);
-        let _ = killpg(old, Signal::SIGCONT);
-        log::info(&format!(
-            "USR2: a worker of the new gunicorn (pid {new}) answered; stopping the old master {old} gracefully"
-        ));
-        if upgrade.ours {
-            self.master = new;
-            self.group = new;
-            self.reload(previous);
-        }
-    }
-
-    /// The new generation failed: it is stopped, and the old one serves on.
-    pub(super) fn upgrade_failed(&mut self, why: &str) {
-        let Some(upgrade) = self.upgrade.take() else {
-            return;
-        };
-        let who = match upgrade.new {
-            Some(new) => {
-                let _ = kill(new, Signal::SIGTERM);
-                let _ = kill(new, Signal::SIGCONT);
-                format!("the new gunicorn (pid {new})")
-            }
-            None => "gunicorn's new master".to_string(),
-        };
-        let line = format!(
-            "USR2 upgrade failed: {who} {why}; stopped it, the old one (pid {}) goes on serving",
-            upgrade.old
-        );
-        log::error(&line);
-        self.systemd.status(&line);
-    }
 }
