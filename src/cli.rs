@@ -3,6 +3,8 @@
 
 use crate::unit::UnitName;
 use clap::{Args, Parser, Subcommand};
+
+pub use crate::run_args::RunArgs;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -165,25 +167,6 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    /// The launcher's TOML config (every key optional; without it the embedded defaults serve).
-    #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// The port to bind on all interfaces (default: the config's, else 8001).
-    #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: Option<u16>,
-    /// Bind the port in the launcher and hand the socket to gunicorn (fd 3), so that
-    /// restarts and crashes refuse no connection; a crashed master is restarted on it. Under
-    /// systemd the socket also goes to its file descriptor store (FileDescriptorStoreMax=),
-    /// which gives it back at the next start of the unit.
-    #[arg(long)]
-    pub hold_socket: bool,
-    /// The whole gunicorn command, replacing the config's [gunicorn] section.
-    #[arg(last = true, value_name = "GUNICORN COMMAND")]
-    pub command: Vec<String>,
-}
-
-#[derive(Debug, Args)]
 pub struct CheckArgs {
     /// A launcher config to judge by: its port, probe path, timeout and host names (flags given here win).
     #[arg(long, short = 'c', value_name = "FILE")]
@@ -236,9 +219,9 @@ impl From<RunArgs> for crate::run::Request {
     }
 }
 
-impl From<InstallArgs> for crate::install::apply::Request {
+impl From<InstallArgs> for crate::installer::install::Request {
     fn from(a: InstallArgs) -> Self {
-        crate::install::apply::Request {
+        crate::installer::install::Request {
             units: a.units,
             dry_run: a.dry_run,
             root: a.root,
@@ -251,9 +234,9 @@ impl From<InstallArgs> for crate::install::apply::Request {
     }
 }
 
-impl From<UninstallArgs> for crate::install::uninstall::Request {
+impl From<UninstallArgs> for crate::installer::uninstall::Request {
     fn from(a: UninstallArgs) -> Self {
-        crate::install::uninstall::Request {
+        crate::installer::uninstall::Request {
             units: a.units,
             dry_run: a.dry_run,
             root: a.root,
@@ -263,9 +246,9 @@ impl From<UninstallArgs> for crate::install::uninstall::Request {
     }
 }
 
-impl From<StatusArgs> for crate::install::status::Request {
+impl From<StatusArgs> for crate::installer::status::Request {
     fn from(a: StatusArgs) -> Self {
-        crate::install::status::Request {
+        crate::installer::status::Request {
             root: a.root,
             json: a.json,
         }
@@ -288,35 +271,4 @@ impl From<CheckArgs> for crate::check::Request {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// Whatever `check` accepts can work: an absolute visible-ASCII
-        /// path, a timeout above zero, host names that are names; the rest
-        /// is a usage error (exit 2), never a probe that cannot succeed.
-        #[test]
-        fn check_accepts_only_values_that_can_work(
-            path in "[/a-z %\t?]{0,8}",
-            timeout in proptest::sample::select(vec!["0s", "0", "1ms", "2s", "soon", "", "1h"]),
-            name in "[a-z.:/ _-]{0,10}",
-        ) {
-            let parsed = Cli::try_parse_from([
-                "gunicorn-launcher", "check", "--path", &path, "--timeout", timeout, "--host-name", &name,
-            ]);
-            match parsed {
-                Ok(Cli { command: Cmd::Check(a), .. }) => {
-                    let path = a.path.expect("--path was given");
-                    prop_assert!(path.starts_with('/') && path.bytes().all(|b| b.is_ascii_graphic()));
-                    prop_assert!(!a.timeout.expect("--timeout was given").is_zero());
-                    for n in &a.host_names {
-                        prop_assert!(!n.is_empty() && !n.contains([':', '/', ' ']));
-                    }
-                }
-                Ok(_) => prop_assert!(false, "not a check"),
-                Err(e) => prop_assert_eq!(e.exit_code(), 2),
-            }
-        }
-    }
-}
+mod tests;

@@ -231,12 +231,59 @@ pub fn load(path: &Path) -> Result<Config, Failure> {
 pub fn parse(text: &str, origin: &str) -> Result<Config, Failure> {
     let file: File =
         toml::from_str(text).map_err(|e| Failure::config(describe_toml_error(&e, text, origin)))?;
-    let at = |span: std::ops::Range<usize>, key: &str, msg: String| {
-        let (line, col) = line_col(text, span.start);
-        Failure::config(format!("{origin}:{line}:{col}: key `{key}`: {msg}"))
-    };
+    let at = At { text, origin };
     let mut config = Config::default();
-    let g = file.gunicorn;
+    gunicorn_section(&mut config, file.gunicorn, &at)?;
+    bind_section(&mut config, file.bind, &at)?;
+    supervise_section(&mut config, file.supervise, &at)?;
+    verify_section(&mut config, file.verify, &at)?;
+    Ok(config)
+}
+
+/// Where a value was written, for messages: `file:line:column: key `k`: …`.
+struct At<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl At<'_> {
+    fn error(&self, span: std::ops::Range<usize>, key: &str, msg: String) -> Failure {
+        let (line, col) = line_col(self.text, span.start);
+        Failure::config(format!("{}:{line}:{col}: key `{key}`: {msg}", self.origin))
+    }
+
+    /// A whole number within `range`, or the error `why` (given the number) at its place.
+    fn number<T: TryFrom<i64>>(
+        &self,
+        value: &Spanned<i64>,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+        why: impl Fn(i64) -> String,
+    ) -> Result<T, Failure> {
+        let n = *value.get_ref();
+        range
+            .contains(&n)
+            .then(|| T::try_from(n).ok())
+            .flatten()
+            .ok_or_else(|| self.error(value.span(), key, why(n)))
+    }
+
+    /// A duration as written, or `default` when it is not; `zero` says why zero cannot be.
+    fn duration(
+        &self,
+        written: Written,
+        key: &str,
+        zero: Option<&str>,
+        default: Duration,
+    ) -> Result<Duration, Failure> {
+        match written {
+            None => Ok(default),
+            Some(w) => parse_duration(w.get_ref(), zero).map_err(|m| self.error(w.span(), key, m)),
+        }
+    }
+}
+
+fn gunicorn_section(config: &mut Config, g: GunicornSection, at: &At<'_>) -> Result<(), Failure> {
     if let Some(command) = g.command {
         let span = command.span();
         config.command = match command.into_inner() {
@@ -244,7 +291,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, Failure> {
             Command::Argv(v) => v,
         };
         if config.command.is_empty() || config.command.iter().any(String::is_empty) {
-            return Err(at(
+            return Err(at.error(
                 span,
                 "gunicorn.command",
                 "empty, or with an empty word; give the gunicorn program, e.g. \"/opt/solvit/venv/bin/gunicorn\" \
@@ -256,7 +303,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, Failure> {
     config.args = g.args;
     if let Some(app) = g.app {
         if app.get_ref().trim().is_empty() {
-            return Err(at(
+            return Err(at.error(
                 app.span(),
                 "gunicorn.app",
                 "empty; give the WSGI app, e.g. \"solvit.wsgi:application\", or leave the key out"
@@ -265,88 +312,66 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, Failure> {
         }
         config.app = Some(app.into_inner());
     }
-    if let Some(host) = file.bind.host {
-        config.host = validate_host(host.get_ref()).map_err(|m| at(host.span(), "bind.host", m))?;
+    Ok(())
+}
+
+fn bind_section(config: &mut Config, b: BindSection, at: &At<'_>) -> Result<(), Failure> {
+    if let Some(host) = b.host {
+        config.host =
+            validate_host(host.get_ref()).map_err(|m| at.error(host.span(), "bind.host", m))?;
     }
-    if let Some(port) = file.bind.port {
-        config.port = u16::try_from(*port.get_ref())
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or_else(|| {
-                at(
-                    port.span(),
-                    "bind.port",
-                    format!(
-                        "{} is not a TCP port; use 1 to 65535 (default {DEFAULT_PORT})",
-                        port.get_ref()
-                    ),
-                )
-            })?;
+    if let Some(port) = b.port {
+        config.port = at.number(&port, "bind.port", 1..=65535, |n| {
+            format!("{n} is not a TCP port; use 1 to 65535 (default {DEFAULT_PORT})")
+        })?;
     }
-    config.hold_socket = file.bind.hold_socket.unwrap_or(config.hold_socket);
-    if let Some(backlog) = file.bind.backlog {
-        config.backlog = u32::try_from(*backlog.get_ref())
-            .ok()
-            .filter(|&b| (1..=65535).contains(&b))
-            .ok_or_else(|| {
-                at(
-                    backlog.span(),
-                    "bind.backlog",
-                    format!(
-                        "{} cannot be a listen backlog; use 1 to 65535 (the kernel caps it at \
-                         net.core.somaxconn; default 2048)",
-                        backlog.get_ref()
-                    ),
-                )
-            })?;
+    config.hold_socket = b.hold_socket.unwrap_or(config.hold_socket);
+    if let Some(backlog) = b.backlog {
+        config.backlog = at.number(&backlog, "bind.backlog", 1..=65535, |n| {
+            format!(
+                "{n} cannot be a listen backlog; use 1 to 65535 (the kernel caps it at \
+                 net.core.somaxconn; default 2048)"
+            )
+        })?;
     }
-    let duration =
-        |written: Written, key: &str, zero: Option<&str>, default: Duration| match written {
-            None => Ok(default),
-            Some(w) => parse_duration(w.get_ref(), zero).map_err(|m| at(w.span(), key, m)),
-        };
-    let s = file.supervise;
-    config.stop_timeout = duration(
+    Ok(())
+}
+
+fn supervise_section(config: &mut Config, s: SuperviseSection, at: &At<'_>) -> Result<(), Failure> {
+    config.stop_timeout = at.duration(
         s.stop_timeout,
         "supervise.stop_timeout",
         Some("every stop would be a SIGKILL, with no time for gunicorn's graceful shutdown"),
         config.stop_timeout,
     )?;
     if let Some(burst) = s.restart_burst {
-        config.restart_burst = u32::try_from(*burst.get_ref())
-            .ok()
-            .filter(|&b| b <= 1000)
-            .ok_or_else(|| {
-                at(
-                    burst.span(),
-                    "supervise.restart_burst",
-                    format!(
-                        "{} is not a number of restarts; use 0 (never restart) to 1000 (default 5)",
-                        burst.get_ref()
-                    ),
-                )
-            })?;
+        config.restart_burst = at.number(&burst, "supervise.restart_burst", 0..=1000, |n| {
+            format!("{n} is not a number of restarts; use 0 (never restart) to 1000 (default 5)")
+        })?;
     }
-    config.restart_interval = duration(
+    config.restart_interval = at.duration(
         s.restart_interval,
         "supervise.restart_interval",
         Some("no restart could ever be counted against the limit"),
         config.restart_interval,
     )?;
-    let v = file.verify;
-    config.startup_timeout = duration(
+    Ok(())
+}
+
+fn verify_section(config: &mut Config, v: VerifySection, at: &At<'_>) -> Result<(), Failure> {
+    config.startup_timeout = at.duration(
         v.startup_timeout,
         "verify.startup_timeout",
         Some("gunicorn could never be verified, and every start would fail (exit 69)"),
         config.startup_timeout,
     )?;
-    config.probe_timeout = duration(
+    config.probe_timeout = at.duration(
         v.probe_timeout,
         "verify.probe_timeout",
         Some("no HTTP probe could ever be answered, and every start would fail (exit 69)"),
         config.probe_timeout,
     )?;
-    config.recheck_interval = duration(
+    config.recheck_interval = at.duration(
         v.recheck_interval,
         "verify.recheck_interval",
         None,
@@ -354,18 +379,18 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, Failure> {
     )?;
     config.on_failure = v.on_failure.unwrap_or_default();
     if let Some(path) = v.path {
-        validate_path(path.get_ref()).map_err(|m| at(path.span(), "verify.path", m))?;
+        validate_path(path.get_ref()).map_err(|m| at.error(path.span(), "verify.path", m))?;
         config.probe_path = path.into_inner();
     }
     config.on_host_rejected = v.on_host_rejected.unwrap_or_default();
     config.on_firewall_blocked = v.on_firewall_blocked.unwrap_or_default();
     if let Some(names) = v.host_names {
         for name in names.get_ref() {
-            validate_host_name(name).map_err(|m| at(names.span(), "verify.host_names", m))?;
+            validate_host_name(name).map_err(|m| at.error(names.span(), "verify.host_names", m))?;
         }
         config.host_names = names.into_inner();
     }
-    Ok(config)
+    Ok(())
 }
 
 /// A duration (`"35s"`, `"2m 30s"`, humantime's syntax). `zero`, when

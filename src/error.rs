@@ -1,4 +1,4 @@
-//! How a command ends when it cannot do its job: one [`Failure`] type that carries the
+//! How a command ends when it cannot do its job: one [`Failure`](crate::error::Failure) type that carries the
 //! exit code saying what kind of failure it is, so that every command maps failures to
 //! codes the same way and `main` alone prints them.
 

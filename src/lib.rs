@@ -1,69 +1,61 @@
 //! gunicorn-launcher runs gunicorn bound to all interfaces (`0.0.0.0:8001` by default),
 //! supervises it, and proves from the kernel's socket table and over HTTP that the port is
-//! open on every interface before it tells systemd it is ready.
-//!
-//! The map, one room per question (the design notes behind them are in `docs/`):
-//!
-//! **Commands.** [`cli`] the command line (it makes each command's request); [`run`] `run`
-//! and `print-command` as named steps; [`check`] `check`; [`install`] `install`,
-//! `uninstall` and `status`; [`error`] the one failure type and the exit codes.
-//!
-//! **What gunicorn is started with.** [`config`] the TOML config; [`launch`] which launch
-//! form and which program; [`gunicorn_args`] every bind and daemon spelling gunicorn's
-//! parser accepts; [`command`] the command and environment assembled;
-//! [`pyshlex`] `GUNICORN_CMD_ARGS` split and joined as Python does; [`stop_budget`] how
-//! long a stop may take (launcher and systemd).
-//!
-//! **Running it.** [`listen_socket`] the socket the launcher holds (bound by it, or
-//! passed by systemd); [`spawn`] clone and exec; [`supervise`] the one loop (its rooms:
-//! signals in and out, verification, the ending, a restart on the held socket); [`tree`] gunicorn's processes by the
-//! process tree; [`proc`] the few `/proc` facts; [`workers`] what the workers die of;
-//! [`notify`] gunicorn's notify socket and systemd's; [`memory`] start-up's pages given
-//! back; [`log`] the launcher's own lines.
-//!
-//! **The verdict.** [`sockets`] listening sockets from the kernel; [`owners`] which
-//! processes hold them; [`probe`] the HTTP probe (`probe::targets`: which addresses are
-//! probed; `probe::http`: the request and the status line; `probe::nonblocking`: probes in
-//! the loop's poll set); [`firewall`] what the host firewall does to a connection from
-//! another machine; [`verify`] the one verdict, `verify::render` how it is shown.
-//!
-//! **Units.** [`unit`](mod@unit) unit files read as systemd reads them (`unit::name`,
-//! `unit::syntax`, `unit::exec`, `unit::paths`, `unit::name_map`, `unit::dropins`: how a
-//! unit's drop-ins are found and ordered, `unit::load`). The installer's rooms:
-//! `install::discover` which units run gunicorn, `install::binding` what a command binds,
-//! `install::dropin` how a drop-in is written, `install::socket_unit` the `.socket` unit
-//! that holds the port across restarts, `install::conflicts` what else claims the port, `install::files` symlink-safe writes with their undo, `install::apply`,
-//! `install::uninstall`, `install::status`.
+//! open on every interface before it tells systemd it is ready. One room per question; the
+//! reasoning behind them is in `docs/`.
 
+/// `check`: the verdict on a port, shown.
 pub mod check;
+/// The command line, as clap definitions (man page and completions come from them).
 pub mod cli;
+/// gunicorn's command and environment, assembled with the launcher's bind.
 pub mod command;
+/// The launcher's TOML config.
 pub mod config;
+/// The one failure type, and the exit codes.
 pub mod error;
+/// What the host firewall does to a connection from another machine.
 pub mod firewall;
+/// Every bind and daemon spelling gunicorn's parser accepts.
 pub mod gunicorn_args;
-pub mod install;
+/// The listening socket the launcher holds for gunicorn (bound, activated, or stored).
+pub mod held_socket;
+/// `install`, `uninstall` and `status`: the launcher wrapped into existing units.
+pub mod installer;
+/// Which launch form and which program run gunicorn.
 pub mod launch;
-pub mod listen_socket;
+/// The launcher's own log lines.
 pub mod log;
+/// Start-up's pages given back once idle.
 pub mod memory;
+/// gunicorn's notify socket, and systemd's.
 pub mod notify;
+/// Every command's output, through one writer that a closed reader ends quietly.
 pub mod output;
-pub mod owners;
+/// Waiting on descriptors with a deadline.
 pub mod pollset;
+/// The HTTP probe of each address.
 pub mod probe;
-pub mod proc;
+/// gunicorn's processes as the kernel shows them.
+pub mod process;
+/// `GUNICORN_CMD_ARGS` split and joined as Python does.
 pub mod pyshlex;
+/// `run` and `print-command`, as named steps.
 pub mod run;
+/// `run`'s arguments, also read from a unit's command line.
+pub mod run_args;
+/// Listening sockets, from the kernel's table.
 pub mod sockets;
+/// gunicorn started: clone and exec.
 pub mod spawn;
+/// How long a stop may take, for the launcher and for systemd.
 pub mod stop_budget;
+/// The supervisor: one loop, one transition.
 pub mod supervise;
 #[cfg(test)]
-mod testnet;
-pub mod tree;
+mod test_support;
+/// Unit files read as systemd reads them.
 pub mod unit;
+/// The one verdict: listening everywhere, and answering what a remote browser sends.
 pub mod verify;
-pub mod workers;
 
 pub use error::exit;

@@ -4,7 +4,7 @@
 use clap::Parser;
 use gunicorn_launcher::cli::{self, Cli, Cmd};
 use gunicorn_launcher::error::Failure;
-use gunicorn_launcher::{check, install, log, output, run};
+use gunicorn_launcher::{check, installer, log, output, run};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -17,9 +17,9 @@ fn main() -> ExitCode {
         Cmd::Run(args) => run::run(&args.into()),
         Cmd::PrintCommand(args) => run::print_command(&args.into()),
         Cmd::Check(args) => check::run(&args.into()),
-        Cmd::Install(args) => Ok(install::install(&args.into())),
-        Cmd::Uninstall(args) => Ok(install::uninstall(&args.into())),
-        Cmd::Status(args) => Ok(install::status(&args.into())),
+        Cmd::Install(args) => Ok(installer::install(&args.into())),
+        Cmd::Uninstall(args) => Ok(installer::uninstall(&args.into())),
+        Cmd::Status(args) => Ok(installer::status(&args.into())),
         Cmd::Generate { what, out_dir } => generate(what, out_dir.as_deref()),
     };
     let code = ended.unwrap_or_else(|failure| {

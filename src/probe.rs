@@ -6,8 +6,8 @@
 //! rejected `Host` means is [`crate::verify`]'s to say). The work is split by
 //! job: which addresses of the host are probed (`targets`), the request and
 //! the reading of its status line (`http`), and the probes themselves on
-//! non-blocking sockets ([`Probes`], which the supervisor polls beside its
-//! signalfd; [`probe_all`] polls them alone for `check` and the installer).
+//! non-blocking sockets ([`Probes`](crate::probe::Probes), which the supervisor polls beside its
+//! signalfd; [`probe_all`](crate::probe::probe_all) polls them alone for `check` and the installer).
 //! `docs/sockets-and-probes.md` gives the reasons.
 
 use std::fmt;

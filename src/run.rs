@@ -2,11 +2,12 @@
 //! command, spawn, supervise, exit status. Each step is a function below;
 //! the work is in the modules they call.
 
-use crate::command::{self, Assembled, EnvChange, Note};
+use crate::command::{self, Assembled, ChildEnv, EnvChange, Note};
 use crate::error::Failure;
+use crate::held_socket;
 use crate::notify::{ChildSocket, Systemd};
 use crate::supervise::{self, Ending};
-use crate::{config, exit, gunicorn_args, launch, listen_socket, log, spawn, stop_budget, verify};
+use crate::{config, exit, gunicorn_args, launch, log, spawn, stop_budget, verify};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::unistd::Pid;
 use std::os::fd::{AsFd, AsRawFd};
@@ -40,11 +41,11 @@ pub struct Plan {
     pub config: config::Config,
     pub assembled: Assembled,
     pub program: std::path::PathBuf,
-    pub env: Vec<EnvChange>,
+    pub env: ChildEnv,
     pub notes: Vec<Note>,
     pub listening: Listening,
     /// What systemd passed: a `.socket` unit's socket, or the launcher's own from the store.
-    pub passed: listen_socket::Passed,
+    pub passed: held_socket::Passed,
 }
 
 /// `run`: gunicorn's exit status (or the launcher's verdict) once it has ended.
@@ -79,10 +80,10 @@ pub fn run(args: &Request) -> Result<i32, Failure> {
 
 /// The socket the launcher holds, if it holds one: passed by a `.socket` unit, given back
 /// from systemd's file descriptor store, or bound now (and then handed to that store).
-fn hold(plan: &Plan) -> Result<Option<listen_socket::Held>, Failure> {
+fn hold(plan: &Plan) -> Result<Option<held_socket::Held>, Failure> {
     let c = &plan.config;
     let systemd = Systemd::from_env();
-    let taken = listen_socket::take(&plan.passed, c.port, plan.listening == Listening::Held)?;
+    let taken = held_socket::take(&plan.passed, c.port, plan.listening == Listening::Held)?;
     for dropped in &taken.dropped {
         systemd.remove_stored(&dropped.name);
         log::info(&format!(
@@ -97,7 +98,7 @@ fn hold(plan: &Plan) -> Result<Option<listen_socket::Held>, Failure> {
             return Err(Failure::software("the socket systemd passed is gone"));
         }
         (Listening::Held, None) => {
-            let held = listen_socket::bind_and_hold(c.host, c.port, c.backlog)?;
+            let held = held_socket::bind_and_hold(c.host, c.port, c.backlog)?;
             keep_in_store(&systemd, &held);
             held
         }
@@ -112,11 +113,11 @@ fn hold(plan: &Plan) -> Result<Option<listen_socket::Held>, Failure> {
 /// Under systemd, the socket just bound goes to its file descriptor store too: the next
 /// start of the unit (`systemctl restart`, or `Restart=` after the launcher died) takes it
 /// back, and the port stays open in between. Only `systemctl stop` flushes the store.
-fn keep_in_store(systemd: &Systemd, held: &listen_socket::Held) {
+fn keep_in_store(systemd: &Systemd, held: &held_socket::Held) {
     if !systemd.present() {
         return;
     }
-    let name = listen_socket::store_name(held.addr.port());
+    let name = held_socket::store_name(held.addr.port());
     match systemd.store(&name, held.fd.as_fd()) {
         Ok(()) => log::info(&format!(
             "handed the socket to systemd's file descriptor store as {name} (kept when the unit \
@@ -144,19 +145,8 @@ pub fn configure(args: &Request) -> Result<Plan, Failure> {
     let (command, origin_code) = chosen_command(&config, args);
     let assembled = command::assemble(&command, config.host, config.port)
         .map_err(|e| Failure::new(origin_code, e))?;
-    let program = launch::resolve(&assembled.argv, &assembled.launch).map_err(|e| match e {
-        launch::Unrunnable::NotFound(m) => {
-            Failure::new(exit::NOT_FOUND, format!("gunicorn not found: {m}"))
-        }
-        launch::Unrunnable::NotExecutable(m) => Failure::new(
-            exit::NOT_EXECUTABLE,
-            format!("gunicorn not executable: {m}"),
-        ),
-    })?;
-    let env: Vec<(String, String)> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
-    let passed = listen_socket::Passed::read(
+    let program = resolve(&assembled)?;
+    let passed = held_socket::Passed::read(
         std::env::var("LISTEN_PID").ok().as_deref(),
         std::env::var("LISTEN_FDS").ok().as_deref(),
         std::env::var("LISTEN_FDNAMES").ok().as_deref(),
@@ -174,28 +164,15 @@ pub fn configure(args: &Request) -> Result<Plan, Failure> {
             &std::env::var("GUNICORN_CMD_ARGS").unwrap_or_default(),
         )?;
     }
-    let ours = command::bind_value(config.host, config.port);
-    let (env, env_notes) = command::env_changes(&env, &ours).map_err(Failure::config)?;
+    let (env, env_notes) = child_env(&config, listening)?;
+    fits_exec(&assembled.argv, origin_code, &env)?;
     let mut notes = assembled.notes.clone();
     notes.extend(env_notes);
-    fits_exec(&assembled.argv, origin_code, &env)?;
     let gunicorn_args = &assembled.argv[assembled.launch.program_len..];
     let (stop_timeout, note) = stop_budget::launcher(gunicorn_args, config.stop_timeout);
     config.stop_timeout = stop_timeout;
     notes.extend(note);
-    if listening != Listening::Gunicorn {
-        let how = match listening {
-            Listening::Activated => "systemd passed the port's socket",
-            _ => "the launcher holds the port's socket",
-        };
-        notes.push(Note {
-            warning: false,
-            text: format!(
-                "{how}: gunicorn takes it as fd 3 (LISTEN_FDS=1) and binds nothing, so \
-                 restarts refuse no connection"
-            ),
-        });
-    }
+    notes.extend(listening_note(listening));
     Ok(Plan {
         config,
         assembled,
@@ -207,6 +184,55 @@ pub fn configure(args: &Request) -> Result<Plan, Failure> {
     })
 }
 
+/// The program that will run, or why none can.
+fn resolve(assembled: &Assembled) -> Result<std::path::PathBuf, Failure> {
+    launch::resolve(&assembled.argv, &assembled.launch).map_err(|e| match e {
+        launch::Unrunnable::NotFound(m) => {
+            Failure::new(exit::NOT_FOUND, format!("gunicorn not found: {m}"))
+        }
+        launch::Unrunnable::NotExecutable(m) => Failure::new(
+            exit::NOT_EXECUTABLE,
+            format!("gunicorn not executable: {m}"),
+        ),
+    })
+}
+
+/// gunicorn's environment, made once from the launcher's: what would pass it another bind
+/// or socket removed, and `LISTEN_FDS=1` when it gets the held socket.
+fn child_env(
+    config: &config::Config,
+    listening: Listening,
+) -> Result<(ChildEnv, Vec<Note>), Failure> {
+    let inherited: Vec<(std::ffi::OsString, std::ffi::OsString)> = std::env::vars_os().collect();
+    let text: Vec<(String, String)> = inherited
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string())))
+        .collect();
+    let ours = command::bind_value(config.host, config.port);
+    let (changes, notes) = command::env_changes(&text, &ours).map_err(Failure::config)?;
+    let mut env = ChildEnv::of(inherited, changes);
+    if listening != Listening::Gunicorn {
+        env.put("LISTEN_FDS", Some("1"));
+    }
+    Ok((env, notes))
+}
+
+/// What the log says of who binds the port, when it is not gunicorn.
+fn listening_note(listening: Listening) -> Option<Note> {
+    let how = match listening {
+        Listening::Gunicorn => return None,
+        Listening::Activated => "systemd passed the port's socket",
+        Listening::Held => "the launcher holds the port's socket",
+    };
+    Some(Note {
+        warning: false,
+        text: format!(
+            "{how}: gunicorn takes it as fd 3 (LISTEN_FDS=1) and binds nothing, so \
+             restarts refuse no connection"
+        ),
+    })
+}
+
 /// The kernel's limit on one argument or environment string, NUL included
 /// (`MAX_ARG_STRLEN`, 32 pages).
 const MAX_ARG_STRLEN: usize = 32 * 4096;
@@ -215,7 +241,7 @@ const MAX_ARG_STRLEN: usize = 32 * 4096;
 /// (and the exit code of where the words came from), rather than found at
 /// exec time: one argument or variable over `MAX_ARG_STRLEN`, or arguments
 /// and environment together over `ARG_MAX` (a quarter of the stack limit).
-fn fits_exec(argv: &[String], origin_code: i32, env: &[EnvChange]) -> Result<(), Failure> {
+fn fits_exec(argv: &[String], origin_code: i32, env: &ChildEnv) -> Result<(), Failure> {
     let too_long = |what: String, len: usize| {
         format!(
             "{what} is {len} bytes long; the kernel refuses any single argument or environment variable \
@@ -232,15 +258,11 @@ fn fits_exec(argv: &[String], origin_code: i32, env: &[EnvChange]) -> Result<(),
             ));
         }
     }
-    let mut vars: Vec<String> = std::env::vars_os()
+    let vars: Vec<String> = env
+        .vars
+        .iter()
         .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
         .collect();
-    for change in env {
-        match change {
-            EnvChange::Unset(k) => vars.retain(|kv| !kv.starts_with(&format!("{k}="))),
-            EnvChange::Set(k, v) => vars.push(format!("{k}={v}")),
-        }
-    }
     for kv in &vars {
         if kv.len() + 1 > MAX_ARG_STRLEN {
             let name = kv.split('=').next().unwrap_or_default();
@@ -304,7 +326,7 @@ fn announce(notes: &[Note]) {
 fn start(
     plan: &Plan,
     notify_address: &str,
-    held: Option<&listen_socket::Held>,
+    held: Option<&held_socket::Held>,
 ) -> Result<(Pid, spawn::Command), Failure> {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         log::warn(&format!(
@@ -433,7 +455,7 @@ pub fn print_command(args: &Request) -> Result<i32, Failure> {
     for token in &plan.assembled.argv {
         out.push_str(&format!("argv: {token}\n"));
     }
-    for change in &plan.env {
+    for change in &plan.env.changes {
         match change {
             EnvChange::Unset(k) => out.push_str(&format!("env-unset: {k}\n")),
             EnvChange::Set(k, v) => out.push_str(&format!("env-set: {k}={v}\n")),

@@ -4,8 +4,8 @@
 //! `reuse_port` can defeat the `--bind` we pass, so the only proof of "listening on all
 //! interfaces" is the kernel's table. It is read through `NETLINK_SOCK_DIAG` (`sock_diag`,
 //! what `ss` uses), the only place another process's `IPV6_V6ONLY` shows; where netlink is
-//! unavailable, `/proc/net/tcp{,6}` answer (`proc_net`), with a guessed `v6_only` ([`Source`]).
-//! Which processes hold a socket is another search, in [`crate::owners`].
+//! unavailable, `/proc/net/tcp{,6}` answer (`proc_net`), with a guessed `v6_only` ([`Source`](crate::sockets::Source)).
+//! Which processes hold a socket is another search, in [`crate::process::owners`].
 //! `docs/sockets-and-probes.md` gives the reasons at length.
 
 use std::fs;
@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 mod proc_net;
 mod sock_diag;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 
 /// A TCP socket in LISTEN state, as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

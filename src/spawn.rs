@@ -4,14 +4,14 @@
 //! calls: no allocation, no lock. The program, its arguments and environment are C strings
 //! made here beforehand, and a failure travels back as a step and an errno.
 
-use crate::command::EnvChange;
+use crate::command::ChildEnv;
 use crate::error::Failure;
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use std::ffi::{CString, OsString, c_char};
+use std::ffi::{CString, c_char};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
@@ -42,33 +42,21 @@ enum Step {
 
 impl Command {
     /// The command line `argv` (its first word is what `ps` shows, `program`
-    /// is what runs) with the launcher's environment changed by `env`, then
-    /// `set` on top.
+    /// is what runs) with the environment `env`, and `set` on top.
     pub fn new(
         program: &Path,
         argv: &[String],
-        env: &[EnvChange],
+        env: &ChildEnv,
         set: &[(&str, &str)],
     ) -> Result<Command, String> {
         let nul =
             |what: &str| format!("{what} contains a NUL byte, which no command line can carry");
-        let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-        let mut put = |k: &str, v: Option<&str>| {
-            vars.retain(|(name, _)| name != k);
-            if let Some(v) = v {
-                vars.push((k.into(), v.into()));
-            }
-        };
-        for change in env {
-            match change {
-                EnvChange::Unset(k) => put(k, None),
-                EnvChange::Set(k, v) => put(k, Some(v)),
-            }
-        }
+        let mut env = env.clone();
         for (k, v) in set {
-            put(k, Some(v));
+            env.put(k, Some(v));
         }
-        let envp = vars
+        let envp = env
+            .vars
             .into_iter()
             .map(|(mut k, v)| {
                 k.push("=");
@@ -90,14 +78,11 @@ impl Command {
         })
     }
 
-    /// Hands `fd`, a listening socket, to the program as fd 3 with
-    /// `LISTEN_FDS=1` and `LISTEN_PID=<its pid>`: gunicorn then serves on it
-    /// and binds nothing itself. The launcher keeps `fd` open.
+    /// Hands `fd`, a listening socket, to the program as fd 3 with `LISTEN_PID=<its pid>`
+    /// (the environment has `LISTEN_FDS=1`): gunicorn then serves on it and binds nothing
+    /// itself. The launcher keeps `fd` open.
     pub fn with_listen_fd(mut self, fd: RawFd) -> Command {
-        self.envp.retain(|v| {
-            !v.as_bytes().starts_with(b"LISTEN_FDS=") && !v.as_bytes().starts_with(LISTEN_PID)
-        });
-        self.envp.push(c"LISTEN_FDS=1".to_owned());
+        self.envp.retain(|v| !v.as_bytes().starts_with(LISTEN_PID));
         self.listen_fd = Some(fd);
         self
     }
@@ -112,26 +97,16 @@ impl Command {
 /// (not executable), 78 (arguments too long) or 70 (a system call of the
 /// launcher's own failed).
 pub fn spawn(cmd: &Command) -> Result<Pid, Failure> {
-    let software = |what: &str, e: Errno| Failure {
-        code: crate::exit::SOFTWARE,
-        message: format!("cannot start gunicorn: {what}: {e}"),
-    };
     let stdin: OwnedFd = std::fs::File::open("/dev/null")
         .map_err(|e| {
-            software(
+            cannot_start(
                 "cannot open /dev/null",
                 Errno::from_raw(e.raw_os_error().unwrap_or(0)),
             )
         })?
         .into();
-    let ptrs = |v: &[CString]| -> Vec<*const c_char> {
-        v.iter()
-            .map(|s| s.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect()
-    };
-    let argv = ptrs(&cmd.argv);
-    let mut envp = ptrs(&cmd.envp);
+    let argv = c_array(&cmd.argv);
+    let mut envp = c_array(&cmd.envp);
     // `LISTEN_PID=` with room for the child's pid, which only the child
     // knows: it writes its digits here, in this frame, before it execs.
     let mut listen_pid = [0u8; LISTEN_PID.len() + PID_DIGITS + 1];
@@ -148,12 +123,7 @@ pub fn spawn(cmd: &Command) -> Result<Pid, Failure> {
     let mut stack = [0u8; CHILD_STACK];
     let child = Box::new(|| {
         let (step, errno) = match prepare_child(parent, stdin, listen) {
-            // SAFETY: see the `clone` below; the arrays are null-terminated
-            // and point at live C strings.
-            Ok(()) => unsafe {
-                nix::libc::execve(cmd.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
-                (Step::Exec, Errno::last())
-            },
+            Ok(()) => exec(&cmd.program, &argv, &envp),
             Err(failed) => failed,
         };
         report.store(
@@ -162,18 +132,14 @@ pub fn spawn(cmd: &Command) -> Result<Pid, Failure> {
         );
         127
     });
-    // SAFETY: with CLONE_VM | CLONE_VFORK the child runs the closure above
-    // on `stack` (16 KiB of this frame, for a few system calls), in this process's memory,
-    // while this thread waits; the closure makes only system calls through
-    // nix's thin wrappers and `libc::execve` on the C strings and pointer
-    // arrays built above, which stay alive and unchanged until `clone`
-    // returns here, after the child has exec'd or exited. It allocates
-    // nothing and takes no lock, so neither this thread's paused state nor
-    // another thread's held locks can hang it, and of ours it writes only
-    // `report`, an atomic, the digits of `listen_pid`, which this thread does
-    // not touch until `clone` returns, and this thread's `errno` (the libc
-    // wrappers', no CLONE_SETTLS), which nothing reads before it is set again. Returning from the closure ends the
-    // child with the exit system call, not libc's `exit`.
+    // SAFETY: with CLONE_VM | CLONE_VFORK the child runs the closure above on `stack` (16 KiB
+    // of this frame) in this process's memory while this thread waits. The closure makes only
+    // system calls (nix's thin wrappers, `execve` on arrays built above, alive and unchanged
+    // until `clone` returns after the child exec'd or exited); it allocates nothing and takes
+    // no lock, so no paused state or held lock can hang it. Of ours it writes only `report`
+    // (an atomic), `listen_pid`'s digits (untouched here until `clone` returns) and errno
+    // (no CLONE_SETTLS; read by nothing before it is set again). Returning from the closure
+    // ends the child with the exit system call, not libc's `exit`.
     let cloned = unsafe {
         nix::sched::clone(
             child,
@@ -182,7 +148,7 @@ pub fn spawn(cmd: &Command) -> Result<Pid, Failure> {
             Some(Signal::SIGCHLD as i32),
         )
     };
-    let child = cloned.map_err(|e| software("clone", e))?;
+    let child = cloned.map_err(|e| cannot_start("clone", e))?;
     match report.load(Ordering::SeqCst) {
         0 => Ok(child),
         failed => {
@@ -191,6 +157,29 @@ pub fn spawn(cmd: &Command) -> Result<Pid, Failure> {
             Err(explain(&cmd.program, (failed >> 32) as u32, errno))
         }
     }
+}
+
+/// `execve`, in the child: returns only if it failed.
+fn exec(program: &CString, argv: &[*const c_char], envp: &[*const c_char]) -> (Step, Errno) {
+    // SAFETY: both arrays are null-terminated (`c_array`) and point at C strings that live
+    // in the parent's frame until `clone` returns, after this exec or the child's exit.
+    unsafe { nix::libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    (Step::Exec, Errno::last())
+}
+
+fn cannot_start(what: &str, e: Errno) -> Failure {
+    Failure {
+        code: crate::exit::SOFTWARE,
+        message: format!("cannot start gunicorn: {what}: {e}"),
+    }
+}
+
+/// The pointers `execve` takes: each string's, then a null.
+fn c_array(v: &[CString]) -> Vec<*const c_char> {
+    v.iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }
 
 /// The child's stack until it execs: a few system calls' worth.
@@ -220,10 +209,10 @@ fn prepare_child(
         use nix::fcntl::{FcntlArg, FdFlag, fcntl};
         // dup2 clears close-on-exec on the copy; a socket already at 3 keeps
         // its flag, cleared here.
-        if fd == crate::listen_socket::FIRST_PASSED_FD {
+        if fd == crate::held_socket::FIRST_PASSED_FD {
             fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map_err(at)?;
         } else {
-            nix::unistd::dup2(fd, crate::listen_socket::FIRST_PASSED_FD).map_err(at)?;
+            nix::unistd::dup2(fd, crate::held_socket::FIRST_PASSED_FD).map_err(at)?;
         }
         write_pid(nix::unistd::getpid().as_raw() as u32, slot);
     }
@@ -288,101 +277,4 @@ fn explain(program: &CString, step: u32, errno: Errno) -> Failure {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use nix::sys::wait::WaitStatus;
-
-    fn run(program: &str, argv: &[&str], set: &[(&str, &str)]) -> Result<WaitStatus, Failure> {
-        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-        let cmd = Command::new(Path::new(program), &argv, &[], set).unwrap();
-        let pid = spawn(&cmd)?;
-        Ok(waitpid(pid, None).unwrap())
-    }
-
-    #[test]
-    fn the_child_gets_its_own_session_stdin_and_environment() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out");
-        let script = format!(
-            "read -r x; echo \"stdin=${{x:-empty}} sid=$(ps -o sid= -p $$) pid=$$ v=$GL_SPAWN_TEST\" > {}",
-            out.display()
-        );
-        let status = run(
-            "/bin/sh",
-            &["sh", "-c", &script],
-            &[("GL_SPAWN_TEST", "a b")],
-        )
-        .unwrap();
-        assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
-        let text = std::fs::read_to_string(&out).unwrap();
-        let pid = status.pid().unwrap().as_raw();
-        assert!(text.starts_with("stdin=empty sid="), "{text}");
-        let sid: i32 = text
-            .split("sid=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(sid, pid, "{text}");
-        assert!(text.trim_end().ends_with("v=a b"), "{text}");
-    }
-
-    /// The socket arrives as fd 3, with LISTEN_FDS=1 and LISTEN_PID the child's own pid,
-    /// wherever the launcher holds it (at fd 3 itself, or elsewhere); twice from one
-    /// command, as a restart does.
-    #[test]
-    fn a_held_socket_is_passed_as_fd_3_with_the_childs_own_pid() {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::fs::MetadataExt;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let inode = std::fs::metadata(format!("/proc/self/fd/{}", listener.as_raw_fd()))
-            .unwrap()
-            .ino();
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out");
-        let script = format!(
-            "echo \"$LISTEN_FDS $LISTEN_PID $$ $(stat -L -c %i /proc/$$/fd/3)\" >> {}",
-            out.display()
-        );
-        let argv: Vec<String> = ["sh", "-c", script.as_str()].map(String::from).to_vec();
-        let env = [EnvChange::Set("LISTEN_PID".into(), "1".into())];
-        let cmd = Command::new(Path::new("/bin/sh"), &argv, &env, &[])
-            .unwrap()
-            .with_listen_fd(listener.as_raw_fd());
-        let mut pids = Vec::new();
-        for _ in 0..2 {
-            let pid = spawn(&cmd).unwrap();
-            assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, 0));
-            pids.push(pid);
-        }
-        let text = std::fs::read_to_string(&out).unwrap();
-        let want: String = pids
-            .iter()
-            .map(|p| format!("1 {p} {p} {inode}\n"))
-            .collect();
-        assert_eq!(text, want);
-    }
-
-    #[test]
-    fn missing_and_unrunnable_programs_have_their_exit_codes() {
-        let e = run("/nonexistent/gunicorn", &["gunicorn"], &[]).unwrap_err();
-        assert_eq!(e.code, crate::exit::NOT_FOUND, "{}", e.message);
-        assert!(e.message.contains("/nonexistent/gunicorn"), "{}", e.message);
-        let dir = tempfile::tempdir().unwrap();
-        let plain = dir.path().join("gunicorn");
-        std::fs::write(&plain, "not a program").unwrap();
-        let e = run(plain.to_str().unwrap(), &["gunicorn"], &[]).unwrap_err();
-        assert_eq!(e.code, crate::exit::NOT_EXECUTABLE, "{}", e.message);
-    }
-
-    #[test]
-    fn an_argument_with_a_nul_byte_is_refused_before_any_fork() {
-        let e = Command::new(Path::new("/bin/true"), &["a\0b".into()], &[], &[])
-            .err()
-            .unwrap();
-        assert!(e.contains("NUL byte"), "{e}");
-    }
-}
+mod tests;

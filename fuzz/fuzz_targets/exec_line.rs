@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use gunicorn_launcher::install::gunicorn_unit::command_runs_gunicorn;
+use gunicorn_launcher::installer::gunicorn_unit::command_runs_gunicorn;
 use gunicorn_launcher::unit::{self, ExecCommand};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;

@@ -46,40 +46,49 @@ pub fn parse(text: &str, v: V, origin: Origin, only: Option<&[String]>) -> Rules
                 origin,
             });
         } else {
-            let line = strip_counters(line);
-            let words = split(line);
-            if words.first().map(String::as_str) != Some("-A") || words.len() < 2 {
-                continue;
-            }
-            let declared: Vec<String> = ruleset
-                .chains
-                .iter()
-                .filter(|c| c.family == family && c.table == *t)
-                .map(|c| c.name.clone())
-                .collect();
-            let exprs = rule_exprs(&words[2..], v, &declared, &mut ruleset);
-            let chain = match ruleset.chain(family, t, &words[1]) {
-                Some(c) => c,
-                None => {
-                    ruleset.chains.push(Chain {
-                        family,
-                        table: t.clone(),
-                        name: words[1].clone(),
-                        base: None,
-                        rules: Vec::new(),
-                        origin,
-                    });
-                    ruleset.chains.len() - 1
-                }
-            };
-            ruleset.chains[chain].rules.push(Rule {
-                handle: None,
-                text: Some(line.to_string()),
-                exprs,
-            });
+            append(&mut ruleset, t, strip_counters(line), v, origin);
         }
     }
     ruleset
+}
+
+/// An `-A CHAIN RULE...` line: the rule, at the end of its chain (made if undeclared).
+fn append(ruleset: &mut Ruleset, table: &str, line: &str, v: V, origin: Origin) {
+    let family = if v == V::Four {
+        Family::Ip
+    } else {
+        Family::Ip6
+    };
+    let words = split(line);
+    if words.first().map(String::as_str) != Some("-A") || words.len() < 2 {
+        return;
+    }
+    let declared: Vec<String> = ruleset
+        .chains
+        .iter()
+        .filter(|c| c.family == family && c.table == table)
+        .map(|c| c.name.clone())
+        .collect();
+    let exprs = rule_exprs(&words[2..], v, &declared, ruleset);
+    let chain = match ruleset.chain(family, table, &words[1]) {
+        Some(c) => c,
+        None => {
+            ruleset.chains.push(Chain {
+                family,
+                table: table.to_string(),
+                name: words[1].clone(),
+                base: None,
+                rules: Vec::new(),
+                origin,
+            });
+            ruleset.chains.len() - 1
+        }
+    };
+    ruleset.chains[chain].rules.push(Rule {
+        handle: None,
+        text: Some(line.to_string()),
+        exprs,
+    });
 }
 
 /// A built-in chain's hook and priority (the kernel's NF_IP_PRI_* for its table).
@@ -172,35 +181,9 @@ fn rule_exprs(words: &[String], v: V, chains: &[String], ruleset: &mut Ruleset) 
                 i += 1;
                 continue;
             }
-            "-p" | "--protocol" => {
-                let p = arg(i);
-                if p != "all" && p != "0" {
-                    match protocol_number(p) {
-                        Some(n) => {
-                            if !negate {
-                                proto = Some(n);
-                            }
-                            out.push(test(Key::L4Proto(None), Test::Eq(Value::Int(n.into()))));
-                        }
-                        None => out.push(Expr::Undecided(format!("-p {p}"))),
-                    }
-                }
-            }
+            "-p" | "--protocol" => out.extend(protocol(arg(i), negate, &mut proto)),
             "-s" | "--source" | "-d" | "--destination" => {
-                let key = if w.starts_with("-s") || w == "--source" {
-                    Key::Saddr(v)
-                } else {
-                    Key::Daddr(v)
-                };
-                let values: Vec<Value> = arg(i).split(',').filter_map(address).collect();
-                match values.len() {
-                    0 => out.push(Expr::Undecided(format!("{w} {}", arg(i)))),
-                    1 => out.push(test(key, Test::Eq(values[0].clone()))),
-                    _ => {
-                        let set = ruleset.add_set(values);
-                        out.push(test(key, Test::In(set)));
-                    }
-                }
+                out.push(addresses(w, arg(i), v, negate, ruleset))
             }
             "-i" | "--in-interface" | "-o" | "--out-interface" => {
                 let key = if w.starts_with("-i") || w == "--in-interface" {
@@ -208,6 +191,7 @@ fn rule_exprs(words: &[String], v: V, chains: &[String], ruleset: &mut Ruleset) 
                 } else {
                     Key::OifName
                 };
+                // iptables' `eth+` is nft's `eth*`.
                 let name = arg(i)
                     .strip_suffix('+')
                     .map_or(arg(i).to_string(), |p| format!("{p}*"));
@@ -244,6 +228,40 @@ fn rule_exprs(words: &[String], v: V, chains: &[String], ruleset: &mut Ruleset) 
         i += taken;
     }
     out
+}
+
+/// `-p PROTOCOL`: its test (none for `all`), and the protocol the ports that follow are of.
+fn protocol(p: &str, negate: bool, proto: &mut Option<u8>) -> Option<Expr> {
+    if p == "all" || p == "0" {
+        return None;
+    }
+    let Some(n) = protocol_number(p) else {
+        return Some(Expr::Undecided(format!("-p {p}")));
+    };
+    if !negate {
+        *proto = Some(n);
+    }
+    Some(Expr::Match {
+        key: Key::L4Proto(None),
+        test: Test::Eq(Value::Int(n.into())),
+        negate,
+    })
+}
+
+/// `-s ADDRESSES` or `-d ADDRESSES` (one, or a comma-separated list).
+fn addresses(w: &str, text: &str, v: V, negate: bool, ruleset: &mut Ruleset) -> Expr {
+    let key = if w.starts_with("-s") || w == "--source" {
+        Key::Saddr(v)
+    } else {
+        Key::Daddr(v)
+    };
+    let values: Vec<Value> = text.split(',').filter_map(address).collect();
+    let test = match values.len() {
+        0 => return Expr::Undecided(format!("{w} {text}")),
+        1 => Test::Eq(values[0].clone()),
+        _ => Test::In(ruleset.add_set(values)),
+    };
+    Expr::Match { key, test, negate }
 }
 
 /// `10.0.0.0/8`, `10.0.0.1`, `fd00::/64`, `10.0.0.0/255.0.0.0`.
@@ -316,138 +334,190 @@ fn module_option(
     negate: bool,
     ruleset: &mut Ruleset,
 ) -> (Vec<Expr>, usize) {
-    let value = rest.first().map(String::as_str).unwrap_or("");
-    let test = |key, test| vec![Expr::Match { key, test, negate }];
-    let undecided = |words: usize| {
+    let o = ModuleOption {
+        module,
+        option,
+        value: rest.first().map(String::as_str).unwrap_or(""),
+        rest,
+        negate,
+    };
+    match module {
+        "tcp" | "udp" | "sctp" | "dccp" => o.transport(proto),
+        "multiport" => o.multiport(proto, ruleset),
+        "conntrack" | "state" => o.conntrack(),
+        _ => o.other(),
+    }
+}
+
+/// One `-m MODULE --OPTION VALUE…` as written: what it tests, and how many words it takes.
+struct ModuleOption<'a> {
+    module: &'a str,
+    option: &'a str,
+    /// The first word after the option.
+    value: &'a str,
+    rest: &'a [String],
+    negate: bool,
+}
+
+impl ModuleOption<'_> {
+    fn test(&self, key: Key, test: Test, words: usize) -> (Vec<Expr>, usize) {
         (
-            vec![Expr::Undecided(format!("-m {module} {option}"))],
+            vec![Expr::Match {
+                key,
+                test,
+                negate: self.negate,
+            }],
             words,
         )
-    };
-    match (module, option) {
+    }
+
+    fn undecided(&self, words: usize) -> (Vec<Expr>, usize) {
         (
-            "tcp" | "udp" | "sctp" | "dccp",
-            "--dport" | "--destination-port" | "--sport" | "--source-port",
-        ) => {
-            let p = protocol_number(module).or(proto);
-            let key = if matches!(option, "--dport" | "--destination-port") {
-                Key::Dport(p)
-            } else {
-                Key::Sport(p)
-            };
-            match port(value) {
-                Some(v) => (test(key, Test::Eq(v)), 1),
-                None => undecided(1),
-            }
-        }
-        ("tcp", "--syn") => (test(Key::TcpFlags(0x17), Test::Eq(Value::Int(0x02))), 0),
-        ("tcp", "--tcp-flags") => {
-            let mask = tcp_flags(value);
-            let comp = tcp_flags(rest.get(1).map(String::as_str).unwrap_or(""));
-            match (mask, comp) {
-                (Some(m), Some(c)) => (test(Key::TcpFlags(m), Test::Eq(Value::Int(c.into()))), 2),
-                _ => undecided(2),
-            }
-        }
-        (
-            "multiport",
-            "--dports" | "--destination-ports" | "--sports" | "--source-ports" | "--ports",
-        ) => {
-            let ports: Option<Vec<Value>> = value.split(',').map(port).collect();
-            let Some(ports) = ports else {
-                return undecided(1);
-            };
-            let set = ruleset.add_set(ports);
-            match option {
-                "--dports" | "--destination-ports" => (test(Key::Dport(proto), Test::In(set)), 1),
-                "--ports" if !negate => {
-                    // Either port: true when the destination is listed, else a guess.
-                    (
-                        vec![Expr::Undecided(format!("-m multiport --ports {value}"))],
-                        1,
-                    )
-                }
-                _ => (test(Key::Sport(proto), Test::In(set)), 1),
-            }
-        }
-        ("conntrack", "--ctstate") | ("state", "--state") => {
-            let mut bits = 0;
-            for state in value.split(',') {
-                bits |= match state {
-                    "INVALID" => 1,
-                    "ESTABLISHED" => 2,
-                    "RELATED" => 4,
-                    "NEW" => 8,
-                    "UNTRACKED" => 64,
-                    _ => return undecided(1),
+            vec![Expr::Undecided(format!(
+                "-m {} {}",
+                self.module, self.option
+            ))],
+            words,
+        )
+    }
+
+    /// The words up to the next option.
+    fn own_words(&self) -> usize {
+        self.rest
+            .iter()
+            .take_while(|w| !w.starts_with('-') && *w != "!")
+            .count()
+    }
+
+    /// tcp, udp, sctp, dccp: ports, and TCP's flags.
+    fn transport(&self, proto: Option<u8>) -> (Vec<Expr>, usize) {
+        match self.option {
+            "--dport" | "--destination-port" | "--sport" | "--source-port" => {
+                let p = protocol_number(self.module).or(proto);
+                let key = if matches!(self.option, "--dport" | "--destination-port") {
+                    Key::Dport(p)
+                } else {
+                    Key::Sport(p)
                 };
+                match port(self.value) {
+                    Some(v) => self.test(key, Test::Eq(v), 1),
+                    None => self.undecided(1),
+                }
             }
-            (test(Key::CtState, Test::AnyBit(bits)), 1)
+            "--syn" if self.module == "tcp" => {
+                self.test(Key::TcpFlags(0x17), Test::Eq(Value::Int(0x02)), 0)
+            }
+            "--tcp-flags" if self.module == "tcp" => {
+                let mask = tcp_flags(self.value);
+                let comp = tcp_flags(self.rest.get(1).map(String::as_str).unwrap_or(""));
+                match (mask, comp) {
+                    (Some(m), Some(c)) => {
+                        self.test(Key::TcpFlags(m), Test::Eq(Value::Int(c.into())), 2)
+                    }
+                    _ => self.undecided(2),
+                }
+            }
+            _ => self.unknown(),
         }
-        ("conntrack", "--ctdir") => (
-            test(
-                Key::CtDirection,
-                Test::Eq(Value::Int(u64::from(value == "REPLY"))),
+    }
+
+    fn multiport(&self, proto: Option<u8>, ruleset: &mut Ruleset) -> (Vec<Expr>, usize) {
+        if !matches!(
+            self.option,
+            "--dports" | "--destination-ports" | "--sports" | "--source-ports" | "--ports"
+        ) {
+            return self.unknown();
+        }
+        let ports: Option<Vec<Value>> = self.value.split(',').map(port).collect();
+        let Some(ports) = ports else {
+            return self.undecided(1);
+        };
+        let set = ruleset.add_set(ports);
+        match self.option {
+            "--dports" | "--destination-ports" => self.test(Key::Dport(proto), Test::In(set), 1),
+            // Either port: true when the destination is listed, else a guess.
+            "--ports" if !self.negate => (
+                vec![Expr::Undecided(format!(
+                    "-m multiport --ports {}",
+                    self.value
+                ))],
+                1,
             ),
-            1,
-        ),
-        ("addrtype", "--dst-type") => (
-            test(
+            _ => self.test(Key::Sport(proto), Test::In(set), 1),
+        }
+    }
+
+    fn conntrack(&self) -> (Vec<Expr>, usize) {
+        match (self.module, self.option) {
+            ("conntrack", "--ctstate") | ("state", "--state") => {
+                let mut bits = 0;
+                for state in self.value.split(',') {
+                    bits |= match state {
+                        "INVALID" => 1,
+                        "ESTABLISHED" => 2,
+                        "RELATED" => 4,
+                        "NEW" => 8,
+                        "UNTRACKED" => 64,
+                        _ => return self.undecided(1),
+                    };
+                }
+                self.test(Key::CtState, Test::AnyBit(bits), 1)
+            }
+            ("conntrack", "--ctdir") => self.test(
+                Key::CtDirection,
+                Test::Eq(Value::Int(u64::from(self.value == "REPLY"))),
+                1,
+            ),
+            _ => self.unknown(),
+        }
+    }
+
+    /// addrtype, comment, pkttype, icmp, IPv6 extension headers, mark; the rest unknown.
+    fn other(&self) -> (Vec<Expr>, usize) {
+        let value = self.value;
+        match (self.module, self.option) {
+            ("addrtype", "--dst-type") => self.test(
                 Key::FibDaddrType,
                 Test::Eq(Value::Str(value.to_ascii_lowercase())),
-            ),
-            1,
-        ),
-        ("addrtype", "--limit-iface-in" | "--limit-iface-out") => (vec![Expr::Nothing], 0),
-        ("comment", "--comment") => (vec![Expr::Nothing], 1),
-        ("pkttype", "--pkt-type") => {
-            let kind = if value == "unicast" { "host" } else { value };
-            (
-                test(Key::PktType, Test::Eq(Value::Str(kind.to_string()))),
                 1,
-            )
-        }
-        ("icmp", "--icmp-type") => (
-            test(Key::ProtocolField(1), Test::Eq(Value::Str(value.into()))),
-            1,
-        ),
-        ("icmp6" | "ipv6-icmp" | "icmpv6", "--icmpv6-type") => (
-            test(Key::ProtocolField(58), Test::Eq(Value::Str(value.into()))),
-            1,
-        ),
-        // IPv6 extension headers (routing, fragment, hop-by-hop, destination, mobility): a
-        // connection's first packet from an ordinary client carries none, so each of their
-        // tests fails.
-        ("rt" | "frag" | "hbh" | "dst" | "mh", _) => {
-            let words = rest
-                .iter()
-                .take_while(|w| !w.starts_with('-') && *w != "!")
-                .count();
-            (
+            ),
+            ("addrtype", "--limit-iface-in" | "--limit-iface-out") => (vec![Expr::Nothing], 0),
+            ("comment", "--comment") => (vec![Expr::Nothing], 1),
+            ("pkttype", "--pkt-type") => {
+                let kind = if value == "unicast" { "host" } else { value };
+                self.test(Key::PktType, Test::Eq(Value::Str(kind.to_string())), 1)
+            }
+            ("icmp", "--icmp-type") => {
+                self.test(Key::ProtocolField(1), Test::Eq(Value::Str(value.into())), 1)
+            }
+            ("icmp6" | "ipv6-icmp" | "icmpv6", "--icmpv6-type") => self.test(
+                Key::ProtocolField(58),
+                Test::Eq(Value::Str(value.into())),
+                1,
+            ),
+            // IPv6 extension headers (routing, fragment, hop-by-hop, destination, mobility): a
+            // connection's first packet from an ordinary client carries none, so each of their
+            // tests fails.
+            ("rt" | "frag" | "hbh" | "dst" | "mh", _) => (
                 vec![Expr::Match {
                     key: Key::Never,
                     test: Test::Eq(Value::Int(1)),
                     negate: false,
                 }],
-                words,
-            )
-        }
-        ("mark", "--mark") => match value.split_once('/') {
-            None => match number(value) {
-                Some(n) => (test(Key::Mark, Test::Eq(Value::Int(n))), 1),
-                None => undecided(1),
+                self.own_words(),
+            ),
+            ("mark", "--mark") => match (value.split_once('/'), number(value)) {
+                (None, Some(n)) => self.test(Key::Mark, Test::Eq(Value::Int(n)), 1),
+                _ => self.undecided(1),
             },
-            Some(_) => undecided(1),
-        },
-        // Anything else (limit, recent, hashlimit, set, owner, ...): its words run to the
-        // next option.
-        _ => {
-            let words = rest
-                .iter()
-                .take_while(|w| !w.starts_with('-') && *w != "!")
-                .count();
-            undecided(words)
+            _ => self.unknown(),
         }
+    }
+
+    /// Anything else (limit, recent, hashlimit, set, owner, ...): its words run to the next
+    /// option.
+    fn unknown(&self) -> (Vec<Expr>, usize) {
+        self.undecided(self.own_words())
     }
 }
 
@@ -508,23 +578,20 @@ fn target(flag: &str, rest: &[String], v: V, chains: &[String]) -> (Vec<Expr>, u
         "DROP" => Expr::Verdict(Verdict::Drop),
         "RETURN" => Expr::Verdict(Verdict::Return),
         "REJECT" => {
-            let how = option("--reject-with").unwrap_or(match v {
-                V::Four => "icmp-port-unreachable",
-                V::Six => "icmp6-port-unreachable",
-            });
-            Expr::Verdict(Verdict::Reject(how.to_string()))
+            let default = if v == V::Four {
+                "icmp-port-unreachable"
+            } else {
+                "icmp6-port-unreachable"
+            };
+            Expr::Verdict(Verdict::Reject(
+                option("--reject-with").unwrap_or(default).to_string(),
+            ))
         }
         "LOG" | "NFLOG" | "ULOG" | "TRACE" | "TCPMSS" | "DSCP" | "TOS" | "CLASSIFY" | "TTL"
         | "HL" | "CHECKSUM" | "AUDIT" => Expr::Nothing,
-        "MARK" => Expr::SetMark {
-            ct: false,
-            value: option("--set-mark")
-                .or(option("--set-xmark"))
-                .filter(|m| !m.contains('/'))
-                .and_then(number),
-        },
-        "CONNMARK" => Expr::SetMark {
-            ct: true,
+        // A mark set to a known value (not under a mask), on the packet or its connection.
+        "MARK" | "CONNMARK" => Expr::SetMark {
+            ct: name == "CONNMARK",
             value: option("--set-mark")
                 .or(option("--set-xmark"))
                 .filter(|m| !m.contains('/'))
@@ -533,16 +600,7 @@ fn target(flag: &str, rest: &[String], v: V, chains: &[String]) -> (Vec<Expr>, u
         "NOTRACK" => Expr::Notrack,
         "CT" if options.contains(&"--notrack") => Expr::Notrack,
         "CT" => Expr::Nothing,
-        "DNAT" => match option("--to-destination").and_then(destination) {
-            Some((addr, port)) => Expr::Nat { addr, port },
-            None => Expr::Decides("-j DNAT to a destination this judge does not read".into()),
-        },
-        "REDIRECT" => {
-            let port = option("--to-ports")
-                .and_then(|p| p.split(['-', ':']).next())
-                .and_then(|p| p.parse().ok());
-            Expr::Nat { addr: None, port }
-        }
+        "DNAT" | "REDIRECT" => destination_nat(name, &option),
         "SNAT" | "MASQUERADE" => Expr::SourceNat,
         "QUEUE" | "NFQUEUE" => Expr::Decides(format!("-j {name}: a userspace program decides")),
         chain if !chain.is_empty() && !chain.chars().all(|c| c.is_ascii_uppercase()) => {
@@ -551,6 +609,20 @@ fn target(flag: &str, rest: &[String], v: V, chains: &[String]) -> (Vec<Expr>, u
         other => Expr::Decides(format!("-j {other}")),
     };
     (vec![expr], used)
+}
+
+/// `-j DNAT --to-destination ADDRESS[:PORT]` or `-j REDIRECT --to-ports PORT`.
+fn destination_nat<'a>(name: &str, option: &impl Fn(&str) -> Option<&'a str>) -> Expr {
+    if name == "REDIRECT" {
+        let port = option("--to-ports")
+            .and_then(|p| p.split(['-', ':']).next())
+            .and_then(|p| p.parse().ok());
+        return Expr::Nat { addr: None, port };
+    }
+    match option("--to-destination").and_then(destination) {
+        Some((addr, port)) => Expr::Nat { addr, port },
+        None => Expr::Decides("-j DNAT to a destination this judge does not read".into()),
+    }
 }
 
 /// `10.0.0.5`, `10.0.0.5:8080`, `[fd00::5]:8080`, `:8080`.
@@ -578,157 +650,4 @@ fn destination(text: &str) -> Option<(Option<IpAddr>, Option<u16>)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const UFW: &str = r#"# Generated by iptables-nft-save v1.8.9 (nf_tables)
-*filter
-:INPUT DROP [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
-:ufw-before-input - [0:0]
-:ufw-user-input - [0:0]
-:DOCKER-LIKE - [0:0]
--A INPUT -j ufw-before-input
--A ufw-before-input -i lo -j ACCEPT
--A ufw-before-input -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A ufw-before-input -p udp -m udp --sport 67 --dport 68 -j ACCEPT
--A ufw-before-input -j ufw-user-input
--A ufw-before-input -j DOCKER-LIKE
--A ufw-user-input -p tcp -m tcp --dport 8001 -m comment --comment "allow \"web\"" -j ACCEPT
--A ufw-user-input -m limit --limit 3/min --limit-burst 10 -j LOG --log-prefix "[UFW BLOCK] "
-COMMIT
-"#;
-
-    #[test]
-    fn ufw_style_rules_read_as_tests_and_verdicts() {
-        let r = parse(UFW, V::Four, Origin::IptablesNft, None);
-        let input = &r.chains[r.chain(Family::Ip, "filter", "INPUT").unwrap()];
-        let base = input.base.as_ref().unwrap();
-        assert_eq!(
-            (base.hook, base.priority, base.policy),
-            (Hook::Input, 0, Policy::Drop)
-        );
-        let user = &r.chains[r.chain(Family::Ip, "filter", "ufw-user-input").unwrap()];
-        assert!(user.base.is_none());
-        assert_eq!(
-            user.rules[0].exprs,
-            [
-                Expr::Match {
-                    key: Key::L4Proto(None),
-                    test: Test::Eq(Value::Int(6)),
-                    negate: false
-                },
-                Expr::Match {
-                    key: Key::Dport(Some(6)),
-                    test: Test::Eq(Value::Int(8001)),
-                    negate: false
-                },
-                Expr::Nothing,
-                Expr::Verdict(Verdict::Accept),
-            ]
-        );
-        assert_eq!(
-            user.rules[0].text.as_deref(),
-            Some(
-                r#"-A ufw-user-input -p tcp -m tcp --dport 8001 -m comment --comment "allow \"web\"" -j ACCEPT"#
-            )
-        );
-        assert_eq!(
-            user.rules[1].exprs,
-            [
-                Expr::Undecided("-m limit --limit".into()),
-                Expr::Undecided("-m limit --limit-burst".into()),
-                Expr::Nothing
-            ]
-        );
-        let before = &r.chains[r.chain(Family::Ip, "filter", "ufw-before-input").unwrap()];
-        assert_eq!(
-            before.rules[1].exprs[0],
-            Expr::Match {
-                key: Key::CtState,
-                test: Test::AnyBit(6),
-                negate: false
-            }
-        );
-        assert_eq!(
-            before.rules[3].exprs,
-            [Expr::Verdict(Verdict::Jump("ufw-user-input".into()))]
-        );
-        // A chain named in capitals is a chain, not an unknown target.
-        assert_eq!(
-            before.rules[4].exprs,
-            [Expr::Verdict(Verdict::Jump("DOCKER-LIKE".into()))]
-        );
-    }
-
-    #[test]
-    fn negations_reject_kinds_nat_and_unknown_modules() {
-        let text = "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -m tcp --dport 8001 -j REDIRECT --to-ports 8002\n-A PREROUTING -p tcp -m tcp --dport 8003 -j DNAT --to-destination 10.0.0.5:80\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n-A INPUT ! -s 10.0.0.0/8 -p tcp -m multiport --dports 22,8000:8002 -j REJECT --reject-with tcp-reset\n-A INPUT -m recent --rcheck --seconds 60 --name x -j DROP\nCOMMIT\n";
-        let r = parse(text, V::Four, Origin::IptablesLegacy, None);
-        let pre = &r.chains[r.chain(Family::Ip, "nat", "PREROUTING").unwrap()];
-        assert_eq!(
-            pre.base.as_ref().map(|b| (b.priority, b.nat)),
-            Some((-100, true))
-        );
-        assert_eq!(
-            pre.rules[0].exprs[2],
-            Expr::Nat {
-                addr: None,
-                port: Some(8002)
-            }
-        );
-        assert_eq!(
-            pre.rules[1].exprs[2],
-            Expr::Nat {
-                addr: Some("10.0.0.5".parse().unwrap()),
-                port: Some(80)
-            }
-        );
-        let input = &r.chains[r.chain(Family::Ip, "filter", "INPUT").unwrap()];
-        assert_eq!(
-            input.rules[0].exprs[0],
-            Expr::Match {
-                key: Key::Saddr(V::Four),
-                test: Test::Eq(Value::Prefix("10.0.0.0".parse().unwrap(), 8)),
-                negate: true
-            }
-        );
-        assert!(matches!(
-            input.rules[0].exprs[2],
-            Expr::Match {
-                key: Key::Dport(Some(6)),
-                test: Test::In(_),
-                negate: false
-            }
-        ));
-        assert_eq!(
-            input.rules[0].exprs[3],
-            Expr::Verdict(Verdict::Reject("tcp-reset".into()))
-        );
-        assert_eq!(
-            input.rules[1].exprs[0],
-            Expr::Undecided("-m recent --rcheck".into())
-        );
-        assert_eq!(
-            input.rules[1].exprs.last(),
-            Some(&Expr::Verdict(Verdict::Drop))
-        );
-    }
-
-    #[test]
-    fn only_the_tables_asked_for_are_read() {
-        let text = "*raw\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT DROP [0:0]\nCOMMIT\n";
-        let r = parse(
-            text,
-            V::Six,
-            Origin::IptablesNft,
-            Some(&["filter".to_string()]),
-        );
-        assert_eq!(r.chains.len(), 1);
-        assert_eq!(
-            (r.chains[0].family, r.chains[0].table.as_str()),
-            (Family::Ip6, "filter")
-        );
-    }
-}
+mod tests;

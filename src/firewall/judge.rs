@@ -518,21 +518,7 @@ impl Walk<'_> {
             }),
             Expr::Verdict(v) => out.push((t, Effect::Verdict(v.clone()))),
             Expr::Vmap { key, entries } => self.vmap(t, *key, entries, rule, i, here, out),
-            Expr::Nat { addr, port } => {
-                let addr_kept =
-                    addr.is_none_or(|a| a == self.packet.daddr || self.packet.local.contains(&a));
-                if !addr_kept {
-                    // To another host: gunicorn never sees it, whatever happens next.
-                    return out.push((t, Effect::Redirect));
-                }
-                t.dnat = true;
-                if let Some(p) = port.filter(|&p| p != t.dport) {
-                    // To another port of this host: it meets the rest of the walls as such.
-                    t.dport = p;
-                    t.redirected = Some(here);
-                }
-                out.push((t, Effect::NatAccept));
-            }
+            Expr::Nat { addr, port } => out.push(self.nat(t, *addr, *port, here)),
             Expr::SourceNat => out.push((t, Effect::NatAccept)),
             Expr::Notrack => {
                 t.untracked = true;
@@ -549,6 +535,28 @@ impl Walk<'_> {
             Expr::Decides(why) => out.push((t, Effect::Unknown(why.clone()))),
             Expr::Nothing => self.exprs(t, rule, i + 1, here, out),
         }
+    }
+
+    /// A destination NAT: to another host gunicorn never sees the connection, whatever
+    /// happens next; to another port of this host it meets the rest of the walls as such.
+    fn nat(
+        &self,
+        mut t: Thread,
+        addr: Option<IpAddr>,
+        port: Option<u16>,
+        here: Decider,
+    ) -> (Thread, Effect) {
+        let addr_kept =
+            addr.is_none_or(|a| a == self.packet.daddr || self.packet.local.contains(&a));
+        if !addr_kept {
+            return (t, Effect::Redirect);
+        }
+        t.dnat = true;
+        if let Some(p) = port.filter(|&p| p != t.dport) {
+            t.dport = p;
+            t.redirected = Some(here);
+        }
+        (t, Effect::NatAccept)
     }
 
     /// Goes on with expression `i + 1` where the test holds and hands the thread to

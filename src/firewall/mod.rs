@@ -6,10 +6,10 @@
 //! the legacy ones through `iptables-legacy-save`. What the judge cannot decide is said to be
 //! unknown, naming the rule; a firewall that cannot be read is "not read", never "open".
 //!
-//! Rooms: [`tables`] which tables exist (asked over netlink first, so that a host without
-//! a firewall costs nothing more); [`commands`] the tools run as children polled without
-//! waiting; [`nft`] and [`iptables`] their output read into one model ([`ruleset`]);
-//! [`judge`] the fate of a connection; [`sources`] client address sets; [`advice`] the fix
+//! Rooms: [`tables`](crate::firewall::tables) which tables exist (asked over netlink first, so that a host without
+//! a firewall costs nothing more); [`commands`](crate::firewall::commands) the tools run as children polled without
+//! waiting; [`nft`](crate::firewall::nft) and [`iptables`](crate::firewall::iptables) their output read into one model ([`ruleset`](crate::firewall::ruleset));
+//! [`judge`](crate::firewall::judge) the fate of a connection; [`sources`](crate::firewall::sources) client address sets; [`advice`](crate::firewall::advice) the fix
 //! in the words of whatever manages the rules.
 
 pub mod advice;
@@ -515,50 +515,17 @@ pub fn assemble(listings: Listings<'_>) -> Result<(Read, Vec<nft::Detail>), Stri
     let mut sources = Vec::new();
     let mut details = Vec::new();
     if let Some(json) = listings.nft {
-        let parsed = nft::parse(json)?;
+        let mut parsed = nft::parse(json)?;
         sources.push("nftables");
-        details = parsed.details;
+        details = std::mem::take(&mut parsed.details);
         let mut replaced = Vec::new();
         for (k, v) in [V::Four, V::Six].into_iter().enumerate() {
-            let family = if v == V::Four {
-                Family::Ip
-            } else {
-                Family::Ip6
-            };
-            let names: Vec<String> = parsed
-                .opaque
-                .iter()
-                .filter(|(f, _)| *f == family)
-                .map(|(_, n)| n.clone())
-                .collect();
-            let Some(save) =
-                listings.iptables_nft[k].filter(|o| !o.is_empty() && !names.is_empty())
-            else {
+            let Some((saved, family, names)) = opaque_tables(&listings, &parsed, k, v) else {
                 continue;
             };
-            let mut saved = iptables::parse(
-                &String::from_utf8_lossy(save),
-                v,
-                Origin::IptablesNft,
-                Some(&names),
-            );
-            // They run in the order nft lists their chains (registration order).
-            for chain in &mut saved.chains {
-                if let (Some(base), Some(i)) = (
-                    chain.base.as_mut(),
-                    parsed.ruleset.chain(family, &chain.table, &chain.name),
-                ) {
-                    base.order = parsed.ruleset.chains[i]
-                        .base
-                        .as_ref()
-                        .map_or(0, |b| b.order);
-                }
-            }
             ruleset.extend(saved);
             replaced.extend(names.into_iter().map(|n| (family, n)));
-            if !sources.contains(&"iptables-nft") {
-                sources.push("iptables-nft");
-            }
+            add_source(&mut sources, "iptables-nft");
         }
         let mut kept = parsed.ruleset;
         kept.chains.retain(|c| {
@@ -571,29 +538,17 @@ pub fn assemble(listings: Listings<'_>) -> Result<(Read, Vec<nft::Detail>), Stri
         // iptables-nft's tables alone: its own listing says everything.
         for (k, v) in [V::Four, V::Six].into_iter().enumerate() {
             if let Some(save) = listings.iptables_nft[k].filter(|o| !o.is_empty()) {
-                ruleset.extend(iptables::parse(
-                    &String::from_utf8_lossy(save),
-                    v,
-                    Origin::IptablesNft,
-                    None,
-                ));
-                if !sources.contains(&"iptables-nft") {
-                    sources.push("iptables-nft");
-                }
+                let text = String::from_utf8_lossy(save);
+                ruleset.extend(iptables::parse(&text, v, Origin::IptablesNft, None));
+                add_source(&mut sources, "iptables-nft");
             }
         }
     }
     for (k, v) in [V::Four, V::Six].into_iter().enumerate() {
         if let Some(save) = listings.legacy[k] {
-            ruleset.extend(iptables::parse(
-                &String::from_utf8_lossy(save),
-                v,
-                Origin::IptablesLegacy,
-                None,
-            ));
-            if !sources.contains(&"iptables-legacy") {
-                sources.push("iptables-legacy");
-            }
+            let text = String::from_utf8_lossy(save);
+            ruleset.extend(iptables::parse(&text, v, Origin::IptablesLegacy, None));
+            add_source(&mut sources, "iptables-legacy");
         }
     }
     let nft_json = listings.nft.map(<[u8]>::to_vec).unwrap_or_default();
@@ -605,6 +560,54 @@ pub fn assemble(listings: Listings<'_>) -> Result<(Read, Vec<nft::Detail>), Stri
         },
         details,
     ))
+}
+
+fn add_source(sources: &mut Vec<&'static str>, source: &'static str) {
+    if !sources.contains(&source) {
+        sources.push(source);
+    }
+}
+
+/// The tables of family `v` that nft's JSON cannot show (iptables-nft's compat
+/// expressions), read from `iptables-nft-save` instead, their chains in nft's order: the
+/// ruleset, the family and the tables' names.
+fn opaque_tables(
+    listings: &Listings<'_>,
+    parsed: &nft::Parsed,
+    k: usize,
+    v: V,
+) -> Option<(Ruleset, Family, Vec<String>)> {
+    let family = if v == V::Four {
+        Family::Ip
+    } else {
+        Family::Ip6
+    };
+    let names: Vec<String> = parsed
+        .opaque
+        .iter()
+        .filter(|(f, _)| *f == family)
+        .map(|(_, n)| n.clone())
+        .collect();
+    let save = listings.iptables_nft[k].filter(|o| !o.is_empty() && !names.is_empty())?;
+    let mut saved = iptables::parse(
+        &String::from_utf8_lossy(save),
+        v,
+        Origin::IptablesNft,
+        Some(&names),
+    );
+    // They run in the order nft lists their chains (registration order).
+    for chain in &mut saved.chains {
+        if let (Some(base), Some(i)) = (
+            chain.base.as_mut(),
+            parsed.ruleset.chain(family, &chain.table, &chain.name),
+        ) {
+            base.order = parsed.ruleset.chains[i]
+                .base
+                .as_ref()
+                .map_or(0, |b| b.order);
+        }
+    }
+    Some((saved, family, names))
 }
 
 /// Every address judged, from elsewhere and from the host itself.
@@ -620,38 +623,7 @@ pub fn judge_all(question: &Question, read: Read) -> Judged {
         .map(|(a, _)| *a)
         .chain(question.local.iter().copied())
         .collect();
-    // When no rule looks at the destination address, one judgement serves every address
-    // of an interface and family.
-    let by_address = uses_daddr(&ruleset);
-    let mut seen: Vec<((String, V), judge::Judged)> = Vec::new();
-    let mut remote = Vec::new();
-    for (address, interface) in &question.remote {
-        let v = V::of(*address);
-        let from = question.from.filter(|f| V::of(*f) == v);
-        if question.from.is_some() && from.is_none() {
-            // A client of the other family cannot reach this address.
-            continue;
-        }
-        let key = (interface.clone(), v);
-        let cached = (!by_address)
-            .then(|| seen.iter().find(|(k, _)| *k == key).map(|(_, j)| j.clone()))
-            .flatten();
-        let judged = cached.unwrap_or_else(|| {
-            let packet = Packet {
-                daddr: *address,
-                dport: question.port,
-                path: Path::Remote {
-                    iif: interface.clone(),
-                },
-                source: from,
-                local: local_addresses.clone(),
-            };
-            let j = judge::judge(&ruleset, &packet);
-            seen.push((key, j.clone()));
-            j
-        });
-        remote.push((*address, interface.clone(), judged));
-    }
+    let remote = judge_remote(question, &ruleset, &local_addresses);
     let local = question
         .local
         .iter()
@@ -673,6 +645,47 @@ pub fn judge_all(question: &Question, read: Read) -> Judged {
         remote,
         local,
     }
+}
+
+/// Each address as another machine (`question.from`, or any) reaches it through its
+/// interface. When no rule looks at the destination address, one judgement serves every
+/// address of an interface and family.
+fn judge_remote(
+    question: &Question,
+    ruleset: &Ruleset,
+    local_addresses: &[IpAddr],
+) -> Vec<(IpAddr, String, judge::Judged)> {
+    let by_address = uses_daddr(ruleset);
+    let mut seen: Vec<((String, V), judge::Judged)> = Vec::new();
+    let mut remote = Vec::new();
+    for (address, interface) in &question.remote {
+        let v = V::of(*address);
+        let from = question.from.filter(|f| V::of(*f) == v);
+        if question.from.is_some() && from.is_none() {
+            // A client of the other family cannot reach this address.
+            continue;
+        }
+        let key = (interface.clone(), v);
+        let cached = (!by_address)
+            .then(|| seen.iter().find(|(k, _)| *k == key).map(|(_, j)| j.clone()))
+            .flatten();
+        let judged = cached.unwrap_or_else(|| {
+            let packet = Packet {
+                daddr: *address,
+                dport: question.port,
+                path: Path::Remote {
+                    iif: interface.clone(),
+                },
+                source: from,
+                local: local_addresses.to_vec(),
+            };
+            let j = judge::judge(ruleset, &packet);
+            seen.push((key, j.clone()));
+            j
+        });
+        remote.push((*address, interface.clone(), judged));
+    }
+    remote
 }
 
 fn uses_daddr(ruleset: &Ruleset) -> bool {

@@ -453,47 +453,10 @@ impl Reader {
             }
             exprs.push(self.statement(statement, family, &table));
         }
-        if matches!(family, Family::Inet | Family::Netdev | Family::Other) {
-            // nft prints a reject's family in its type, and drops the family test it came
-            // from: `icmp` is IPv4's, `icmpv6` IPv6's; `tcp reset` says nothing.
-            let reject = exprs.iter().find_map(|e| match e {
-                Expr::Verdict(Verdict::Reject(how)) => Some(how.clone()),
-                _ => None,
-            });
-            let family_tested = exprs.iter().any(|e| {
-                matches!(
-                    e,
-                    Expr::Match {
-                        key: Key::NfProto
-                            | Key::EtherType
-                            | Key::Saddr(_)
-                            | Key::Daddr(_)
-                            | Key::NetworkField(_)
-                            | Key::L4Proto(Some(_)),
-                        ..
-                    }
-                )
-            });
-            match reject.as_deref() {
-                Some(how) if how.starts_with("icmp ") => exprs.insert(
-                    0,
-                    Expr::Match {
-                        key: Key::NfProto,
-                        test: Test::Eq(Value::Int(2)),
-                        negate: false,
-                    },
-                ),
-                Some(how) if how.starts_with("icmpv6 ") => exprs.insert(
-                    0,
-                    Expr::Match {
-                        key: Key::NfProto,
-                        test: Test::Eq(Value::Int(10)),
-                        negate: false,
-                    },
-                ),
-                Some("tcp reset") if !family_tested => self.hidden.push((family, table.clone())),
-                _ => {}
-            }
+        if matches!(family, Family::Inet | Family::Netdev | Family::Other)
+            && reject_family_hidden(&mut exprs)
+        {
+            self.hidden.push((family, table.clone()));
         }
         self.ruleset.chains[chain].rules.push(Rule {
             handle: r.get("handle").and_then(Json::as_u64),
@@ -580,18 +543,10 @@ impl Reader {
                 }
             }
             // `ct state established,related`: any of the bits; `flags & mask == syn|ack`: all.
-            ("in", Json::Array(words)) if flags => Test::AnyBit(
-                words
-                    .iter()
-                    .filter_map(|w| bits(key, w))
-                    .fold(0, |a, b| a | b),
-            ),
-            ("==" | "!=", Json::Array(words)) if flags => Test::Eq(Value::Int(
-                words
-                    .iter()
-                    .filter_map(|w| bits(key, w))
-                    .fold(0, |a, b| a | b),
-            )),
+            ("in", Json::Array(words)) if flags => Test::AnyBit(all_bits(key, words)),
+            ("==" | "!=", Json::Array(words)) if flags => {
+                Test::Eq(Value::Int(all_bits(key, words)))
+            }
             ("in", value) if flags => match bits(key, value) {
                 Some(b) => Test::AnyBit(b),
                 None => return Expr::Undecided(format!("{} {}", short(left), short(right))),
@@ -935,4 +890,49 @@ fn short(v: &Json) -> String {
     } else {
         s
     }
+}
+
+/// The bits the words name, together.
+fn all_bits(key: Key, words: &[Json]) -> u64 {
+    words
+        .iter()
+        .filter_map(|w| bits(key, w))
+        .fold(0, |a, b| a | b)
+}
+
+/// In a table of several families, nft prints a reject's family in its type and drops the
+/// family test it came from: `icmp` is IPv4's, `icmpv6` IPv6's (the test is put back first
+/// in `exprs`). Returns whether the family cannot be told at all (`tcp reset` with no test
+/// of the family: `--debug=netlink` has to say).
+fn reject_family_hidden(exprs: &mut Vec<Expr>) -> bool {
+    let reject = exprs.iter().find_map(|e| match e {
+        Expr::Verdict(Verdict::Reject(how)) => Some(how.clone()),
+        _ => None,
+    });
+    let family_tested = exprs.iter().any(|e| {
+        matches!(
+            e,
+            Expr::Match {
+                key: Key::NfProto
+                    | Key::EtherType
+                    | Key::Saddr(_)
+                    | Key::Daddr(_)
+                    | Key::NetworkField(_)
+                    | Key::L4Proto(Some(_)),
+                ..
+            }
+        )
+    });
+    let nfproto = |n| Expr::Match {
+        key: Key::NfProto,
+        test: Test::Eq(Value::Int(n)),
+        negate: false,
+    };
+    match reject.as_deref() {
+        Some(how) if how.starts_with("icmp ") => exprs.insert(0, nfproto(2)),
+        Some(how) if how.starts_with("icmpv6 ") => exprs.insert(0, nfproto(10)),
+        Some("tcp reset") => return !family_tested,
+        _ => {}
+    }
+    false
 }

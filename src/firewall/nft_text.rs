@@ -56,28 +56,7 @@ fn statement(family: Family, s: &Json) -> Option<String> {
             }
             _ => return None,
         },
-        "vmap" => {
-            let key = expression(body.get("key")?)?;
-            let data = body.get("data")?;
-            if let Some(name) = data.as_str() {
-                format!("{key} vmap {name}")
-            } else {
-                let entries: Option<Vec<String>> = data
-                    .get("set")?
-                    .as_array()?
-                    .iter()
-                    .map(|pair| {
-                        let pair = pair.as_array()?;
-                        Some(format!(
-                            "{} : {}",
-                            value(pair.first()?, false)?,
-                            statement(family, pair.get(1)?)?
-                        ))
-                    })
-                    .collect();
-                format!("{key} vmap {{ {} }}", entries?.join(", "))
-            }
-        }
+        "vmap" => vmap(family, body)?,
         // nft names the family of a nat in an inet table (`dnat ip to`): not written here.
         "redirect" if family != Family::Inet => {
             let o = body.as_object()?;
@@ -88,6 +67,29 @@ fn statement(family: Family, s: &Json) -> Option<String> {
         }
         _ => return None,
     })
+}
+
+/// `KEY vmap NAME`, or `KEY vmap { VALUE : VERDICT, ... }`.
+fn vmap(family: Family, body: &Json) -> Option<String> {
+    let key = expression(body.get("key")?)?;
+    let data = body.get("data")?;
+    if let Some(name) = data.as_str() {
+        return Some(format!("{key} vmap {name}"));
+    }
+    let entries: Option<Vec<String>> = data
+        .get("set")?
+        .as_array()?
+        .iter()
+        .map(|pair| {
+            let pair = pair.as_array()?;
+            Some(format!(
+                "{} : {}",
+                value(pair.first()?, false)?,
+                statement(family, pair.get(1)?)?
+            ))
+        })
+        .collect();
+    Some(format!("{key} vmap {{ {} }}", entries?.join(", ")))
 }
 
 /// What a plain `reject` sends in a table of this family.
@@ -228,47 +230,4 @@ fn quoted(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn text(family: Family, json: &str) -> Option<String> {
-        let exprs: Vec<Json> = serde_json::from_str(json).unwrap();
-        rule(family, &exprs, None)
-    }
-
-    #[test]
-    fn common_rules_are_written_as_nft_prints_them() {
-        assert_eq!(
-            text(Family::Inet, r#"[{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "eth0"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8001}}, {"reject": {"type": "tcp reset"}}]"#).as_deref(),
-            Some(r#"iifname "eth0" tcp dport 8001 reject with tcp reset"#)
-        );
-        assert_eq!(
-            text(
-                Family::Inet,
-                r#"[{"reject": {"type": "icmpx", "expr": "admin-prohibited"}}]"#
-            )
-            .as_deref(),
-            Some("reject with icmpx admin-prohibited")
-        );
-        assert_eq!(
-            text(Family::Inet, r#"[{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}, {"accept": null}]"#).as_deref(),
-            Some("ct state established,related accept")
-        );
-        assert_eq!(
-            text(Family::Ip, r#"[{"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": "10.0.0.0", "len": 8}}}}, {"counter": {"packets": 3, "bytes": 180}}, {"drop": null}]"#).as_deref(),
-            Some("ip saddr != 10.0.0.0/8 counter packets 3 bytes 180 drop")
-        );
-        // Shapes not written here: nft is asked instead.
-        assert_eq!(
-            text(
-                Family::Inet,
-                r#"[{"limit": {"rate": 10, "per": "second"}}, {"drop": null}]"#
-            ),
-            None
-        );
-        assert_eq!(
-            text(Family::Inet, r#"[{"redirect": {"port": 8002}}]"#),
-            None
-        );
-    }
-}
+mod tests;

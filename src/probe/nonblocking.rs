@@ -77,7 +77,7 @@ enum Stage {
 }
 
 impl Probes {
-    /// Starts a probe of each address (as many at once as [`slots`] allows, the
+    /// Starts a probe of each address (as many at once as `slots()` allows, the
     /// rest as others end); a zero `timeout` times them all out at once.
     pub fn start(requests: &[Request], path: &str, timeout: Duration) -> Probes {
         Probes::start_in(requests, path, timeout, slots())
@@ -212,7 +212,7 @@ impl crate::pollset::Pollable for Probes {
             .all(|p| matches!(p.stage, Stage::Done(_)))
     }
 
-    /// What to poll, one entry per open probe, in the order [`Probes::advance`]
+    /// What to poll, one entry per open probe, in the order [`Probes::advance`](crate::pollset::Pollable::advance)
     /// takes the results.
     fn poll_fds(&self) -> Vec<PollFd<'_>> {
         self.probes
@@ -231,7 +231,7 @@ impl crate::pollset::Pollable for Probes {
     }
 
     /// Moves each probe on whose descriptor is ready (`ready` holds the
-    /// `revents` in [`Probes::poll_fds`]' order; a shorter slice leaves the
+    /// `revents` in [`Probes::poll_fds`](crate::pollset::Pollable::poll_fds)' order; a shorter slice leaves the
     /// rest as they are), times out those past their deadline, and starts
     /// queued ones in the slots that freed.
     fn advance(&mut self, ready: &[PollFlags], now: Instant) {

@@ -47,7 +47,7 @@ impl Addresses {
 /// (deprecated) are not probed but listed, with the reason: a probe of one
 /// would fail for reasons that have nothing to do with gunicorn.
 pub fn targets(port: u16, families: Families) -> io::Result<Addresses> {
-    let v6_flags = crate::proc::read("/proc/thread-self/net/if_inet6", 4096)
+    let v6_flags = crate::process::procfs::read("/proc/thread-self/net/if_inet6", 4096)
         .map(|text| ipv6_flags(&text))
         .unwrap_or_default();
     let mut found = Vec::new();

@@ -367,7 +367,7 @@ fn a_huge_timeout_does_not_overflow() {
 
 #[test]
 fn probes_ipv6_loopback() {
-    crate::testnet::private_network_with_ipv6();
+    crate::test_support::network::private_network_with_ipv6();
     let (addr, rx) = answering("[::1]:0", b"HTTP/1.0 200 OK\r\n\r\n");
     assert_eq!(probe(addr, "/v6", GENEROUS).outcome, Outcome::Status(200));
     let head = received(&rx);
@@ -470,7 +470,7 @@ fn every_ipv4_target_of_this_host_answers_a_wildcard_listener() {
 
 #[test]
 fn every_ipv6_target_of_this_host_answers_a_wildcard_listener() {
-    crate::testnet::private_network_with_ipv6();
+    crate::test_support::network::private_network_with_ipv6();
     let port = serve_all("[::]:0").port();
     let v6 = Families {
         ipv4: false,

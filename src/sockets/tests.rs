@@ -1,45 +1,14 @@
 use super::*;
-use crate::owners::socket_inode;
-use nix::sys::socket::{
-    AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, listen, setsockopt, socket,
-    sockopt,
-};
+use crate::test_support::sockets::{inode_of, listen_on, port_of};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, bind, socket};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::ffi::OsStrExt;
-
-/// A listening socket made the way a server makes it, `IPV6_V6ONLY` set explicitly when asked.
-pub(crate) fn listen_on(addr: &str, v6_only: Option<bool>) -> io::Result<TcpListener> {
-    let addr: SocketAddr = addr.parse().map_err(invalid_data)?;
-    let family = if addr.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
-    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
-    if let Some(v6_only) = v6_only {
-        setsockopt(&fd, sockopt::Ipv6V6Only, &v6_only)?;
-    }
-    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
-    listen(&fd, Backlog::new(16)?)?;
-    Ok(TcpListener::from(fd))
-}
+use std::os::fd::AsRawFd;
 
 /// An IPv6 listener, in a private network namespace that has IPv6 (see
-/// [`crate::testnet`]): never skipped, whatever the host's own network.
+/// [`crate::test_support::network`]): never skipped, whatever the host's own network.
 fn ipv6_listener(addr: &str, v6_only: Option<bool>) -> TcpListener {
-    crate::testnet::private_network_with_ipv6();
+    crate::test_support::network::private_network_with_ipv6();
     listen_on(addr, v6_only).unwrap_or_else(|e| panic!("{addr}: {e}"))
-}
-
-pub(crate) fn port_of(listener: &TcpListener) -> u16 {
-    listener.local_addr().unwrap().port()
-}
-
-/// The inode as the fd table shows it, independent of sock_diag.
-pub(crate) fn inode_of(fd: impl AsFd) -> u64 {
-    let link = fs::read_link(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd())).unwrap();
-    socket_inode(link.as_os_str().as_bytes()).unwrap()
 }
 
 fn expected(listener: &TcpListener, v6_only: bool) -> Listener {
@@ -131,7 +100,7 @@ fn mapped_ipv4_loopback_is_not_wildcard() {
 
 #[test]
 fn finds_every_listener_sharing_a_port() {
-    crate::testnet::private_network_with_ipv6();
+    crate::test_support::network::private_network_with_ipv6();
     let ipv4 = listen_on("0.0.0.0:0", None).unwrap();
     let port = port_of(&ipv4);
     let ipv6 = listen_on(&format!("[::1]:{port}"), Some(true)).unwrap();
@@ -191,7 +160,7 @@ fn closed_listener_is_gone() {
 
 #[test]
 fn proc_net_fallback_agrees_with_sock_diag() {
-    crate::testnet::private_network_with_ipv6();
+    crate::test_support::network::private_network_with_ipv6();
     let ipv4 = listen_on("127.0.0.1:0", None).unwrap();
     let port = port_of(&ipv4);
     // v6-only on purpose: the fallback cannot see that and must report the host default.

@@ -14,7 +14,7 @@ use super::restart::admit;
 use super::{Ending, describe_status};
 use crate::config::{OnFailure, OnFirewallBlocked, OnHostRejected};
 use crate::log::Level;
-use crate::tree::Proc;
+use crate::process::tree::Proc;
 use crate::verify::{Kind, Verdict};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;

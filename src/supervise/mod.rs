@@ -1,7 +1,7 @@
 //! The supervisor: one loop over its event sources (a signalfd, gunicorn's notify socket,
 //! the HTTP probes' sockets, the workers' pidfds, an upgrade's trial, the nearest
 //! deadline) that never waits on anything else. This file is the loop, the I/O shell: it
-//! turns what happens into [`machine::Event`]s, and performs the [`machine::Action`]s the
+//! turns what happens into [`machine::Event`](crate::supervise::machine::Event)s, and performs the [`machine::Action`](crate::supervise::machine::Action)s the
 //! one transition (`machine`) decides. Rooms: `machine` the decisions; `upgrade` the trial
 //! of a USR2's new generation; `restart` the restart limit; `signals` which signals are
 //! taken; `ending` how gunicorn ended. The reasoning (why no thread, why held signals are
@@ -10,10 +10,10 @@
 use crate::log;
 use crate::notify::{ChildSocket, Systemd};
 use crate::pollset::Pollable;
+use crate::process::tree::{self, Proc};
+use crate::process::workers::Census;
 use crate::spawn;
-use crate::tree::{self, Proc};
 use crate::verify::{self, Look, Scope, Target};
-use crate::workers::Census;
 use machine::{Action, Event, Finding, Machine, World};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -412,10 +412,10 @@ impl World for Here<'_> {
     /// gunicorn (≥ 25) can also run a "dirty arbiter", a child with a pool of its own that
     /// outlives reloads: a child with children of its own is not a worker.
     fn workers(&self, master: Pid) -> Vec<Proc> {
-        let workers = crate::proc::children(master.as_raw())
+        let workers = crate::process::procfs::children(master.as_raw())
             .unwrap_or_default()
             .into_iter()
-            .filter(|&c| crate::proc::children(c).is_none_or(|grand| grand.is_empty()))
+            .filter(|&c| crate::process::procfs::children(c).is_none_or(|grand| grand.is_empty()))
             .map(Pid::from_raw);
         tree::named(workers)
     }
@@ -427,7 +427,7 @@ impl World for Here<'_> {
     }
 
     fn pending(&self, pid: Pid, signal: Signal) -> bool {
-        crate::proc::pending_signals(pid.as_raw())
+        crate::process::procfs::pending_signals(pid.as_raw())
             .is_some_and(|mask| mask & (1 << (signal as i32 - 1)) != 0)
     }
 

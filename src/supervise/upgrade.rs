@@ -14,13 +14,13 @@
 //! reaped by the loop); after a forwarded USR2 gunicorn re-executes itself, and the new
 //! master (the old master's child, found by its `GUNICORN_PID`) is watched through a pidfd.
 
-use crate::owners;
 use crate::pollset::Pollable;
 use crate::probe::{Outcome, Probes, Request};
+use crate::process::owners;
+use crate::process::tree;
+use crate::process::workers::{self, Census};
 use crate::sockets;
-use crate::tree;
 use crate::verify::Target;
-use crate::workers::{self, Census};
 use nix::poll::{PollFd, PollFlags};
 use nix::unistd::Pid;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -311,5 +311,5 @@ fn generation_holds(new: Pid, inode: u64) -> bool {
 
 /// The live children of `master`.
 fn workers_of(master: Pid) -> Vec<i32> {
-    crate::proc::children(master.as_raw()).unwrap_or_default()
+    crate::process::procfs::children(master.as_raw()).unwrap_or_default()
 }

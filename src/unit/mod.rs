@@ -18,8 +18,6 @@ mod name_map;
 mod paths;
 mod syntax;
 #[cfg(test)]
-mod test_support;
-#[cfg(test)]
 mod tests;
 
 pub use exec::{ExecCommand, format_exec, parse_exec, split_words};

@@ -6,13 +6,13 @@
 //! covers, with the `Host` a browser sends, and the host firewall judged for a connection
 //! from another machine (a probe from the host itself never crosses it). The walls in the
 //! order a remote browser meets them: the bind, the firewall, the app's `Host` check (a 400
-//! to the Host a browser sends, Django's `ALLOWED_HOSTS`). [`render`] shows it.
+//! to the Host a browser sends, Django's `ALLOWED_HOSTS`). [`render`](crate::verify::render) shows it.
 
 pub mod render;
 
 use crate::firewall::{self, Judgement};
-use crate::owners::{self, Owner};
 use crate::probe::{self, Families, ProbeResult, Probes, Request};
+use crate::process::owners::{self, Owner};
 use crate::sockets::{self, Listener};
 use nix::poll::{PollFd, PollFlags};
 use nix::unistd::Pid;
@@ -233,7 +233,7 @@ impl crate::pollset::Pollable for Pending {
     }
 
     /// The probes' descriptors, then the firewall tools', in the order
-    /// [`Pending::advance`] takes them.
+    /// [`Pending::advance`](crate::pollset::Pollable::advance) takes them.
     fn poll_fds(&self) -> Vec<PollFd<'_>> {
         let mut fds = self.probes.poll_fds();
         fds.extend(self.firewall.poll_fds());
@@ -274,12 +274,40 @@ pub struct Probing {
 /// makes them without blocking, see [`probe::Probes`]).
 pub fn look(target: &Target, scope: Scope) -> Look {
     let port = target.port;
+    let seen = listeners_seen(port, scope);
+    let decided =
+        |(kind, listeners, summary)| Look::Decided(Verdict::decided(kind, listeners, summary));
+    let ours = match whose(port, scope, seen) {
+        Ok(ours) => ours,
+        Err(verdict) => return decided(verdict),
+    };
+    if let Some(verdict) = not_everywhere(port, scope, &ours) {
+        return decided((verdict.0, ours, verdict.1));
+    }
+    let families = Families {
+        ipv4: ours.iter().any(|s| s.listener.covers_ipv4()),
+        ipv6: ours.iter().any(|s| s.listener.covers_ipv6()),
+    };
+    let addresses = probe::targets(port, families).unwrap_or_default();
+    Look::Probing(Probing {
+        question: firewall_question(port, &addresses, target.from),
+        requests: requests(&addresses.probe, &target.host_names),
+        skipped: addresses.skipped,
+        path: target.path.clone(),
+        names: !target.host_names.is_empty(),
+        ours,
+    })
+}
+
+/// The listeners on `port` with their owners: searched among the launcher's tree
+/// (`Scope::TreeOf`), or on the whole host.
+fn listeners_seen(port: u16, scope: Scope) -> Vec<Seen> {
     let all = sockets::listeners_on_port(port).unwrap_or_default();
     let inodes: Vec<u64> = all.iter().map(|l| l.inode).collect();
     let mut owners: HashMap<u64, Vec<Owner>> = match scope {
         _ if all.is_empty() => HashMap::new(),
         Scope::TreeOf(root) => {
-            let mut tree: Vec<i32> = crate::tree::descendants(root)
+            let mut tree: Vec<i32> = crate::process::tree::descendants(root)
                 .iter()
                 .map(|p| p.as_raw())
                 .collect();
@@ -288,23 +316,27 @@ pub fn look(target: &Target, scope: Scope) -> Look {
         }
         Scope::Host => owners::owners_on_host(&all),
     };
-    let seen: Vec<Seen> = all
-        .into_iter()
+    all.into_iter()
         .map(|l| Seen {
             owners: owners.remove(&l.inode).unwrap_or_default(),
             listener: l,
         })
-        .collect();
-    let decided =
-        |kind, listeners, summary| Look::Decided(Verdict::decided(kind, listeners, summary));
+        .collect()
+}
 
+/// A decided verdict: its kind, the listeners it is about, its sentence.
+type Decided = (Kind, Vec<Seen>, String);
+
+/// The listeners that are ours to judge, or the verdict when they are not one program's:
+/// another program on the port (`run`), programs splitting it (`check`), or nothing at all.
+fn whose(port: u16, scope: Scope, seen: Vec<Seen>) -> Result<Vec<Seen>, Decided> {
     let ours = match scope {
         Scope::TreeOf(_) => {
             let (ours, foreign): (Vec<Seen>, Vec<Seen>) =
                 seen.into_iter().partition(|s| !s.owners.is_empty());
             if !foreign.is_empty() {
                 let summary = foreign_holders(port, &ours, &foreign);
-                return decided(Kind::Foreign, foreign, summary);
+                return Err((Kind::Foreign, foreign, summary));
             }
             ours
         }
@@ -317,19 +349,24 @@ pub fn look(target: &Target, scope: Scope) -> Look {
                     trees.len(),
                     trees.join("; ")
                 );
-                return decided(Kind::Split, seen, summary);
+                return Err((Kind::Split, seen, summary));
             }
             seen
         }
     };
     if ours.is_empty() {
-        return decided(
+        return Err((
             Kind::Nothing,
             ours,
             format!("nothing listens on port {port}"),
-        );
+        ));
     }
+    Ok(ours)
+}
 
+/// The single-address verdicts: a listener bound to one address (the
+/// ERR_CONNECTION_REFUSED case), or only a v6-only `::` that IPv4 clients cannot reach.
+fn not_everywhere(port: u16, scope: Scope, ours: &[Seen]) -> Option<(Kind, String)> {
     let singles: Vec<&Seen> = ours.iter().filter(|s| !s.listener.is_wildcard()).collect();
     if !singles.is_empty() {
         let what: Vec<String> = singles
@@ -347,28 +384,32 @@ pub fn look(target: &Target, scope: Scope) -> Look {
         } else {
             ""
         };
-        let summary = format!(
-            "bound to a single address, not all interfaces: {}; other machines get ERR_CONNECTION_REFUSED{why}",
-            what.join(", ")
-        );
-        return decided(Kind::SingleAddress, ours, summary);
-    }
-
-    let families = Families {
-        ipv4: ours.iter().any(|s| s.listener.covers_ipv4()),
-        ipv6: ours.iter().any(|s| s.listener.covers_ipv6()),
-    };
-    if !families.ipv4 {
-        return decided(
+        return Some((
             Kind::SingleAddress,
-            ours,
+            format!(
+                "bound to a single address, not all interfaces: {}; other machines get ERR_CONNECTION_REFUSED{why}",
+                what.join(", ")
+            ),
+        ));
+    }
+    if !ours.iter().any(|s| s.listener.covers_ipv4()) {
+        return Some((
+            Kind::SingleAddress,
             format!(
                 "listening on [::]:{port} with IPV6_V6ONLY: IPv4 clients are refused; bind 0.0.0.0 or a dual-stack ::"
             ),
-        );
+        ));
     }
+    None
+}
 
-    let addresses = probe::targets(port, families).unwrap_or_default();
+/// What to ask of the host firewall: the port, each address another machine can reach
+/// (with its interface), every address probed, and the one client asked about, if any.
+fn firewall_question(
+    port: u16,
+    addresses: &probe::Addresses,
+    from: Option<IpAddr>,
+) -> firewall::Question {
     let mut remote: Vec<(IpAddr, String)> = Vec::new();
     for a in addresses
         .probe
@@ -380,20 +421,12 @@ pub fn look(target: &Target, scope: Scope) -> Look {
             remote.push((a, addresses.interface_of(a).unwrap_or("?").to_string()));
         }
     }
-    let question = firewall::Question {
+    firewall::Question {
         port,
         remote,
         local: addresses.probe.iter().map(SocketAddr::ip).collect(),
-        from: target.from,
-    };
-    Look::Probing(Probing {
-        question,
-        requests: requests(&addresses.probe, &target.host_names),
-        skipped: addresses.skipped,
-        path: target.path.clone(),
-        names: !target.host_names.is_empty(),
-        ours,
-    })
+        from,
+    }
 }
 
 /// Each address with its own Host, then each configured name at each address.
@@ -447,79 +480,15 @@ pub fn judge(probing: Probing, probes: Vec<ProbeResult>, firewall: firewall::Rep
         .iter()
         .map(|s| format!("{} ({})", endpoint(&s.listener), family_name(&s.listener)))
         .collect();
-    let bound = bound.join(", ");
-    let failed: Vec<&ProbeResult> = probes.iter().filter(|p| !p.reachable()).collect();
-    let failures = bounded(
-        failed
-            .iter()
-            .map(|p| format!("{} {}", label(p), p.outcome))
-            .collect(),
-        "more failed",
-    );
-    let rejected: Vec<&ProbeResult> = probes
-        .iter()
-        .zip(&counted)
-        .filter(|(p, counted)| **counted && p.outcome == probe::Outcome::Status(REJECTED_HOST))
-        .map(|(p, _)| p)
-        .collect();
-    let answers = answers(&probes);
-    // A failed probe that the firewall explains (a rule that also matches the host's own
-    // connection) is the firewall's verdict, not HTTP's.
-    let explained: Vec<&Judgement> = failed
-        .iter()
-        .filter_map(|p| firewall.blocks_locally(p.addr.ip()))
-        .collect();
-    let walls = firewall_walls(&firewall);
-    let (kind, summary) = if firewall.blocks_everywhere() {
-        (
-            Kind::FirewallBlocked,
-            format!(
-                "listening on {bound}, all interfaces, but the host firewall blocks port {} from every other machine: {walls}",
-                question.port
-            ),
-        )
-    } else if !failed.is_empty() && explained.len() == failed.len() {
-        (
-            Kind::FirewallBlocked,
-            format!(
-                "listening on {bound} but HTTP GET {path} failed: {failures}; the host firewall blocks it: {}",
-                firewall_walls_of(&explained, firewall.fix.as_deref())
-            ),
-        )
-    } else if !failed.is_empty() || probes.is_empty() {
-        let why = if failed.is_empty() {
-            "no address to probe".to_string()
-        } else {
-            failures
-        };
-        (
-            Kind::ProbeFailed,
-            format!(
-                "listening on {bound} but HTTP GET {path} failed: {why}{}",
-                firewall_note(&firewall)
-            ),
-        )
-    } else if !rejected.is_empty() {
-        let hosts: BTreeSet<&str> = rejected.iter().map(|p| bare_host(&p.host)).collect();
-        let hosts: Vec<&str> = hosts.into_iter().collect();
-        (
-            Kind::HostRejected,
-            format!(
-                "listening on {bound}, all interfaces, but the app rejects the Host that remote browsers send: {answers}; \
-                 Django: add {} to ALLOWED_HOSTS (Flask: TRUSTED_HOSTS; Starlette: TrustedHostMiddleware's allowed_hosts){}",
-                bounded(hosts.iter().map(|h| h.to_string()).collect(), "more"),
-                firewall_note(&firewall)
-            ),
-        )
-    } else {
-        (
-            Kind::Ok,
-            format!(
-                "listening on {bound}, all interfaces; {answers}{}",
-                firewall_note(&firewall)
-            ),
-        )
+    let met = Met {
+        bound: bound.join(", "),
+        path: &path,
+        port: question.port,
+        probes: &probes,
+        counted: &counted,
+        firewall: &firewall,
     };
+    let (kind, summary) = met.first_wall();
     Verdict {
         kind,
         listeners: ours,
@@ -528,6 +497,105 @@ pub fn judge(probing: Probing, probes: Vec<ProbeResult>, firewall: firewall::Rep
         skipped,
         firewall: Some(Box::new(firewall)),
         summary,
+    }
+}
+
+/// What the probes and the firewall found, to say which wall a remote browser meets first.
+struct Met<'a> {
+    /// The listeners, as the summary names them.
+    bound: String,
+    path: &'a str,
+    port: u16,
+    probes: &'a [ProbeResult],
+    counted: &'a [bool],
+    firewall: &'a firewall::Report,
+}
+
+impl Met<'_> {
+    /// The walls in the order a remote browser meets them: the firewall, HTTP, the Host.
+    fn first_wall(&self) -> (Kind, String) {
+        let bound = &self.bound;
+        let failed: Vec<&ProbeResult> = self.probes.iter().filter(|p| !p.reachable()).collect();
+        let failures = bounded(
+            failed
+                .iter()
+                .map(|p| format!("{} {}", label(p), p.outcome))
+                .collect(),
+            "more failed",
+        );
+        // A failed probe that the firewall explains (a rule that also matches the host's
+        // own connection) is the firewall's verdict, not HTTP's.
+        let explained: Vec<&Judgement> = failed
+            .iter()
+            .filter_map(|p| self.firewall.blocks_locally(p.addr.ip()))
+            .collect();
+        if self.firewall.blocks_everywhere() {
+            let walls = firewall_walls(self.firewall);
+            return (
+                Kind::FirewallBlocked,
+                format!(
+                    "listening on {bound}, all interfaces, but the host firewall blocks port {} from every other machine: {walls}",
+                    self.port
+                ),
+            );
+        }
+        if !failed.is_empty() && explained.len() == failed.len() {
+            return (
+                Kind::FirewallBlocked,
+                format!(
+                    "listening on {bound} but HTTP GET {} failed: {failures}; the host firewall blocks it: {}",
+                    self.path,
+                    firewall_walls_of(&explained, self.firewall.fix.as_deref())
+                ),
+            );
+        }
+        if !failed.is_empty() || self.probes.is_empty() {
+            let why = if failed.is_empty() {
+                "no address to probe".to_string()
+            } else {
+                failures
+            };
+            return (
+                Kind::ProbeFailed,
+                format!(
+                    "listening on {bound} but HTTP GET {} failed: {why}{}",
+                    self.path,
+                    firewall_note(self.firewall)
+                ),
+            );
+        }
+        self.host_wall()
+    }
+
+    /// Every probe answered: the app's Host check, or ok.
+    fn host_wall(&self) -> (Kind, String) {
+        let bound = &self.bound;
+        let answers = answers(self.probes);
+        let rejected: BTreeSet<&str> = self
+            .probes
+            .iter()
+            .zip(self.counted)
+            .filter(|(p, counted)| **counted && p.outcome == probe::Outcome::Status(REJECTED_HOST))
+            .map(|(p, _)| bare_host(&p.host))
+            .collect();
+        if rejected.is_empty() {
+            return (
+                Kind::Ok,
+                format!(
+                    "listening on {bound}, all interfaces; {answers}{}",
+                    firewall_note(self.firewall)
+                ),
+            );
+        }
+        (
+            Kind::HostRejected,
+            format!(
+                "listening on {bound}, all interfaces, but the app rejects the Host that remote browsers send: {answers}; \
+                 Django: add {} to ALLOWED_HOSTS (Flask: TRUSTED_HOSTS; Starlette: TrustedHostMiddleware's allowed_hosts){}",
+                bounded(rejected.iter().map(|h| h.to_string()).collect(), "more"),
+                firewall_note(self.firewall)
+            ),
+        )
     }
 }
 
@@ -731,31 +799,7 @@ pub fn independent_trees(seen: &[Seen]) -> Vec<String> {
         .iter()
         .flat_map(|s| s.owners.iter().map(|o| o.pid))
         .collect();
-    let parent = |p: i32| crate::proc::ppid(p).filter(|&pp| pp > 1);
-    let top = |p: i32| {
-        let (mut top, mut up) = (p, p);
-        while let Some(pp) = parent(up) {
-            if owners.contains(&pp) {
-                top = pp;
-            }
-            up = pp;
-        }
-        top
-    };
-    let tops: BTreeSet<i32> = owners.iter().map(|&p| top(p)).collect();
-    let exe = |p: i32| std::fs::read_link(format!("/proc/{p}/exe")).ok();
-    let key = |p: i32| {
-        let t = top(p);
-        match parent(t) {
-            Some(q)
-                if tops.iter().filter(|&&u| parent(u) == Some(q)).count() > 1
-                    && exe(q).is_some_and(|e| Some(e) == exe(t)) =>
-            {
-                q
-            }
-            _ => t,
-        }
-    };
+    let lead = tree_leads(&owners);
     let mut trees: Vec<(i32, Vec<String>, BTreeSet<i32>)> = Vec::new();
     let mut unseen = Vec::new();
     for s in seen {
@@ -766,7 +810,7 @@ pub fn independent_trees(seen: &[Seen]) -> Vec<String> {
             ));
             continue;
         };
-        let lead = key(first.pid);
+        let lead = lead(first.pid);
         let members = s.owners.iter().map(|o| o.pid);
         match trees.iter_mut().find(|(k, ..)| *k == lead) {
             Some((_, endpoints, all)) => {
@@ -778,27 +822,60 @@ pub fn independent_trees(seen: &[Seen]) -> Vec<String> {
     }
     let mut out: Vec<String> = trees
         .into_iter()
-        .map(|(lead, mut endpoints, members)| {
-            let command = crate::proc::command_line(lead).unwrap_or_else(|| "?".into());
-            let under = members.iter().filter(|&&p| p != lead).count();
-            let with = match under {
-                0 => String::new(),
-                1 => " and 1 process under it".into(),
-                n => format!(" and {n} processes under it"),
-            };
-            endpoints.sort();
-            endpoints.dedup();
-            // Its parent too: a --reuse-port worker is found by its master.
-            let under = match crate::proc::ppid(lead) {
-                Some(pp) if pp > 1 => format!(", under pid {pp}"),
-                _ => String::new(),
-            };
-            format!(
-                "pid {lead} ({command}){with}{under} on {}",
-                endpoints.join(", ")
-            )
-        })
+        .map(|(lead, endpoints, members)| describe_tree(lead, endpoints, &members))
         .collect();
     out.extend(unseen);
     out
+}
+
+/// Which process leads the tree that `pid` belongs to, among `owners`: its topmost ancestor
+/// that owns a listener too; or that one's parent when it runs the same program and has more
+/// than one such child (a master whose workers each bound with `--reuse-port`).
+fn tree_leads(owners: &BTreeSet<i32>) -> impl Fn(i32) -> i32 + '_ {
+    let parent = |p: i32| crate::process::procfs::ppid(p).filter(|&pp| pp > 1);
+    let top = move |p: i32| {
+        let (mut top, mut up) = (p, p);
+        while let Some(pp) = parent(up) {
+            if owners.contains(&pp) {
+                top = pp;
+            }
+            up = pp;
+        }
+        top
+    };
+    let tops: BTreeSet<i32> = owners.iter().map(|&p| top(p)).collect();
+    let exe = |p: i32| std::fs::read_link(format!("/proc/{p}/exe")).ok();
+    move |p: i32| {
+        let t = top(p);
+        match parent(t) {
+            Some(q)
+                if tops.iter().filter(|&&u| parent(u) == Some(q)).count() > 1
+                    && exe(q).is_some_and(|e| Some(e) == exe(t)) =>
+            {
+                q
+            }
+            _ => t,
+        }
+    }
+}
+
+/// `pid 12 (COMMAND) and 2 processes under it, under pid 1 on 0.0.0.0:8001`.
+fn describe_tree(lead: i32, mut endpoints: Vec<String>, members: &BTreeSet<i32>) -> String {
+    let command = crate::process::procfs::command_line(lead).unwrap_or_else(|| "?".into());
+    let with = match members.iter().filter(|&&p| p != lead).count() {
+        0 => String::new(),
+        1 => " and 1 process under it".into(),
+        n => format!(" and {n} processes under it"),
+    };
+    endpoints.sort();
+    endpoints.dedup();
+    // Its parent too: a --reuse-port worker is found by its master.
+    let under = match crate::process::procfs::ppid(lead) {
+        Some(pp) if pp > 1 => format!(", under pid {pp}"),
+        _ => String::new(),
+    };
+    format!(
+        "pid {lead} ({command}){with}{under} on {}",
+        endpoints.join(", ")
+    )
 }

@@ -3,7 +3,7 @@
 //! for `check`, `status` and `install`.
 
 use super::{Kind, Target, Verdict};
-use crate::owners::Owner;
+use crate::process::owners::Owner;
 use serde_json::json;
 
 fn family(l: &crate::sockets::Listener) -> &'static str {
@@ -60,7 +60,7 @@ pub fn owner_groups(owners: &[Owner]) -> Vec<(String, String, String)> {
     let pids: Vec<i32> = owners.iter().map(|o| o.pid).collect();
     let is_below = |p: i32, head: i32| {
         let mut up = p;
-        while let Some(pp) = crate::proc::ppid(up).filter(|&pp| pp > 1) {
+        while let Some(pp) = crate::process::procfs::ppid(up).filter(|&pp| pp > 1) {
             if pp == head {
                 return true;
             }
@@ -95,6 +95,30 @@ pub fn owner_groups(owners: &[Owner]) -> Vec<(String, String, String)> {
 }
 
 pub fn table(v: &Verdict, target: &Target, colour: bool, verbose: bool) -> String {
+    let mut out = String::new();
+    if v.listeners.is_empty() {
+        out.push_str(&format!("no TCP listener on port {}\n", target.port));
+    } else {
+        out.push_str(&listeners_table(v, verbose));
+    }
+    if !v.probes.is_empty() {
+        out.push_str(&format!("\nHTTP GET {}\n", target.path));
+        out.push_str(&probes_table(v, !target.host_names.is_empty()));
+    }
+    for (addr, why) in &v.skipped {
+        out.push_str(&format!("not probed: {} — {why}\n", addr.ip()));
+    }
+    if let Some(fw) = &v.firewall {
+        out.push_str(&firewall_table(fw, colour));
+    }
+    let word = paint(v.kind.word(), v.kind == Kind::Ok, colour);
+    out.push_str(&format!("\nverdict: {word} — {}\n", v.summary));
+    out
+}
+
+/// Each listener with its owners: a master and its workers on one row, or (`verbose`) a
+/// row per process.
+fn listeners_table(v: &Verdict, verbose: bool) -> String {
     let mut rows = vec![
         ["FAMILY", "ADDRESS", "PID", "USER", "COMMAND"]
             .map(String::from)
@@ -124,41 +148,27 @@ pub fn table(v: &Verdict, target: &Target, colour: bool, verbose: bool) -> Strin
             rows.push(vec![fam.clone(), addr.clone(), pid, user, command]);
         }
     }
-    let mut out = String::new();
-    if v.listeners.is_empty() {
-        out.push_str(&format!("no TCP listener on port {}\n", target.port));
-    } else {
-        out.push_str(&aligned(&rows));
+    aligned(&rows)
+}
+
+/// Each probe with the Host it sent and its answer (a 400 said for what it means).
+fn probes_table(v: &Verdict, names: bool) -> String {
+    let mut rows = vec![["ADDRESS", "HOST", "ANSWER"].map(String::from).to_vec()];
+    for (p, &counted) in v.probes.iter().zip(&v.counted) {
+        let note = match p.outcome {
+            crate::probe::Outcome::Status(400) if counted => "  (a rejected Host)",
+            crate::probe::Outcome::Status(400) if names && !p.addr.ip().is_loopback() => {
+                "  (not counted: only the --host-name answers count)"
+            }
+            _ => "",
+        };
+        rows.push(vec![
+            p.addr.to_string(),
+            p.host.clone(),
+            format!("{}{note}", p.outcome),
+        ]);
     }
-    if !v.probes.is_empty() {
-        out.push_str(&format!("\nHTTP GET {}\n", target.path));
-        let mut rows = vec![["ADDRESS", "HOST", "ANSWER"].map(String::from).to_vec()];
-        let names = !target.host_names.is_empty();
-        for (p, &counted) in v.probes.iter().zip(&v.counted) {
-            let note = match p.outcome {
-                crate::probe::Outcome::Status(400) if counted => "  (a rejected Host)",
-                crate::probe::Outcome::Status(400) if names && !p.addr.ip().is_loopback() => {
-                    "  (not counted: only the --host-name answers count)"
-                }
-                _ => "",
-            };
-            rows.push(vec![
-                p.addr.to_string(),
-                p.host.clone(),
-                format!("{}{note}", p.outcome),
-            ]);
-        }
-        out.push_str(&aligned(&rows));
-    }
-    for (addr, why) in &v.skipped {
-        out.push_str(&format!("not probed: {} — {why}\n", addr.ip()));
-    }
-    if let Some(fw) = &v.firewall {
-        out.push_str(&firewall_table(fw, colour));
-    }
-    let word = paint(v.kind.word(), v.kind == Kind::Ok, colour);
-    out.push_str(&format!("\nverdict: {word} — {}\n", v.summary));
-    out
+    aligned(&rows)
 }
 
 /// The firewall's part of the table: each address as another machine meets it.

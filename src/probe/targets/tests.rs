@@ -7,13 +7,13 @@ const BOTH: Families = Families {
 
 #[test]
 fn targets_start_with_loopback() {
-    crate::testnet::private_network_with_ipv6();
+    crate::test_support::network::private_network_with_ipv6();
     let addrs = targets(8001, BOTH).unwrap().probe;
     assert_eq!(addrs[0], SocketAddr::from((Ipv4Addr::LOCALHOST, 8001)));
     assert_eq!(addrs[1], SocketAddr::from((Ipv6Addr::LOCALHOST, 8001)));
     assert_eq!(
         addrs[2],
-        SocketAddr::from((crate::testnet::SECOND_IPV4, 8001))
+        SocketAddr::from((crate::test_support::network::SECOND_IPV4, 8001))
     );
     assert_eq!(
         addrs.len(),
@@ -43,7 +43,7 @@ fn ipv6_targets_hold_no_ipv4() {
         ipv4: false,
         ipv6: true,
     };
-    crate::testnet::private_network_with_ipv6();
+    crate::test_support::network::private_network_with_ipv6();
     let addrs = targets(80, v6).unwrap().probe;
     assert!(addrs.iter().all(SocketAddr::is_ipv6), "{addrs:?}");
     assert_eq!(addrs[0], SocketAddr::from((Ipv6Addr::LOCALHOST, 80)));
@@ -60,7 +60,7 @@ fn no_families_no_targets() {
 
 #[test]
 fn link_local_targets_carry_a_scope() {
-    crate::testnet::private_network_with_ipv6();
+    crate::test_support::network::private_network_with_ipv6();
     let mut link_local = 0;
     for addr in targets(8001, BOTH).unwrap().probe {
         if let SocketAddr::V6(v6) = addr {

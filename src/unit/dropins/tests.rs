@@ -1,4 +1,4 @@
-use crate::unit::test_support::{GUNI, argv, exec_start, fixture, last, link, load, name, write};
+use crate::test_support::units::{GUNI, argv, exec_start, fixture, last, link, load, name, write};
 use crate::unit::{effective, list_service_units, load_unit};
 use std::fs;
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::unit::test_support::{argv, exec, parse, tricky_text};
+use crate::test_support::units::{argv, exec, parse, tricky_text};
 use proptest::prelude::*;
 
 fn words(s: &str) -> Vec<String> {

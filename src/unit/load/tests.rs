@@ -1,6 +1,6 @@
 use super::*;
+use crate::test_support::units::{argv, exec, exec_start, fixture, last, load, name};
 use crate::unit::format_exec;
-use crate::unit::test_support::{argv, exec, exec_start, fixture, last, load, name};
 
 #[test]
 fn solvit_unit() {

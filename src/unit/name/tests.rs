@@ -1,5 +1,5 @@
 use super::*;
-use crate::unit::test_support::name;
+use crate::test_support::units::name;
 
 #[test]
 fn unit_names_follow_systemd_rules() {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::unit::test_support::{GUNI, argv, exec_start, fixture, last, link, load, name, write};
+use crate::test_support::units::{GUNI, argv, exec_start, fixture, last, link, load, name, write};
 use crate::unit::{effective, list_service_units, load_unit};
 use std::fs;
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::unit::test_support::{GUNI, link, name, write};
+use crate::test_support::units::{GUNI, link, name, write};
 use crate::unit::{effective_exec, load_unit};
 use std::fs;
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::unit::test_support::{parse, tricky_text};
+use crate::test_support::units::{parse, tricky_text};
 use proptest::prelude::*;
 
 fn parse_err(text: &str) -> UnitError {

@@ -1,0 +1,114 @@
+use super::*;
+
+#[test]
+fn stat_survives_odd_command_names() {
+    let tail = "42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000";
+    assert_eq!(
+        parse_stat(&format!("42 (gunicorn: a) b)) S 41 {tail}")),
+        Some(Stat {
+            state: 'S',
+            ppid: 41,
+            start: 123456,
+            exit_code: None,
+        })
+    );
+    assert_eq!(parse_stat("42 (x) S 41 42"), None);
+    assert_eq!(parse_stat(&format!("42 x S 41 {tail}")), None);
+    let me = std::process::id() as i32;
+    assert_eq!(ppid(me), Some(nix::unistd::getppid().as_raw()));
+    assert!(all_pids().contains(&me));
+    assert!(stat(me).is_some_and(|s| s.state.is_ascii_uppercase() && s.start > 0));
+}
+
+#[test]
+fn parses_status() {
+    let status = "Name:\tgunicorn: worker\nUmask:\t0022\nState:\tS (sleeping)\nPid:\t42\nPPid:\t41\n\
+            Uid:\t0\t33\t33\t33\nGid:\t0\t0\t0\t0\nFDSize:\t64\n";
+    let info = parse_status(status).unwrap();
+    assert_eq!(
+        info,
+        Status {
+            name: "gunicorn: worker".into(),
+            uids: [0, 33, 33, 33],
+            fd_size: 64
+        }
+    );
+    assert_eq!(info.effective_uid(), 33);
+    assert_eq!(parse_status("Name:\tx\nUid:\t1\t2\n"), None);
+    assert_eq!(parse_status(""), None);
+}
+
+proptest::proptest! {
+    #[test]
+    fn status_parser_never_panics(line in ".{0,200}") {
+        let _ = parse_status(&line);
+    }
+}
+
+#[test]
+fn user_names_come_from_passwd_lines() {
+    let passwd = b"root:x:0:0:root:/root:/bin/bash\n#x:x:7:7::/:\n\
+                       solvit:x:998:998::/opt/solvit:/usr/sbin/nologin\nbad\n:x:5:5::/:\n";
+    assert_eq!(name_in_passwd(passwd, 0).as_deref(), Some("root"));
+    assert_eq!(name_in_passwd(passwd, 998).as_deref(), Some("solvit"));
+    assert_eq!(name_in_passwd(passwd, 7), None);
+    assert_eq!(name_in_passwd(passwd, 5), None);
+    assert_eq!(name_in_passwd(passwd, 99), None);
+    assert_eq!(user_name(0), "root");
+    assert_eq!(user_name(4_000_000_000), "4000000000");
+}
+
+#[test]
+fn children_and_pending_signals_of_real_processes() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let me = std::process::id() as i32;
+    assert!(children(me).unwrap().contains(&pid));
+    assert_eq!(children(pid), Some(Vec::new()));
+    // A stopped process keeps what is sent to it pending.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while stat(pid).map(|s| s.state) != Some('T') {
+        assert!(std::time::Instant::now() < deadline, "never stopped");
+        std::thread::yield_now();
+    }
+    assert_eq!(pending_signals(pid), Some(0));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .unwrap();
+    assert_eq!(pending_signals(pid), Some(1 << (10 - 1)));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(children(-5), None);
+}
+
+#[test]
+fn command_line_and_environment_of_a_real_process() {
+    let me = std::process::id() as i32;
+    assert!(command_line(me).is_some_and(|c| !c.is_empty()));
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .env("GL_PROC_TEST", "a=b")
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // Until exec, /proc shows the environment copied from us.
+    while command_line(pid).as_deref() != Some("sleep 30") {
+        assert!(std::time::Instant::now() < deadline, "child never exec'd");
+        std::thread::yield_now();
+    }
+    assert_eq!(environ_var(pid, "GL_PROC_TEST").as_deref(), Some("a=b"));
+    assert_eq!(environ_var(pid, "GL_PROC"), None);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -1,0 +1,59 @@
+use super::*;
+use std::process::Command;
+
+#[test]
+fn a_grandchild_killed_by_a_signal_is_counted_with_its_signal() {
+    // bash stands for gunicorn's master: its one child dies of SIGSEGV
+    // and bash reaps it; the census sees the death all the same. (The
+    // half-second wait is a `read` that times out on a silent pipe, so
+    // that no other child appears.)
+    let mut master = Command::new("bash")
+        .args([
+            "-c",
+            "sleep 30 & p=$!; read -t 0.5 -r _; kill -SEGV $p; wait $p; read -t 30 -r _",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = Pid::from_raw(master.id() as i32);
+    let mut census = Census::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while census.watched.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no child seen");
+        census.refresh(pid);
+    }
+    loop {
+        let mut fds: Vec<nix::poll::PollFd> = census
+            .fds()
+            .map(|fd| nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN))
+            .collect();
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16)).unwrap();
+        let ready: Vec<bool> = fds.iter().map(|f| f.any().unwrap_or(false)).collect();
+        drop(fds);
+        census.on_ready(&ready);
+        if census.watched.is_empty() {
+            break;
+        }
+    }
+    let report = census.report().unwrap();
+    assert!(
+        report.starts_with("gunicorn's workers kept dying: 1 exited (killed by SIGSEGV once"),
+        "{report}"
+    );
+    master.kill().unwrap();
+    master.wait().unwrap();
+}
+
+#[test]
+fn nothing_died_nothing_to_say() {
+    assert_eq!(Census::new().report(), None);
+    let mut c = Census::new();
+    c.signals.insert(9, 3);
+    c.statuses.insert(1, 1);
+    let r = c.report().unwrap();
+    assert!(
+        r.contains("4 exited (killed by SIGKILL 3 times, exit status 1 once)"),
+        "{r}"
+    );
+    assert!(r.contains("OOM killer sends"), "{r}");
+}
