@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` and `make test`.
-.PHONY: demo test test-matrix setup build lint fuzz-check bench bench-check bench-setup
+.PHONY: demo test test-matrix setup build lint fuzz-check bench bench-check bench-setup mutants-diff mutants-sample
 
 CARGO ?= cargo
 # Where `cargo build --release` puts the launcher: .cargo/config.toml builds for an
@@ -28,6 +28,22 @@ test: setup lint fuzz-check build
 # 27.0.1"` for a subset).
 test-matrix: setup
 	scripts/test-matrix $(GUNICORN_VERSIONS)
+
+# Mutation testing (MUTANTS.md; cargo-mutants from scripts/setup-mutants, configured in
+# .cargo/mutants.toml). Not part of `make test`. mutants-diff: the mutants in what changed
+# since BASE (the working tree against HEAD by default; on a branch, BASE=main), the habit
+# before a commit. mutants-sample: about N mutants drawn across src/ (SHARD=k to repeat one).
+BASE ?= HEAD
+N ?= 200
+mutants-diff:
+	scripts/setup-mutants
+	mkdir -p target
+	git diff $(BASE) -- src > target/mutants.diff
+	GUNICORN_VENV=$(CURDIR)/.venv $(CARGO) mutants --in-diff target/mutants.diff -o target/mutants-diff
+
+mutants-sample:
+	scripts/setup-mutants
+	scripts/mutants-sample $(N)
 
 lint:
 	$(CARGO) fmt --all -- --check

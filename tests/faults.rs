@@ -104,11 +104,6 @@ fn a_thousand_mixed_signals_in_a_second_leave_it_supervising_and_serving() {
         let at = start + Duration::from_millis(u64::from(i) + 1);
         std::thread::sleep(at.saturating_duration_since(Instant::now()));
     }
-    let took = start.elapsed();
-    assert!(
-        took < Duration::from_secs(2),
-        "the storm took {took:?}, not about one second"
-    );
     assert!(
         sent.iter().all(|&n| n > 50),
         "every kind was sent: {sent:?}"
@@ -332,6 +327,9 @@ fn kill_the_master_while_the_app_imports(held: bool) {
     );
     assert!(!out.contains("another program"), "{out}");
     assert!(!out.contains("verified:"), "{out}");
+    // A crash before the first verification is not restarted, held socket or not.
+    assert_eq!(out.matches("started gunicorn").count(), 1, "{out}");
+    assert!(!out.contains("a new gunicorn starts"), "{out}");
     assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
 }
 
@@ -726,8 +724,10 @@ fn a_stop_during_verification_waits_without_spinning() {
         wall >= Duration::from_secs(2),
         "the stop ended early ({wall:?}): {out}"
     );
+    // CPU time, not a share of the wall clock: a busy machine slows the stop down but adds
+    // nothing to the launcher's own CPU; a loop that spun would burn most of the 3 s.
     assert!(
-        cpu < wall.as_secs_f64() * 0.1,
+        cpu < 0.5,
         "the launcher used {cpu:.2} s of CPU in a {wall:?} stop: it spun"
     );
     assert!(out.contains("did not stop within 3s"), "{out}");

@@ -6,6 +6,7 @@
 //! no hint about a port that was free).
 
 mod common;
+use common::cgroup::MemoryCgroup;
 use common::*;
 use std::process::Command;
 
@@ -155,6 +156,59 @@ fn workers_killed_at_boot_are_named_with_the_signal_and_how_often() {
     let n: usize = died.split(' ').next().unwrap().parse().unwrap();
     assert!(n >= 2, "{failure}");
     assert!(died.contains("killed by SIGSEGV"), "{failure}");
+}
+
+/// A worker that allocates past its service's memory limit at every boot: the kernel's OOM
+/// killer ends it, and the failure counts those kills from the launcher's own memory cgroup
+/// (a real one, with a real limit: the cgroup v2 `memory.events` or, on a host still on the
+/// v1 hierarchy, the memory controller's `memory.oom_control`).
+#[test]
+fn workers_killed_by_the_oom_killer_are_counted_from_the_cgroup() {
+    let Some(cgroup) = MemoryCgroup::new(96 << 20) else {
+        panic!(
+            "no writable memory cgroup here (neither a v2 cgroup with the memory controller nor \
+             the v1 memory hierarchy): this test needs one, as systemd units have"
+        );
+    };
+    let app = AppDir::new();
+    // Touch every page (bytes * n writes them), so the memory is charged at once.
+    app.write(
+        "hog.py",
+        "hog = b'x' * (400 << 20)\ndef app(e, r):\n    pass\n",
+    );
+    app.write(
+        "launcher.toml",
+        "[verify]\nstartup_timeout = \"6s\"\nprobe_timeout = \"500ms\"\n",
+    );
+    let mut launcher = Command::new(common::launcher());
+    launcher.args([
+        "run",
+        "--config",
+        "launcher.toml",
+        "--",
+        "gunicorn",
+        "hog:app",
+    ]);
+    let launcher = app.launcher_env_for(launcher);
+    let mut l = Proc::spawn(cgroup.enter(launcher));
+    let _cleanup = KillTreeOnDrop(l.pid());
+    assert_eq!(l.wait_exit(LONG).code(), Some(69), "{}", l.output());
+    let out = l.output();
+    let failure = out
+        .lines()
+        .find(|line| line.contains("verification failed"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let killed = failure
+        .split("the kernel's OOM killer killed ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no OOM count: {failure}"));
+    let n: u64 = killed.split(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 1, "{failure}");
+    assert!(
+        n <= cgroup.oom_kills(),
+        "{failure}: more than the cgroup counted"
+    );
+    assert!(failure.contains("killed by SIGKILL"), "{failure}");
 }
 
 /// gunicorn exits 1 because two workers failed to import the app: the port

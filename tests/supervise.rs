@@ -67,6 +67,9 @@ fn signals_during_a_verification_all_reach_gunicorn() {
             "gunicorn",
             "-c",
             "stamp.py",
+            // TTINs add workers; the final TERM should not wait out 30 s for them.
+            "--graceful-timeout",
+            "2",
             "gated:app",
         ],
     ));
@@ -351,4 +354,274 @@ fn a_reload_that_gunicorn_ignores_is_reported_not_vouched_for() {
     assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
     l.signal(Signal::SIGTERM);
     assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+}
+
+/// Launches `gunicorn -c stamp.py hello:app` under the launcher (extra `run` flags first)
+/// and waits until it is verified.
+fn stamped_launcher(ns: &Netns, app: &AppDir, flags: &[&str]) -> Proc {
+    app.write("stamp.py", STAMP_HOOK);
+    let mut args = vec!["run"];
+    args.extend(flags);
+    args.extend(["--", "gunicorn", "-c", "stamp.py", "hello:app"]);
+    let mut l = Proc::spawn(app.launcher_in(ns, &args));
+    l.wait_line("verified:", LONG);
+    l
+}
+
+/// Every signal the launcher passes on reaches gunicorn's master as itself, counted by
+/// gunicorn's own handler: HUP, USR1, TTIN, TTOU and a WINCH a process sent (a terminal's
+/// own WINCH, from the kernel, is not an order: the transition's tests hold that), then
+/// each stop signal, INT, QUIT and TERM, in a run of its own; and USR2 (forwarded: no held
+/// socket).
+#[test]
+fn every_forwarded_signal_arrives_at_gunicorn_as_itself() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let mut l = stamped_launcher(&ns, &app, &[]);
+    let _cleanup = KillTreeOnDrop(l.pid());
+    let passed = [
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+        Signal::SIGWINCH,
+    ];
+    for (n, sig) in passed.into_iter().enumerate() {
+        if sig == Signal::SIGUSR1 {
+            // After a HUP: passed on only once the reload is verified, none is lost.
+            l.wait_line("reloaded and verified:", LONG);
+        }
+        l.signal(sig);
+        wait_until(&format!("{sig} at gunicorn's master"), LONG, || {
+            stamps(&app).len() == n + 1
+        });
+        assert_eq!(stamps(&app)[n], sig.as_str(), "{}", l.output());
+    }
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    assert_eq!(stamps(&app).last().map(String::as_str), Some("SIGTERM"));
+    for stop in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGUSR2] {
+        let app = AppDir::new();
+        let mut l = stamped_launcher(&ns, &app, &[]);
+        let _cleanup = KillTreeOnDrop(l.pid());
+        l.signal(stop);
+        wait_until(&format!("{stop} at gunicorn's master"), LONG, || {
+            !stamps(&app).is_empty()
+        });
+        assert_eq!(stamps(&app)[0], stop.as_str(), "{}", l.output());
+        if stop == Signal::SIGUSR2 {
+            l.signal(Signal::SIGTERM);
+        }
+        l.wait_exit(LONG);
+    }
+}
+
+/// At most 64 signals are held while gunicorn has no handlers yet; the rest are dropped,
+/// said once, and gunicorn's master gets exactly 64 (USR1: reopening the logs is harmless).
+#[test]
+fn at_most_64_held_signals_reach_gunicorn() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write(
+        "gunicorn.conf.py",
+        &format!(
+            "import os, sys, time\nprint('config loading', file=sys.stderr, flush=True)\n\
+             while not os.path.exists('go'):\n    time.sleep(0.02)\n{STAMP_HOOK}"
+        ),
+    );
+    let mut l = Proc::spawn(app.launcher_in(&ns, &["run", "--", "gunicorn", "hello:app"]));
+    let _cleanup = KillTreeOnDrop(l.pid());
+    l.wait_line("config loading", LONG);
+    for _ in 0..70 {
+        l.signal(Signal::SIGUSR1);
+        wait_until("the launcher to take it", LONG, || {
+            no_signal_pending(l.pid())
+        });
+    }
+    l.wait_line(
+        "more than 64 signals before gunicorn was up; dropping the rest",
+        LONG,
+    );
+    app.write("go", "");
+    l.wait_line("verified:", LONG);
+    wait_until("64 USR1s at gunicorn's master", LONG, || {
+        stamps(&app).len() >= 64
+    });
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    let got = stamps(&app);
+    assert_eq!(
+        got.iter().filter(|s| *s == "SIGUSR1").count(),
+        64,
+        "{got:?}"
+    );
+    assert_eq!(l.output().matches("holding SIGUSR1").count(), 64);
+}
+
+/// What gunicorn is given, read from the real process: the variables the README says are
+/// removed are absent, NOTIFY_SOCKET is the launcher's own, LISTEN_FDS=1 and LISTEN_PID its
+/// own pid with the held socket; descriptors 0-2 and the held socket at 3 only (read by a
+/// hook before gunicorn opens anything of its own); stdin is /dev/null though the
+/// launcher's own stdin is a pipe.
+#[test]
+fn gunicorns_environment_and_descriptors_are_what_the_readme_says() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write(
+        "fds.py",
+        "import os\ndef on_starting(server):\n    fds = sorted(int(f) for f in os.listdir('/proc/self/fd'))\n    \
+         links = []\n    for fd in fds:\n        try:\n            links.append('%d %s' % (fd, os.readlink('/proc/self/fd/%d' % fd)))\n        \
+         except OSError:\n            pass\n    \
+         with open('fds.txt', 'w') as f:\n        f.write('\\n'.join(links) + '\\n')\n",
+    );
+    let mut cmd = app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--hold-socket",
+            "--",
+            "gunicorn",
+            "-c",
+            "fds.py",
+            "hello:app",
+        ],
+    );
+    for var in [
+        "GUNICORN_FD",
+        "GUNICORN_PID",
+        "LISTEN_FDNAMES",
+        "LISTEN_PID",
+        "LISTEN_FDS",
+    ] {
+        cmd.env(var, "7");
+    }
+    cmd.env("NOTIFY_SOCKET", "/run/not-ours")
+        .env("GUNICORN_CMD_ARGS", "--bind 127.0.0.1:9 --workers 1");
+    cmd.stdin(std::process::Stdio::piped());
+    let mut l = Proc::spawn_with_stdin(cmd);
+    let _cleanup = KillTreeOnDrop(l.pid());
+    l.wait_line("verified:", LONG);
+    let master = master_of(l.pid());
+    let environ = std::fs::read(format!("/proc/{master}/environ")).unwrap();
+    let vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .map(|kv| String::from_utf8_lossy(kv).into_owned())
+        .collect();
+    let value = |name: &str| {
+        vars.iter()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_owned))
+    };
+    assert_eq!(value("GUNICORN_FD"), None, "{vars:?}");
+    assert_eq!(value("GUNICORN_PID"), None);
+    assert_eq!(value("LISTEN_FDNAMES"), None);
+    assert_eq!(value("LISTEN_FDS").as_deref(), Some("1"));
+    assert_eq!(value("LISTEN_PID"), Some(master.to_string()));
+    assert!(
+        value("NOTIFY_SOCKET")
+            .unwrap()
+            .starts_with("@gunicorn-launcher/")
+    );
+    assert_eq!(value("GUNICORN_CMD_ARGS").as_deref(), Some("--workers 1"));
+    // At on_starting (before gunicorn opens anything of its own): 0-2 and the held socket;
+    // the listing's own descriptor is closed by the time it is read back, so it drops out.
+    let fds = std::fs::read_to_string(app.path().join("fds.txt")).unwrap();
+    let fds: Vec<(i32, String)> = fds
+        .lines()
+        .map(|l| {
+            let (fd, target) = l.split_once(' ').unwrap();
+            (fd.parse().unwrap(), target.to_string())
+        })
+        .collect();
+    let numbers: Vec<i32> = fds.iter().map(|(fd, _)| *fd).collect();
+    assert_eq!(numbers, [0, 1, 2, 3], "{fds:?}");
+    assert_eq!(fds[0].1, "/dev/null", "stdin: {fds:?}");
+    assert!(
+        fds[3].1.starts_with("socket:"),
+        "the held socket at 3: {fds:?}"
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{master}/fd/0")).unwrap(),
+        std::path::Path::new("/dev/null")
+    );
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+}
+
+/// A listener of gunicorn's own tree on a single address fails verification even beside a
+/// wildcard one (here a hook adds `[::1]:8001` next to the held `0.0.0.0:8001`): some
+/// clients would be served by it alone.
+#[test]
+fn a_single_address_listener_beside_a_wildcard_one_fails_verification() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write(
+        "extra.py",
+        "import socket\nkeep = []\ndef on_starting(server):\n    \
+         s = socket.socket(socket.AF_INET6)\n    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)\n    \
+         s.bind(('::1', 8001))\n    s.listen(8)\n    keep.append(s)\n",
+    );
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--hold-socket",
+            "--",
+            "gunicorn",
+            "-c",
+            "extra.py",
+            "hello:app",
+        ],
+    ));
+    let _cleanup = KillTreeOnDrop(l.pid());
+    assert_eq!(l.wait_exit(LONG).code(), Some(69), "{}", l.output());
+    let out = l.output();
+    assert!(
+        out.contains("bound to a single address, not all interfaces: [::1]:8001"),
+        "{out}"
+    );
+    assert!(!out.contains("verified:"), "{out}");
+}
+
+/// A stop while a crashed master is being replaced (its orphaned worker ignores TERM, so
+/// the launcher waits for it) ends the launcher cleanly, exit 0, and starts nothing.
+#[test]
+fn a_term_while_a_crashed_master_is_replaced_stops_without_restarting() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write(
+        "hooks.py",
+        "import signal\ndef post_worker_init(worker):\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n    \
+         print('worker ignores TERM', flush=True)\n",
+    );
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--hold-socket",
+            "--",
+            "gunicorn",
+            "-c",
+            "hooks.py",
+            "hello:app",
+        ],
+    ));
+    let _cleanup = KillTreeOnDrop(l.pid());
+    // Either order: gunicorn may run post_worker_init before or after the worker answers.
+    wait_until("verified, and the worker ignoring TERM", LONG, || {
+        let out = l.output();
+        out.contains("verified:") && out.contains("ignores TERM")
+    });
+    signal_pid(master_of(l.pid()), Signal::SIGKILL);
+    l.wait_line(
+        "the socket stays open and a new gunicorn starts on it",
+        LONG,
+    );
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    let out = l.output();
+    assert!(
+        out.contains("while gunicorn restarts after a crash: not restarting it"),
+        "{out}"
+    );
+    assert!(!out.contains("restarted gunicorn"), "{out}");
 }

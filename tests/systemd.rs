@@ -869,3 +869,86 @@ fn a_reuse_port_unit_runs_without_a_held_socket() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("gunicorn binds the port"), "{out}");
 }
+
+/// Every setting of the drop-in as systemd itself reads it (`systemctl show`), over a unit
+/// whose own settings would each break the launcher if they survived: one ExecStart and one
+/// ExecReload (the resets took), Type=notify with the launcher as the only notifier, KillMode
+/// mixed, no PIDFile, exit 78 never restarted and 143 a success, and the store for the held
+/// socket.
+#[test]
+fn the_dropin_settings_are_what_systemd_runs() {
+    let sd = boot();
+    let text = unit("SolvIT", "hello:app", 1).replace(
+        "Restart=on-failure\n",
+        "Restart=on-failure\n\
+         Type=exec\n\
+         NotifyAccess=all\n\
+         KillMode=process\n\
+         PIDFile=/run/solvit/gunicorn.pid\n\
+         ExecReload=/bin/true reload\n\
+         TimeoutStopSec=7\n",
+    );
+    start_unit(&sd, "solvit.service", &text);
+    let (code, out) = launcher(&sd, &["install", "solvit.service"]);
+    assert_eq!(code, 0, "{out}");
+    let props = sd.show(
+        "solvit.service",
+        &[
+            "Type",
+            "NotifyAccess",
+            "KillMode",
+            "PIDFile",
+            "ExecStart",
+            "ExecReload",
+            "RestartPreventExitStatus",
+            "SuccessExitStatus",
+            "TimeoutStopUSec",
+            "FileDescriptorStoreMax",
+        ],
+    );
+    assert_eq!(props["Type"], "notify", "{props:?}");
+    assert_eq!(props["NotifyAccess"], "main", "{props:?}");
+    assert_eq!(props["KillMode"], "mixed", "{props:?}");
+    assert_eq!(props["PIDFile"], "", "{props:?}");
+    let launcher_exe = std::fs::canonicalize(common::launcher()).unwrap();
+    // systemctl show prints one `{ path=… ; argv[]=… }` group per command.
+    assert_eq!(props["ExecStart"].matches("path=").count(), 1, "{props:?}");
+    assert!(
+        props["ExecStart"].contains(&format!("path={} ;", launcher_exe.display()))
+            || props["ExecStart"].contains(&format!("path={} ;", common::launcher().display())),
+        "{props:?}"
+    );
+    assert_eq!(props["ExecReload"].matches("path=").count(), 1, "{props:?}");
+    assert!(
+        props["ExecReload"].contains("argv[]=/bin/kill -HUP $MAINPID"),
+        "{props:?}"
+    );
+    assert!(
+        props["RestartPreventExitStatus"]
+            .split_whitespace()
+            .any(|s| s == "78"),
+        "{props:?}"
+    );
+    assert!(
+        props["SuccessExitStatus"]
+            .split_whitespace()
+            .any(|s| s == "143"),
+        "{props:?}"
+    );
+    assert_eq!(props["FileDescriptorStoreMax"], "1", "{props:?}");
+    // The unit's 7 s is replaced by the launcher's stop budget plus a margin (over 30 s, the
+    // graceful timeout gunicorn is given by default).
+    let stop = &props["TimeoutStopUSec"];
+    assert!(
+        stop != "7s" && !stop.is_empty() && stop != "infinity",
+        "{props:?}"
+    );
+    let out = sd.systemctl(&["reload", "solvit.service"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sd.wait_prop("solvit.service", "ActiveState", "active", LONG);
+    assert_eq!(sd.prop("solvit.service", "NRestarts"), "0");
+}

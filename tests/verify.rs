@@ -287,6 +287,21 @@ fn a_port_held_by_another_program_is_named_with_pid_and_command() {
         out.contains(&format!("pid {}", holder.pid())) && out.contains("python3"),
         "{out}"
     );
+    // With a held socket the launcher's own bind meets the holder: the port-in-use hint,
+    // the holder named, and gunicorn never started.
+    let mut l = Proc::spawn(app.launcher_in(
+        &ns,
+        &["run", "--hold-socket", "--", "gunicorn", "hello:app"],
+    ));
+    let code = l.wait_exit(LONG).code();
+    let out = l.output();
+    assert_eq!(code, Some(69), "{out}");
+    assert!(
+        out.contains("cannot hold 0.0.0.0:8001 for gunicorn: the port is in use"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("pid {}", holder.pid())), "{out}");
+    assert!(!out.contains("started gunicorn"), "{out}");
 }
 
 #[test]
@@ -409,6 +424,13 @@ fn a_full_notify_queue_never_holds_the_launcher_up() {
     l.signal(Signal::SIGHUP);
     l.wait_line("reloading gunicorn (HUP)", LONG);
     l.wait_line("reloaded and verified:", LONG);
+    // That line is logged just before READY=1 is sent (and dropped: the queue is full); the
+    // launcher's next sleep in poll() comes after the send, so the drain below cannot let it in.
+    wait_until(
+        "the launcher to sleep in poll() after READY=1",
+        LONG,
+        || asleep_in_poll(l.pid()),
+    );
     // Nothing got in behind our last datagram: the launcher's RELOADING=1, READY=1 and
     // watchdog pings were dropped while the queue was full (any of its messages that
     // came before or between ours were sent while there was still room).

@@ -500,8 +500,10 @@ fn clearing_a_dead_masters_workers_waits_without_spinning() {
         .unwrap() as f64;
     let cpu = (cpu_ticks(l.pid()).unwrap() - before) as f64 / hz;
     assert!(wall >= Duration::from_secs(4), "{wall:?}: {}", l.output());
+    // CPU time, not a share of the wall clock: a busy machine stretches the clearing but adds
+    // nothing to the launcher's own CPU; a loop that spun would burn most of the 5 s.
     assert!(
-        cpu < wall.as_secs_f64() * 0.1,
+        cpu < 1.0,
         "the launcher used {cpu:.2} s of CPU in {wall:?} of clearing: it spun"
     );
     l.wait_line("verified:", LONG);

@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use gunicorn_launcher::installer::gunicorn_unit::command_runs_gunicorn;
+use gunicorn_launcher::launch;
 use gunicorn_launcher::unit::{self, ExecCommand};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
@@ -37,6 +37,12 @@ fuzz_target!(|data: &[u8]| {
 /// `parse_exec(format_exec(c)) == c` for every `c` that `parse_exec`
 /// returned, the written form is stable, and a command recognised as
 /// gunicorn assembles with the launcher's properties.
+/// Would `run` accept this command, and so the installer wrap it?
+fn command_runs_gunicorn(cmd: &ExecCommand) -> bool {
+    let argv: Vec<String> = cmd.program_and_args().iter().map(|s| s.to_string()).collect();
+    launch::recognise(&argv).is_ok()
+}
+
 fn round_trip(value: &str) {
     let Ok(c) = unit::parse_exec(value) else {
         return;

@@ -114,7 +114,7 @@ impl Census {
         );
         if let Some(n) = oom {
             text.push_str(&format!(
-                "; the kernel's OOM killer killed {n} process(es) of this service (its cgroup's memory.events): \
+                "; the kernel's OOM killer killed {n} process(es) of this service (counted by its memory cgroup): \
                  the app needs more memory than the service may use (MemoryMax=, the host's RAM)"
             ));
         } else if self.signals.contains_key(&9) {
@@ -191,15 +191,41 @@ fn pidfd_exit_code(fd: &OwnedFd) -> Option<i32> {
     (done == 0 && info.mask & PIDFD_INFO_EXIT != 0).then_some(info.exit_code)
 }
 
-/// `oom_kill` of this process's cgroup's `memory.events` (cgroup v2).
+/// `oom_kill` of this process's memory cgroup: `memory.events` on cgroup v2, or
+/// `memory.oom_control` of the v1 memory controller (hosts still on the legacy hierarchy).
 fn oom_kills() -> Option<u64> {
-    let cgroup = crate::process::procfs::read("/proc/self/cgroup", 512)?;
-    let path = String::from_utf8_lossy(&cgroup)
-        .lines()
-        .find_map(|l| l.strip_prefix("0::").map(str::to_owned))?;
-    let events = crate::process::procfs::read(&format!("/sys/fs/cgroup{path}/memory.events"), 512)?;
-    String::from_utf8_lossy(&events)
-        .lines()
+    let cgroup = crate::process::procfs::read("/proc/self/cgroup", 1024)?;
+    let cgroup = String::from_utf8_lossy(&cgroup);
+    let (v1, v2) = memory_cgroup_files(&cgroup);
+    [v2, v1].into_iter().flatten().find_map(|file| {
+        let text = crate::process::procfs::read(&file, 512)?;
+        oom_kill_count(&String::from_utf8_lossy(&text))
+    })
+}
+
+/// The files that count OOM kills for the cgroups named in `/proc/self/cgroup`: the v1
+/// memory controller's `memory.oom_control` and the v2 `memory.events`.
+fn memory_cgroup_files(proc_self_cgroup: &str) -> (Option<String>, Option<String>) {
+    let mut v1 = None;
+    let mut v2 = None;
+    for line in proc_self_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if controllers.is_empty() {
+            v2 = Some(format!("/sys/fs/cgroup{path}/memory.events"));
+        } else if controllers.split(',').any(|c| c == "memory") {
+            v1 = Some(format!("/sys/fs/cgroup/memory{path}/memory.oom_control"));
+        }
+    }
+    (v1, v2)
+}
+
+/// The `oom_kill N` line of `memory.events` or `memory.oom_control`.
+fn oom_kill_count(text: &str) -> Option<u64> {
+    text.lines()
         .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
 }
 

@@ -7,6 +7,7 @@
 //! without port clashes, and nothing ever listens on the host's interfaces.
 #![allow(dead_code)]
 
+pub mod cgroup;
 pub mod load;
 pub mod wall;
 
@@ -524,6 +525,12 @@ impl AppDir {
             .env_remove("GUNICORN_CMD_ARGS");
         c
     }
+}
+
+/// Is `pid` asleep in poll() (its loop's one wait), by the kernel's own account?
+pub fn asleep_in_poll(pid: i32) -> bool {
+    status_field(pid, "State").is_some_and(|s| s.starts_with('S'))
+        && std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("poll"))
 }
 
 /// The launcher's gunicorn master: its only direct child.

@@ -57,3 +57,38 @@ fn nothing_died_nothing_to_say() {
     );
     assert!(r.contains("OOM killer sends"), "{r}");
 }
+
+#[test]
+fn the_oom_counter_is_found_on_either_cgroup_hierarchy() {
+    let v1 = "12:pids:/x\n4:memory:/process_api/abc/test\n1:name=systemd:/\n0::/\n";
+    assert_eq!(
+        memory_cgroup_files(v1),
+        (
+            Some("/sys/fs/cgroup/memory/process_api/abc/test/memory.oom_control".into()),
+            Some("/sys/fs/cgroup//memory.events".into())
+        )
+    );
+    let v2 = "0::/system.slice/solvit.service\n";
+    assert_eq!(
+        memory_cgroup_files(v2),
+        (
+            None,
+            Some("/sys/fs/cgroup/system.slice/solvit.service/memory.events".into())
+        )
+    );
+    let joined = "3:cpu,memory:/a\n";
+    assert_eq!(
+        memory_cgroup_files(joined).0.as_deref(),
+        Some("/sys/fs/cgroup/memory/a/memory.oom_control")
+    );
+    assert_eq!(memory_cgroup_files("garbage\n"), (None, None));
+    assert_eq!(
+        oom_kill_count("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"),
+        Some(3)
+    );
+    assert_eq!(
+        oom_kill_count("low 0\nhigh 0\nmax 9\noom 2\noom_kill 2\noom_group_kill 0\n"),
+        Some(2)
+    );
+    assert_eq!(oom_kill_count("oom_kill_disable 0\n"), None);
+}
