@@ -33,11 +33,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-# The rollout playbooks and their role (ansible/), with the pinned ansible-lint from
-# .venv-ansible (scripts/setup-test-env), configured by .ansible-lint: the production
-# profile, offline. Ansible's own files go under target/, not into $HOME.
+# The rollout playbooks and their role (ansible/), with the pinned ansible-lint
+# from target/venv-ansible (scripts/setup-test-env), configured by .ansible-lint:
+# the production profile, offline. Ansible's own files go under target/, not $HOME.
 lint-ansible: setup
-	PATH="$(CURDIR)/.venv-ansible/bin:$$PATH" ANSIBLE_HOME="$(CURDIR)/target/ansible-lint/home" \
+	PATH="$(CURDIR)/target/venv-ansible/bin:$$PATH" ANSIBLE_HOME="$(CURDIR)/target/ansible-lint/home" \
 	  XDG_CACHE_HOME="$(CURDIR)/target/ansible-lint/cache" ansible-lint --nocolor
 
 # The Debian package: target/debian/gunicorn-launcher_<version>_<arch>.deb (README, "Debian package").

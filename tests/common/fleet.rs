@@ -3,7 +3,7 @@
 //! never the host's root filesystem), with a network namespace of its own and openssh's
 //! sshd running inside as a unit of that systemd; a controller network namespace with a
 //! Linux bridge that every host is joined to by a veth pair; and the pinned Ansible
-//! (.venv-ansible, installed by scripts/setup-test-env) run in the controller namespace.
+//! (target/venv-ansible, installed by scripts/setup-test-env) run in the controller namespace.
 //!
 //! Nothing of this touches the machine's own configuration: each host's sshd config,
 //! host key and root's `authorized_keys` are written inside that host's overlay (its tmpfs
@@ -66,11 +66,11 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// The pinned Ansible (scripts/setup-test-env). Missing: fail loudly, never skip.
 pub fn ansible_bin() -> PathBuf {
-    let dir = common::root().join(".venv-ansible/bin");
+    let dir = common::root().join("target/venv-ansible/bin");
     assert!(
         dir.join("ansible-playbook").is_file(),
         "NO ANSIBLE at {}/ansible-playbook: run the README's test command (`make test`), whose \
-         setup (scripts/setup-test-env) installs the pinned ansible-core into .venv-ansible",
+         setup (scripts/setup-test-env) installs the pinned ansible-core into target/venv-ansible",
         dir.display()
     );
     dir
