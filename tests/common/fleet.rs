@@ -494,6 +494,8 @@ impl Fleet {
         )
         .unwrap();
         // Ansible's own state in the temp directory; no machine-wide ansible.cfg is read.
+        // remote_tmp too: the requests delegated to the controller would make
+        // ~root/.ansible/tmp there (on the hosts, the path is in their own /tmp).
         let d = self.dir.path().display();
         std::fs::write(
             self.dir.path().join("ansible.cfg"),
@@ -501,6 +503,7 @@ impl Fleet {
                 "[defaults]\n\
                  home = {d}/ansible-home\n\
                  local_tmp = {d}/ansible-local\n\
+                 remote_tmp = {d}/ansible-remote\n\
                  nocolor = true\n\
                  forks = 5\n\
                  \n\
@@ -558,6 +561,7 @@ impl Fleet {
             .args(args)
             .current_dir(common::root())
             .env("PATH", path)
+            .env("HOME", self.dir.path())
             .env("ANSIBLE_CONFIG", self.dir.path().join("ansible.cfg"))
             .env("NO_COLOR", "1")
             .stdin(std::process::Stdio::null())
