@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` and `make test`.
-.PHONY: demo test test-matrix setup build lint fuzz-check bench bench-check bench-setup mutants-diff mutants-sample
+.PHONY: demo test test-matrix setup build lint lint-ansible fuzz-check bench bench-check bench-setup mutants-diff mutants-sample
 
 CARGO ?= cargo
 # Where `cargo build --release` puts the launcher: .cargo/config.toml builds for an
@@ -17,10 +17,10 @@ setup:
 demo: setup build
 	cd examples && PATH="$(CURDIR)/.venv/bin:$$PATH" $(CURDIR)/$(LAUNCHER) run -- gunicorn hello:app
 
-# Everything: formatting, lints, the fuzz targets compiled, unit, property and
-# real-gunicorn integration tests. The release build first: tests/deb.rs packages
-# it through packaging/build-deb, as `make deb` does.
-test: setup lint fuzz-check build
+# Everything: formatting, lints (the Ansible role's too), the fuzz targets compiled,
+# unit, property and real-gunicorn integration tests. The release build first:
+# tests/deb.rs packages it through packaging/build-deb, as `make deb` does.
+test: setup lint lint-ansible fuzz-check build
 	$(CARGO) test --all-targets
 
 # The gunicorn-dependent tests against gunicorn 20.1.0, 21.2.0, 22.0.0, 23.0.0
@@ -48,6 +48,13 @@ mutants-sample:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# The rollout playbooks and their role (ansible/), with the pinned ansible-lint
+# from target/venv-ansible (scripts/setup-test-env), configured by .ansible-lint:
+# the production profile, offline. Ansible's own files go under target/, not $HOME.
+lint-ansible: setup
+	PATH="$(CURDIR)/target/venv-ansible/bin:$$PATH" ANSIBLE_HOME="$(CURDIR)/target/ansible-lint/home" \
+	  XDG_CACHE_HOME="$(CURDIR)/target/ansible-lint/cache" ansible-lint --nocolor
 
 # The Debian package: target/debian/gunicorn-launcher_<version>_<arch>.deb (README, "Debian package").
 .PHONY: deb

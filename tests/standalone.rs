@@ -147,7 +147,8 @@ fn no_test_skips_itself_quietly() {
 }
 
 /// CI runs `.ci/run`; it must run the README's test command, and that command must keep the
-/// fuzz crate, the release build (the package test uses it) and the tests in it.
+/// fuzz crate, the release build (the package test uses it), the Ansible role's lint and the
+/// tests in it.
 #[test]
 fn ci_runs_the_readmes_test_command_and_it_runs_everything() {
     let root = common::root();
@@ -163,7 +164,7 @@ fn ci_runs_the_readmes_test_command_and_it_runs_everything() {
         .lines()
         .find(|l| l.starts_with("test:"))
         .expect("no test rule in the Makefile");
-    for prerequisite in ["setup", "lint", "fuzz-check", "build"] {
+    for prerequisite in ["setup", "lint", "lint-ansible", "fuzz-check", "build"] {
         assert!(
             test_rule.split_whitespace().any(|w| w == prerequisite),
             "`make test` no longer depends on {prerequisite}: {test_rule}"
