@@ -1186,3 +1186,32 @@ fn a_reuse_port_unit_is_installed_without_a_held_socket_and_told_why() {
         assert_eq!(t.setting("solvit.service", "FileDescriptorStoreMax"), None);
     }
 }
+
+/// Without --root, install, uninstall and status need a running systemd: on a host without
+/// one (here: a private mount namespace with an empty /run, whatever the machine runs), each
+/// refuses with exit 2 (a usage error), says why and what to do instead.
+#[test]
+fn without_a_running_systemd_live_commands_refuse_and_name_root() {
+    common::require_root("a private mount namespace");
+    for args in [
+        &["install", "solvit.service"][..],
+        &["uninstall", "solvit.service"],
+        &["status"],
+    ] {
+        let out = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t tmpfs none /run && exec \"$@\"")
+            .arg("sh")
+            .arg(common::launcher())
+            .args(args)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(
+            said.contains("systemd is not running on this host (no /run/systemd/system)")
+                && said.contains("use --root DIR"),
+            "{args:?}: {said}"
+        );
+    }
+}

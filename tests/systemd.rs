@@ -911,7 +911,16 @@ fn the_dropin_settings_are_what_systemd_runs() {
     assert_eq!(props["KillMode"], "mixed", "{props:?}");
     assert_eq!(props["PIDFile"], "", "{props:?}");
     let launcher_exe = std::fs::canonicalize(common::launcher()).unwrap();
-    // systemctl show prints one `{ path=… ; argv[]=… }` group per command.
+    // systemctl show prints one `KEY={ path=… ; argv[]=… }` line per command: count lines.
+    let raw = sd.systemctl(&["show", "-p", "ExecStart,ExecReload", "solvit.service"]);
+    let raw = String::from_utf8_lossy(&raw.stdout).into_owned();
+    let count = |key: &str| {
+        raw.lines()
+            .filter(|l| l.starts_with(&format!("{key}=")))
+            .count()
+    };
+    assert_eq!(count("ExecStart"), 1, "{raw}");
+    assert_eq!(count("ExecReload"), 1, "{raw}");
     assert_eq!(props["ExecStart"].matches("path=").count(), 1, "{props:?}");
     assert!(
         props["ExecStart"].contains(&format!("path={} ;", launcher_exe.display()))
