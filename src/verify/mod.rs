@@ -879,3 +879,6 @@ fn describe_tree(lead: i32, mut endpoints: Vec<String>, members: &BTreeSet<i32>)
         endpoints.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -113,3 +113,20 @@ fn nft_lines_are_found_by_handle() {
     );
     assert_eq!(nft_line(listing, 7), None);
 }
+
+#[test]
+fn an_iptables_redirect_is_deleted_by_its_number() {
+    let redirect = rule(
+        Origin::IptablesNft,
+        Family::Ip,
+        "nat",
+        "PREROUTING",
+        None,
+        Some(3),
+        "-A PREROUTING -p tcp -m tcp --dport 8001 -j REDIRECT --to-ports 8002",
+    );
+    assert_eq!(
+        fix(&redirect, 8001, Some(Manager::Iptables)),
+        "iptables -t nat -D PREROUTING 3"
+    );
+}

@@ -45,3 +45,32 @@ fn a_command_past_its_deadline_is_killed_and_said_so() {
         "the deadline was not kept"
     );
 }
+
+/// A pipe whose writer is still open but silent: drain takes what there is and returns at
+/// once (it would block), keeping the pipe for later.
+#[test]
+fn drain_returns_when_a_silent_pipe_would_block() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    nix::fcntl::fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&reader),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let (sent, returned) = std::sync::mpsc::channel();
+    let mut w = writer;
+    std::io::Write::write_all(&mut w, b"part").unwrap();
+    std::thread::spawn(move || {
+        let mut pipe = Some(reader);
+        let mut into = Vec::new();
+        drain(&mut pipe, &mut into);
+        let _ = sent.send((into, pipe.is_some()));
+    });
+    // Generous: it returns in microseconds, and spins for ever if it mistakes
+    // "would block" for an interruption.
+    let (into, kept) = returned
+        .recv_timeout(Duration::from_secs(20))
+        .expect("drain did not return on a silent pipe");
+    assert_eq!(into, b"part");
+    assert!(kept, "the pipe is kept until its end");
+    drop(w);
+}

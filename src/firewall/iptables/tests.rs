@@ -150,3 +150,36 @@ fn only_the_tables_asked_for_are_read() {
         (Family::Ip6, "filter")
     );
 }
+
+/// A name in capitals is a chain only where its own table declares it: `DOCKER` in filter
+/// is a jump; `KUBE`, declared in nat alone, is a target this judge does not know.
+#[test]
+fn a_capitalised_chain_is_a_jump_only_in_the_table_that_declares_it() {
+    let text = "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE - [0:0]\nCOMMIT\n\
+                *filter\n:INPUT ACCEPT [0:0]\n:DOCKER - [0:0]\n\
+                -A INPUT -j DOCKER\n-A INPUT -j KUBE\n\
+                -A INPUT -p tcp -m multiport --dports 8001,8002 -j DROP\n\
+                -A INPUT -p tcp -m multiport --ports 8001 -j DROP\nCOMMIT\n";
+    let r = parse(text, V::Four, Origin::IptablesNft, None);
+    let input = &r.chains[r.chain(Family::Ip, "filter", "INPUT").unwrap()];
+    assert_eq!(
+        input.rules[0].exprs,
+        [Expr::Verdict(Verdict::Jump("DOCKER".into()))]
+    );
+    assert_eq!(input.rules[1].exprs, [Expr::Decides("-j KUBE".into())]);
+    // A module option takes its value with it: nothing of `8001,8002` is read as an option.
+    assert_eq!(input.rules[2].exprs.len(), 3, "{:?}", input.rules[2].exprs);
+    assert!(matches!(
+        input.rules[2].exprs[1],
+        Expr::Match {
+            key: Key::Dport(Some(6)),
+            test: Test::In(_),
+            negate: false
+        }
+    ));
+    // Either port: the destination cannot be told from the source, so it is undecided.
+    assert_eq!(
+        input.rules[3].exprs[1],
+        Expr::Undecided("-m multiport --ports 8001".into())
+    );
+}

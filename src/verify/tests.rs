@@ -1,0 +1,50 @@
+use super::*;
+
+#[test]
+fn a_host_header_loses_its_port_and_nothing_else() {
+    assert_eq!(bare_host("solvit.example:8001"), "solvit.example");
+    assert_eq!(bare_host("192.0.2.1:8001"), "192.0.2.1");
+    assert_eq!(bare_host("[2001:db8::1]:8001"), "[2001:db8::1]");
+    assert_eq!(bare_host("[2001:db8::1]"), "[2001:db8::1]");
+    assert_eq!(bare_host("solvit.example"), "solvit.example");
+    // Not a port after the colon, or nothing before it: kept whole.
+    assert_eq!(bare_host("solvit.example:http"), "solvit.example:http");
+    assert_eq!(bare_host(":8001"), ":8001");
+}
+
+/// A parent running the same program as two children that each own a listener leads them
+/// (a master whose workers bound with `--reuse-port`); one such child alone leads itself.
+#[test]
+fn a_master_leads_its_reuse_port_children() {
+    // Two children that stay sh (`; :` keeps sh from exec'ing sleep in their place).
+    let mut parent = std::process::Command::new("/bin/sh")
+        .args(["-c", "sh -c 'sleep 30; :' & sh -c 'sleep 30; :' & wait"])
+        .spawn()
+        .unwrap();
+    let p = parent.id() as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let children = loop {
+        let c = crate::process::procfs::children(p).unwrap_or_default();
+        if c.len() == 2 {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no two children: {c:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let both: BTreeSet<i32> = children.iter().copied().collect();
+    let lead = tree_leads(&both);
+    assert_eq!((lead(children[0]), lead(children[1])), (p, p));
+    let one: BTreeSet<i32> = [children[0]].into();
+    assert_eq!(tree_leads(&one)(children[0]), children[0]);
+    let _ = parent.kill();
+    for c in children {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = parent.wait();
+}
