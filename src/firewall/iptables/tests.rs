@@ -183,3 +183,28 @@ fn a_capitalised_chain_is_a_jump_only_in_the_table_that_declares_it() {
         Expr::Undecided("-m multiport --ports 8001".into())
     );
 }
+
+#[test]
+fn tcp_flags_are_read_as_mask_and_value() {
+    let text = "*filter\n:INPUT ACCEPT [0:0]\n\
+                -A INPUT -p tcp -m tcp --tcp-flags SYN,RST,ACK SYN -j DROP\n\
+                -A INPUT -p tcp -m tcp --tcp-flags ALL NONE -j DROP\nCOMMIT\n";
+    let r = parse(text, V::Four, Origin::IptablesNft, None);
+    let input = &r.chains[r.chain(Family::Ip, "filter", "INPUT").unwrap()];
+    assert_eq!(
+        input.rules[0].exprs[1],
+        Expr::Match {
+            key: Key::TcpFlags(0x16),
+            test: Test::Eq(Value::Int(0x02)),
+            negate: false
+        }
+    );
+    assert_eq!(
+        input.rules[1].exprs[1],
+        Expr::Match {
+            key: Key::TcpFlags(0xff),
+            test: Test::Eq(Value::Int(0)),
+            negate: false
+        }
+    );
+}

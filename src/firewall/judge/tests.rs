@@ -754,3 +754,68 @@ fn a_missing_chain_or_a_runaway_is_unknown_never_a_guess() {
         matches!(fate(&deep, &remote("198.18.0.1")), Fate::Unknown(why) if why.contains("deeper"))
     );
 }
+
+/// A packet conntrack does not track has no connection: a test of its direction or status
+/// finds nothing, though the chain runs after conntrack's priority.
+#[test]
+fn an_untracked_packet_has_no_connection_direction() {
+    let r = Build::new()
+        .base(
+            INET,
+            "raw",
+            "pre",
+            Hook::Prerouting,
+            -300,
+            Policy::Accept,
+            vec![vec![port(8001), Expr::Notrack]],
+        )
+        .base(
+            INET,
+            "filter",
+            "input",
+            Hook::Input,
+            0,
+            Policy::Accept,
+            vec![vec![
+                m(Key::CtDirection, eq(Value::Int(0))),
+                v(Verdict::Drop),
+            ]],
+        );
+    assert_eq!(fate(&r, &remote("198.18.0.1")), Fate::Open);
+}
+
+/// A ban of an address range: the clients in it are named, those outside it are let in.
+#[test]
+fn a_source_range_says_whom_it_blocks() {
+    let r = Build::new().base(
+        INET,
+        "filter",
+        "input",
+        Hook::Input,
+        0,
+        Policy::Accept,
+        vec![vec![
+            m(
+                Key::Saddr(V::Four),
+                eq(Value::Range(
+                    Box::new(Value::Addr(ip("10.0.0.1"))),
+                    Box::new(Value::Addr(ip("10.0.0.9"))),
+                )),
+            ),
+            v(Verdict::Drop),
+        ]],
+    );
+    let j = judge(&r.0, &remote("198.18.0.1"));
+    assert_eq!(j.outcome.fate, Fate::Open);
+    let banned: Vec<String> = j
+        .blocked_from
+        .unwrap()
+        .prefixes()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        banned,
+        ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/30", "10.0.0.8/31"]
+    );
+}
