@@ -208,3 +208,23 @@ fn tcp_flags_are_read_as_mask_and_value() {
         }
     );
 }
+
+#[test]
+fn addrtype_reads_the_type_and_passes_over_its_interface_limit() {
+    let text = "*filter\n:INPUT ACCEPT [0:0]\n\
+                -A INPUT -m addrtype --dst-type LOCAL --limit-iface-in -j ACCEPT\nCOMMIT\n";
+    let r = parse(text, V::Four, Origin::IptablesNft, None);
+    let input = &r.chains[r.chain(Family::Ip, "filter", "INPUT").unwrap()];
+    assert_eq!(
+        input.rules[0].exprs,
+        [
+            Expr::Match {
+                key: Key::FibDaddrType,
+                test: Test::Eq(Value::Str("local".into())),
+                negate: false
+            },
+            Expr::Nothing,
+            Expr::Verdict(Verdict::Accept),
+        ]
+    );
+}

@@ -819,3 +819,34 @@ fn a_source_range_says_whom_it_blocks() {
         ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/30", "10.0.0.8/31"]
     );
 }
+
+/// Once one nat chain has mapped the connection, the nat chains after it on that hook are
+/// not asked (the kernel's nat core stops at the first mapping).
+#[test]
+fn after_a_mapping_later_nat_chains_are_not_asked() {
+    let mut r = Build::new()
+        .nat(vec![vec![
+            port(8001),
+            Expr::Nat {
+                addr: None,
+                port: Some(8001),
+            },
+        ]])
+        .base(
+            Family::Ip,
+            "nat2",
+            "prerouting",
+            Hook::Prerouting,
+            -90,
+            Policy::Accept,
+            vec![vec![
+                port(8001),
+                Expr::Nat {
+                    addr: None,
+                    port: Some(8002),
+                },
+            ]],
+        );
+    r.0.chains.last_mut().unwrap().base.as_mut().unwrap().nat = true;
+    assert_eq!(fate(&r, &remote("198.18.0.1")), Fate::Open);
+}
