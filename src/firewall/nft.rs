@@ -936,3 +936,6 @@ fn reject_family_hidden(exprs: &mut Vec<Expr>) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests;
