@@ -850,3 +850,39 @@ fn after_a_mapping_later_nat_chains_are_not_asked() {
     r.0.chains.last_mut().unwrap().base.as_mut().unwrap().nat = true;
     assert_eq!(fate(&r, &remote("198.18.0.1")), Fate::Open);
 }
+
+/// A ban on some clients beside an undecided test that leads where the policy does: the
+/// clients are cut where the ban begins and ends, so the banned ones are named and the rest
+/// get through.
+#[test]
+fn a_ban_beside_an_undecided_test_still_names_whom_it_blocks() {
+    let r = Build::new().base(
+        INET,
+        "filter",
+        "input",
+        Hook::Input,
+        0,
+        Policy::Accept,
+        vec![
+            vec![
+                m(Key::Saddr(V::Four), eq(Value::Prefix(ip("10.0.0.0"), 8))),
+                v(Verdict::Drop),
+            ],
+            // The client's port is its own choice: undecided, and either way accepted.
+            vec![
+                m(Key::Sport(Some(TCP)), eq(Value::Int(1234))),
+                v(Verdict::Accept),
+            ],
+        ],
+    );
+    let j = judge(&r.0, &remote("198.18.0.1"));
+    assert_eq!(j.outcome.fate, Fate::Open, "{j:?}");
+    let banned: Vec<String> = j
+        .blocked_from
+        .expect("the banned clients")
+        .prefixes()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(banned, ["10.0.0.0/8"]);
+}

@@ -57,3 +57,29 @@ fn a_family_test_the_listing_left_out_is_put_back_once() {
     // The rule the bytecode does not name is untouched.
     assert_eq!(input(&ruleset).rules[0].exprs.len(), 2);
 }
+
+/// A `tcp reset` in a table of several families, with no test of the family: nft's JSON
+/// cannot say which family it was for, so the table's bytecode is asked for (a detail).
+#[test]
+fn a_tcp_reset_without_its_family_asks_for_the_bytecode() {
+    let json = r#"{"nftables": [
+      {"table": {"family": "inet", "name": "filter", "handle": 1}},
+      {"chain": {"family": "inet", "table": "filter", "name": "input", "handle": 1,
+                 "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}},
+      {"rule": {"family": "inet", "table": "filter", "chain": "input", "handle": 4,
+                "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}},
+                                    "right": 8001}},
+                         {"reject": {"type": "tcp reset"}}]}}
+    ]}"#;
+    let parsed = parse(json.as_bytes()).unwrap();
+    assert_eq!(
+        parsed.details,
+        [Detail::Families {
+            family: Family::Inet,
+            table: "filter".into()
+        }]
+    );
+    // The same rule in an ip table says its family by where it is.
+    let ip = json.replace("\"inet\"", "\"ip\"");
+    assert_eq!(parse(ip.as_bytes()).unwrap().details, []);
+}

@@ -40,3 +40,25 @@ fn common_rules_are_written_as_nft_prints_them() {
         None
     );
 }
+
+/// A reject with its family's default type and code is printed as a plain `reject`, in
+/// each family: icmp for ip, icmpv6 for ip6, icmpx elsewhere.
+#[test]
+fn a_reject_with_its_familys_defaults_is_plain() {
+    for (family, kind) in [
+        (Family::Ip, "icmp"),
+        (Family::Ip6, "icmpv6"),
+        (Family::Inet, "icmpx"),
+    ] {
+        let json = format!(r#"[{{"reject": {{"type": "{kind}", "expr": "port-unreachable"}}}}]"#);
+        assert_eq!(text(family, &json).as_deref(), Some("reject"), "{kind}");
+    }
+    assert_eq!(
+        text(
+            Family::Ip,
+            r#"[{"reject": {"type": "icmpx", "expr": "port-unreachable"}}]"#
+        )
+        .as_deref(),
+        Some("reject with icmpx port-unreachable")
+    );
+}
