@@ -548,8 +548,10 @@ fn gunicorns_environment_and_descriptors_are_what_the_readme_says() {
 }
 
 /// A listener of gunicorn's own tree on a single address fails verification even beside a
-/// wildcard one (here a hook adds `[::1]:8001` next to the held `0.0.0.0:8001`): some
-/// clients would be served by it alone.
+/// wildcard one (here an `on_starting` hook adds `[::1]:8001` before gunicorn binds
+/// `0.0.0.0:8001`, so every socket table with the wildcard in it has the hook's listener
+/// too; with a held socket the wildcard is there first, and a look taken before the hook ran
+/// could pass): some clients would be served by it alone.
 #[test]
 fn a_single_address_listener_beside_a_wildcard_one_fails_verification() {
     let ns = Netns::new();
@@ -562,15 +564,7 @@ fn a_single_address_listener_beside_a_wildcard_one_fails_verification() {
     );
     let mut l = Proc::spawn(app.launcher_in(
         &ns,
-        &[
-            "run",
-            "--hold-socket",
-            "--",
-            "gunicorn",
-            "-c",
-            "extra.py",
-            "hello:app",
-        ],
+        &["run", "--", "gunicorn", "-c", "extra.py", "hello:app"],
     ));
     let _cleanup = KillTreeOnDrop(l.pid());
     assert_eq!(l.wait_exit(LONG).code(), Some(69), "{}", l.output());

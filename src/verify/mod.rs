@@ -378,7 +378,7 @@ fn not_everywhere(port: u16, scope: Scope, ours: &[Seen]) -> Option<(Kind, Strin
         let gunicorn = matches!(scope, Scope::TreeOf(_))
             || singles
                 .iter()
-                .any(|s| s.owners.iter().any(|o| o.command.contains("gunicorn")));
+                .any(|s| s.owners.iter().any(|o| runs_gunicorn(&o.command)));
         let why = if gunicorn {
             " (a bind in gunicorn.conf.py hooks, e.g. on_starting, overrides the command line)"
         } else {
@@ -735,6 +735,15 @@ fn label(p: &ProbeResult) -> String {
     }
 }
 
+/// Does this command line run gunicorn: a word that is the gunicorn script (by any path, or
+/// after `-m`), or gunicorn's own process title (`gunicorn: master [...]`)? A path that only
+/// mentions gunicorn (a venv named after it) does not count.
+pub(crate) fn runs_gunicorn(command: &str) -> bool {
+    command.split_whitespace().any(|w| {
+        let base = w.rsplit('/').next().unwrap_or(w);
+        base == "gunicorn" || base == "gunicorn:"
+    })
+}
 /// A Host header without its port: what ALLOWED_HOSTS lists.
 fn bare_host(host: &str) -> &str {
     match host.rsplit_once(':') {

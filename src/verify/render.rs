@@ -79,7 +79,7 @@ pub fn owner_groups(owners: &[Owner]) -> Vec<(String, String, String)> {
                 .iter()
                 .filter(|&&p| p != head.pid && is_below(p, head.pid))
                 .count();
-            let kind = if head.command.contains("gunicorn") {
+            let kind = if super::runs_gunicorn(&head.command) {
                 ("worker", "workers")
             } else {
                 ("process under it", "processes under it")

@@ -48,3 +48,20 @@ fn a_master_leads_its_reuse_port_children() {
     }
     let _ = parent.wait();
 }
+
+#[test]
+fn gunicorn_is_told_by_its_script_not_by_a_path_that_names_it() {
+    assert!(runs_gunicorn(
+        "/opt/solvit/venv/bin/python3 /opt/solvit/venv/bin/gunicorn -w 2 app:app"
+    ));
+    assert!(runs_gunicorn("gunicorn hello:app"));
+    assert!(runs_gunicorn("python3 -m gunicorn hello:app"));
+    assert!(runs_gunicorn("gunicorn: master [hello:app]"));
+    assert!(!runs_gunicorn(
+        "/srv/gunicorn-20.1.0/bin/python3 -c import http.server"
+    ));
+    assert!(!runs_gunicorn(
+        "/usr/bin/python3 /srv/gunicorn-app/serve.py"
+    ));
+    assert!(!runs_gunicorn(""));
+}
