@@ -104,7 +104,7 @@ fn a_thousand_mixed_signals_in_a_second_leave_it_supervising_and_serving() {
             (x % STORM.len() as u64) as usize
         };
         sent[k] += 1;
-        // gunicorn <= 23 with USR2s in the storm: in two CI runs of 2026-12-07 on 20.1.0 the
+        // gunicorn <= 23 with USR2s in the storm: in a CI run of 2026-12-07 on 20.1.0 the
         // launcher, stopped after the storm, did not exit with a code (README, Known limits);
         // until that is understood the USR2s are sent as HUPs there, and said so.
         let sig = if STORM[k] == Signal::SIGUSR2 && gunicorn_version() < (24, 0, 0) {
