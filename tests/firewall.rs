@@ -1054,6 +1054,47 @@ fn run_warns_of_a_blocking_firewall_or_fails_when_asked() {
     );
 }
 
+/// `check` starts nft before it reads the socket table; when nothing listens the verdict is
+/// decided without it, and the nft still listening a big ruleset must not outlive `check`
+/// (it would keep running for a second, on every call of a caller that polls).
+#[test]
+fn a_verdict_decided_without_the_firewall_leaves_no_nft_running() {
+    let wall = Wall::bare();
+    let mut rules = String::from(
+        "table inet filter {\n chain input { type filter hook input priority 0; policy accept;\n",
+    );
+    for i in 0..10_000u32 {
+        rules.push_str(&format!(
+            "  ip saddr 10.{}.{}.7 counter drop\n",
+            i / 250,
+            i % 250
+        ));
+    }
+    rules.push_str(" }\n}\n");
+    wall.load(&rules);
+    let ns_inode = std::fs::metadata(format!("/run/netns/{}", wall.lan.server.name))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
+    let nft_in_the_namespace = || -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let p = entry.path();
+            let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
+            let net = std::fs::read_link(p.join("ns/net")).unwrap_or_default();
+            if comm.trim() == "nft" && net.to_string_lossy() == format!("net:[{ns_inode}]") {
+                found.push(p.display().to_string());
+            }
+        }
+        found
+    };
+    for _ in 0..3 {
+        let (code, out) = check(&wall.lan.server, &["--port", "8001"]);
+        assert_eq!(code, 3, "nothing listens on 8001:\n{out}");
+        assert!(out.contains("nothing listens on port 8001"), "{out}");
+        assert_eq!(nft_in_the_namespace(), Vec::<String>::new());
+    }
+}
+
 /// The recorded rulesets of `tests/fixtures/firewall/` (real ufw, firewalld, docker- and
 /// fail2ban-style iptables, nft constructs), judged again without a kernel: each address,
 /// from the client and from the server itself, gets the fate the real connection met then.

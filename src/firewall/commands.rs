@@ -196,11 +196,12 @@ fn start(program: &Path, args: &[String]) -> Job {
 }
 
 impl Drop for Commands {
-    /// A reading given up (a stop, a newer question) leaves no tool running.
+    /// A reading given up (a stop, a newer question, a verdict decided without it) leaves
+    /// no tool running and no zombie: a killed tool ends at once, so waiting is short.
     fn drop(&mut self) {
         for r in self.jobs.iter_mut().filter_map(|j| j.running.as_mut()) {
             let _ = r.child.kill();
-            let _ = r.child.try_wait();
+            let _ = r.child.wait();
         }
     }
 }

@@ -194,6 +194,8 @@ enum Stage {
         judged: Judged,
         chains: Vec<usize>,
     },
+    /// No table at all: judged as soon as the question is asked.
+    Empty,
     Done(Report),
 }
 
@@ -223,6 +225,14 @@ pub struct Judged {
 
 impl Reading {
     pub fn start(question: Question) -> Reading {
+        Reading::begin().ask(question)
+    }
+
+    /// Starts the tools before the addresses to judge are known, so that their time overlaps
+    /// the caller's own look at the socket table; [`Reading::ask`] must follow before the
+    /// reading is polled.
+    pub fn begin() -> Reading {
+        let question = Question::default();
         let tables = match tables::tables() {
             Ok(t) => t,
             Err(e) => {
@@ -235,13 +245,11 @@ impl Reading {
             }
         };
         if tables.is_empty() {
-            let read = Read {
-                ruleset: Ruleset::default(),
-                sources: Vec::new(),
-                nft_json: Vec::new(),
+            return Reading {
+                question,
+                stage: Stage::Empty,
+                pids: Vec::new(),
             };
-            let report = judge_all(&question, read).finish(&question, &[]);
-            return Reading::done_with(question, report);
         }
         // Tables that iptables-nft writes, and none else: their own listing says all
         // (nft's JSON would only hold them opaque), unless it finds a table nft made.
@@ -309,6 +317,20 @@ impl Reading {
         }
     }
 
+    /// The addresses to judge (the tools started by [`Reading::begin`] need not know them).
+    pub fn ask(mut self, question: Question) -> Reading {
+        if let Stage::Empty = self.stage {
+            let read = Read {
+                ruleset: Ruleset::default(),
+                sources: Vec::new(),
+                nft_json: Vec::new(),
+            };
+            self.stage = Stage::Done(judge_all(&question, read).finish(&question, &[]));
+        }
+        self.question = question;
+        self
+    }
+
     fn done_with(question: Question, report: Report) -> Reading {
         Reading {
             question,
@@ -327,7 +349,7 @@ impl Reading {
             Stage::Listing { commands, .. }
             | Stage::Details { commands, .. }
             | Stage::Naming { commands, .. } => Some(commands),
-            Stage::Done(_) => None,
+            Stage::Empty | Stage::Done(_) => None,
         }
     }
 
@@ -387,7 +409,7 @@ impl Reading {
 
 impl crate::pollset::Pollable for Reading {
     fn done(&self) -> bool {
-        matches!(self.stage, Stage::Done(_))
+        matches!(self.stage, Stage::Empty | Stage::Done(_))
     }
 
     fn deadline(&self) -> Instant {
@@ -404,7 +426,7 @@ impl crate::pollset::Pollable for Reading {
             Stage::Listing { commands, .. }
             | Stage::Details { commands, .. }
             | Stage::Naming { commands, .. } => commands.advance(ready, now),
-            Stage::Done(_) => return,
+            Stage::Empty | Stage::Done(_) => return,
         }
         if !self.commands().is_some_and(Commands::done) {
             return;
@@ -449,7 +471,7 @@ impl crate::pollset::Pollable for Reading {
                     .collect();
                 Stage::Done(judged.finish(&self.question, &texts))
             }
-            done @ Stage::Done(_) => done,
+            done @ (Stage::Empty | Stage::Done(_)) => done,
         };
         if let Some(c) = self.commands() {
             let pids = c.pids();

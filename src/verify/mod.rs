@@ -181,10 +181,16 @@ fn holders(owners: &[Owner]) -> String {
 
 /// Looks at the port and decides, probing as it must: the one verdict.
 pub fn verdict(target: &Target, scope: Scope) -> Verdict {
+    // The firewall's tools first: nft takes longer than the look at the socket table, and
+    // the two overlap. A verdict decided without probes drops them (killed).
+    let firewall = firewall::Reading::begin();
     match look(target, scope) {
         Look::Decided(v) => v,
         Look::Probing(probing) => {
-            let mut pending = Pending::start(&probing, target);
+            let mut pending = Pending {
+                probes: Probes::start(&probing.requests, &target.path, target.probe_timeout),
+                firewall: firewall.ask(probing.question.clone()),
+            };
             crate::pollset::run_to_end(&mut pending);
             let (results, firewall) = pending.results();
             judge(probing, results, firewall)
