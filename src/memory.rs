@@ -11,6 +11,11 @@
 //! copy and stays). The pages stay in the page cache and come back on a
 //! minor fault when that code runs again. The launcher is linked statically,
 //! so that is a dozen mappings to read, not a hundred.
+//!
+//! Two anonymous parts are given back too: the stack below the caller's
+//! frame but for a margin (start-up's deep calls and buffers left it
+//! resident; a later deeper call gets zeroed pages back), and the heap's
+//! free pages (`malloc_trim`).
 
 use std::ops::Range;
 
@@ -19,7 +24,8 @@ pub fn release_clean_pages() -> usize {
     let Some(smaps) = crate::process::procfs::read("/proc/self/smaps", 32 * 1024) else {
         return 0;
     };
-    let mut released = 0;
+    // The anonymous parts first: the code that gives them back is then given back too.
+    let mut released = release_unused_stack(&smaps) + trim_heap();
     for range in clean_file_mappings(&smaps) {
         let len = range.end - range.start;
         let Some(start) = std::ptr::NonNull::new(range.start as *mut std::ffi::c_void) else {
@@ -39,6 +45,66 @@ pub fn release_clean_pages() -> usize {
         }
     }
     released
+}
+
+/// What stays resident below the caller's frame: the frames of whatever this
+/// call runs (madvise's wrapper is a few hundred bytes deep) and those of a
+/// signal's path from the loop, which are about as deep as this one.
+const STACK_KEPT: usize = 16 * 1024;
+
+/// Gives back the stack pages below the current frame and its margin.
+fn release_unused_stack(smaps: &[u8]) -> usize {
+    let here = 0u8;
+    let sp = std::hint::black_box(&here) as *const u8 as usize;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |p| p as usize);
+    let Some(range) = unused_stack(smaps, sp, STACK_KEPT, page) else {
+        return 0;
+    };
+    let Some(start) = std::ptr::NonNull::new(range.start as *mut std::ffi::c_void) else {
+        return 0;
+    };
+    // SAFETY: the range lies in the main thread's stack mapping and ends at
+    // least STACK_KEPT bytes below the current frame: nothing live is there
+    // (the stack grows down, and no frame below this one exists while it
+    // runs but madvise's own, inside the margin). Its pages read back as
+    // zeroes when a later call grows the stack into them, as fresh stack does.
+    let advised = unsafe {
+        nix::sys::mman::madvise(
+            start,
+            range.end - range.start,
+            nix::sys::mman::MmapAdvise::MADV_DONTNEED,
+        )
+    };
+    advised.map_or(0, |()| range.end - range.start)
+}
+
+/// Gives the heap's free pages back; returns 1 if any were, as malloc_trim does.
+fn trim_heap() -> usize {
+    // SAFETY: malloc_trim only returns memory that malloc holds free; no
+    // allocation is moved or freed, and nothing else allocates meanwhile (one
+    // thread).
+    usize::from(unsafe { nix::libc::malloc_trim(0) } == 1)
+}
+
+/// The part of the `[stack]` mapping of a `/proc/PID/smaps` text that lies
+/// below `sp - kept`, in whole pages of `page` bytes; none if that is empty or
+/// `sp` is not in the stack.
+pub fn unused_stack(smaps: &[u8], sp: usize, kept: usize, page: usize) -> Option<Range<usize>> {
+    let header = smaps
+        .split(|&b| b == b'\n')
+        .find(|line| line.ends_with(b"[stack]"))?;
+    let range = header.split(|&b| b == b' ').next()?;
+    let dash = range.iter().position(|&b| b == b'-')?;
+    let hex = |d: &[u8]| usize::from_str_radix(std::str::from_utf8(d).ok()?, 16).ok();
+    let (start, end) = (hex(&range[..dash])?, hex(&range[dash + 1..])?);
+    if !(start..end).contains(&sp) {
+        return None;
+    }
+    let top = sp.checked_sub(kept)? / page * page;
+    (top > start).then_some(start..top)
 }
 
 /// The mappings of a `/proc/PID/smaps` text that are read-only, backed by a

@@ -46,3 +46,41 @@ fn releasing_keeps_the_process_working() {
     let v: Vec<String> = (0..100).map(|i| format!("{i}")).collect();
     assert_eq!(v.join(",").len(), 289);
 }
+
+const WITH_STACK: &str = "\
+55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0                          [heap]
+Anonymous:           132 kB
+7ffd10000000-7ffd10021000 rw-p 00000000 00:00 0                          [stack]
+Anonymous:           100 kB
+7ffd20000000-7ffd20002000 r-xp 00000000 00:00 0                          [vdso]
+";
+
+#[test]
+fn the_stack_below_the_frame_and_its_margin_is_unused() {
+    let sp = 0x7ffd1001f123;
+    assert_eq!(
+        unused_stack(WITH_STACK.as_bytes(), sp, 0x4000, 4096),
+        Some(0x7ffd10000000..0x7ffd1001b000)
+    );
+    // The margin is whole pages below the frame, rounded down, never into it.
+    let r = unused_stack(WITH_STACK.as_bytes(), sp, 1, 4096).unwrap();
+    assert_eq!(r.end, 0x7ffd1001f000);
+    assert!(r.end < sp);
+}
+
+#[test]
+fn nothing_is_unused_when_the_frame_is_not_on_the_stack_or_near_its_bottom() {
+    let smaps = WITH_STACK.as_bytes();
+    // A frame on a thread's stack (not the main one), or below or above the mapping.
+    assert_eq!(unused_stack(smaps, 0x55d0c1000800, 0x4000, 4096), None);
+    assert_eq!(unused_stack(smaps, 0x7ffd10021000, 0x4000, 4096), None);
+    assert_eq!(unused_stack(smaps, 0x7ffd0fffffff, 0x4000, 4096), None);
+    // The margin reaches the mapping's start: nothing to give back.
+    assert_eq!(unused_stack(smaps, 0x7ffd10004000, 0x4000, 4096), None);
+    assert_eq!(unused_stack(smaps, 0x7ffd10002000, 0x4000, 4096), None);
+    // No stack line at all.
+    assert_eq!(
+        unused_stack(SMAPS.as_bytes(), 0x7ffd1001f123, 0x4000, 4096),
+        None
+    );
+}

@@ -64,6 +64,8 @@ struct Shell<'a> {
     /// reaped yet: children of the launcher, but never gunicorn's.
     tools: Vec<Pid>,
     ended: Option<Ending>,
+    /// READY=1 went out: give back again, just before the sleep, what was touched since.
+    release_before_sleep: bool,
 }
 
 /// Supervises the gunicorn master `master` until nothing of its tree is left. With
@@ -94,6 +96,7 @@ pub fn supervise(
         census: None,
         census_next: now,
         trial: None,
+        release_before_sleep: false,
         tools: Vec::new(),
         ended: None,
     };
@@ -108,6 +111,9 @@ impl Shell<'_> {
         loop {
             if let Some(ending) = self.ended {
                 return Ok(ending);
+            }
+            if std::mem::take(&mut self.release_before_sleep) {
+                crate::memory::release_clean_pages();
             }
             let revents = self.wait()?;
             let (signalled, notified) = (!revents[0].is_empty(), !revents[1].is_empty());
@@ -316,6 +322,8 @@ impl Shell<'_> {
                 let ready = Systemd::ready_message(&status);
                 crate::memory::release_clean_pages();
                 self.systemd.post(&ready);
+                // Sending it, and the decisions after it, touched code again.
+                self.release_before_sleep = true;
             }
             Action::Reloading => self.systemd.reloading(),
             Action::Stopping => self.systemd.stopping(),
