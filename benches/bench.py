@@ -695,6 +695,20 @@ def reload_and_wait(kind, proc, port, nsock=None, timeout=60.0):
     return time.monotonic() - t0
 
 
+def asleep(pid, timeout=2.0):
+    """Waits until `pid` (a launcher, one thread) is blocked in its loop's poll: the first
+    field of /proc/PID/syscall is the number of poll (7) or ppoll (271). After READY=1 it
+    still runs the decisions that follow and gives its pages back a second time before it
+    sleeps; memory read before that is a moment in passing, not what stays."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        first = Path(f"/proc/{pid}/syscall").read_text().split(" ", 1)[0]
+        if first in ("7", "271"):
+            return
+        time.sleep(0.001)
+    raise RuntimeError(f"pid {pid} not asleep in poll {timeout} s after READY=1")
+
+
 def bench_idle(args):
     seconds = float(args.get("seconds", 60))
     kinds = with_dynamic(["launcher", "tini", "tini-static", "dumb-init", "supervisord", "bare"], "launcher")
@@ -718,6 +732,7 @@ def bench_idle(args):
             procs[kind] = subprocess.Popen(argv, cwd=EXAMPLES, env=env, stdout=logf, stderr=logf)
             if kind in nsocks:
                 wait_notify(nsocks[kind], procs[kind], b"READY=1")
+                asleep(procs[kind].pid)
                 ready[kind] = memory(procs[kind].pid)
                 first_200(port, time.monotonic())
             else:
@@ -727,6 +742,8 @@ def bench_idle(args):
         # One reload at a time, so that no other reload competes for the CPUs.
         for kind in kinds:
             reload_s[kind] = reload_and_wait(kind, procs[kind], ports[kind], nsocks.get(kind))
+            if kind in nsocks:
+                asleep(procs[kind].pid)
             reloaded[kind] = memory(procs[kind].pid)
             log(f"{kind} reloaded in {reload_s[kind]:.2f} s")
         time.sleep(2)  # let every supervisor finish whatever follows readiness

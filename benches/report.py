@@ -452,11 +452,13 @@ def idle(i):
         f"`{i['command']}` ({i['when']}). Every supervisor runs the same gunicorn (1 worker, "
         "`examples/hello.py`) on a port of its own, all at once in one namespace; `bare` is "
         "gunicorn's own master, for scale. Memory is read at two points. *Ready*: for the "
-        "launchers the moment READY=1 arrives on the bench's notify socket (`NOTIFY_SOCKET`, one "
-        "per launcher, no watchdog, as under systemd with `Type=notify`); for the others the "
-        "moment their gunicorn first answers 200. *After reload*: SIGHUP to the supervisor, one "
-        "supervisor at a time; for the launchers the read follows RELOADING=1 and then the next "
-        "READY=1; for the others it follows the end of every worker gunicorn's master had before "
+        "launchers once READY=1 has arrived on the bench's notify socket (`NOTIFY_SOCKET`, one "
+        "per launcher, no watchdog, as under systemd with `Type=notify`) and the launcher is "
+        "asleep in its loop's poll (`/proc/PID/syscall`; it gives its pages back a second time "
+        "just before it sleeps, so a read between the two is a moment in passing); for the "
+        "others the moment their gunicorn first answers 200. *After reload*: SIGHUP to the "
+        "supervisor, one supervisor at a time; for the launchers the read follows RELOADING=1, "
+        "the next READY=1 and the sleep after it; for the others it follows the end of every worker gunicorn's master had before "
         "the HUP and a 200 from the new ones.",
         "",
         "Two sources, which can disagree: **VmRSS, RssAnon, RssFile** are `/proc/PID/status`, "
