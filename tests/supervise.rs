@@ -14,14 +14,18 @@ use nix::sys::signal::Signal;
 /// signal it receives is appended by name to `stamps.txt`, then handled as
 /// usual.
 const STAMP_HOOK: &str = "\
-import signal
+import os, signal
 
 def on_starting(server):
     handle = server.signal
+    master = os.getpid()
 
     def stamped(sig, frame):
-        with open('stamps.txt', 'a') as f:
-            f.write(signal.Signals(sig).name + '\\n')
+        # A worker inherits this handler until it installs its own, and the master passes
+        # USR1 on to its workers: only the master's own handler counts.
+        if os.getpid() == master:
+            with open('stamps.txt', 'a') as f:
+                f.write(signal.Signals(sig).name + '\\n')
         handle(sig, frame)
 
     server.signal = stamped
