@@ -96,10 +96,7 @@ pub fn unused_stack(smaps: &[u8], sp: usize, kept: usize, page: usize) -> Option
     let header = smaps
         .split(|&b| b == b'\n')
         .find(|line| line.ends_with(b"[stack]"))?;
-    let range = header.split(|&b| b == b' ').next()?;
-    let dash = range.iter().position(|&b| b == b'-')?;
-    let hex = |d: &[u8]| usize::from_str_radix(std::str::from_utf8(d).ok()?, 16).ok();
-    let (start, end) = (hex(&range[..dash])?, hex(&range[dash + 1..])?);
+    let Range { start, end } = address_range(header.split(|&b| b == b' ').next()?)?;
     if !(start..end).contains(&sp) {
         return None;
     }
@@ -134,10 +131,7 @@ pub fn clean_file_mappings(smaps: &[u8]) -> Vec<Range<usize>> {
 /// one that may, `None` for a line that is not a header.
 fn mapping_header(line: &[u8]) -> Option<Option<Range<usize>>> {
     let mut fields = line.split(|&b| b == b' ').filter(|f| !f.is_empty());
-    let range = fields.next()?;
-    let dash = range.iter().position(|&b| b == b'-')?;
-    let hex = |d: &[u8]| usize::from_str_radix(std::str::from_utf8(d).ok()?, 16).ok();
-    let (start, end) = (hex(&range[..dash])?, hex(&range[dash + 1..])?);
+    let Range { start, end } = address_range(fields.next()?)?;
     let perms = fields.next()?;
     let inode = fields.nth(2)?;
     let path = fields.next().unwrap_or_default();
@@ -148,6 +142,13 @@ fn mapping_header(line: &[u8]) -> Option<Option<Range<usize>>> {
         && path.first() == Some(&b'/')
         && start < end;
     Some(qualifies.then_some(start..end))
+}
+
+/// A mapping header's first field, `start-end` in hex.
+fn address_range(field: &[u8]) -> Option<Range<usize>> {
+    let dash = field.iter().position(|&b| b == b'-')?;
+    let hex = |d: &[u8]| usize::from_str_radix(std::str::from_utf8(d).ok()?, 16).ok();
+    Some(hex(&field[..dash])?..hex(&field[dash + 1..])?)
 }
 
 #[cfg(test)]
