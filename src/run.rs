@@ -472,3 +472,6 @@ pub fn print_command(args: &Request) -> Result<i32, Failure> {
     crate::output::print(&out);
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests;

@@ -462,6 +462,68 @@ fn at_most_64_held_signals_reach_gunicorn() {
     assert_eq!(l.output().matches("holding SIGUSR1").count(), 64);
 }
 
+/// Held signals go one at a time, each once the master has taken the last: the kernel
+/// keeps one pending signal of a kind, so a second USR1 sent while the first is still
+/// pending would be lost. Here gunicorn's master blocks USR1 from `on_starting` until
+/// 0.2 s into `when_ready` (its handlers are installed in between, so the launcher starts
+/// delivering): the five held USR1s must all reach its handler.
+#[test]
+fn a_held_signal_waits_until_the_master_has_taken_the_last() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write(
+        "gunicorn.conf.py",
+        &format!(
+            "import os, signal, sys, time\nprint('config loading', file=sys.stderr, flush=True)\n\
+             while not os.path.exists('go'):\n    time.sleep(0.02)\n{STAMP_HOOK}\n\
+             stamp_starting = on_starting\n\
+             def on_starting(server):\n    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])\n    \
+             stamp_starting(server)\n\
+             def when_ready(server):\n    time.sleep(0.2)\n    \
+             signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGUSR1])\n"
+        ),
+    );
+    let mut l = Proc::spawn(app.launcher_in(&ns, &["run", "--", "gunicorn", "hello:app"]));
+    let _cleanup = KillTreeOnDrop(l.pid());
+    l.wait_line("config loading", LONG);
+    for _ in 0..5 {
+        l.signal(Signal::SIGUSR1);
+        wait_until("the launcher to take it", LONG, || {
+            no_signal_pending(l.pid())
+        });
+    }
+    app.write("go", "");
+    l.wait_line("verified:", LONG);
+    wait_until("5 USR1s at gunicorn's master", LONG, || {
+        stamps(&app).len() >= 5
+    });
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    let got = stamps(&app);
+    assert_eq!(got[..5], ["SIGUSR1"; 5], "{got:?}");
+    assert_eq!(got.iter().filter(|s| *s == "SIGUSR1").count(), 5, "{got:?}");
+    assert_eq!(l.output().matches("holding SIGUSR1").count(), 5);
+}
+
+/// A gunicorn hook that lists its descriptors (number and target) into fds.txt at
+/// `on_starting`, before gunicorn opens anything of its own.
+const FDS_HOOK: &str = "import os\ndef on_starting(server):\n    fds = sorted(int(f) for f in os.listdir('/proc/self/fd'))\n    \
+     links = []\n    for fd in fds:\n        try:\n            links.append('%d %s' % (fd, os.readlink('/proc/self/fd/%d' % fd)))\n        \
+     except OSError:\n            pass\n    \
+     with open('fds.txt', 'w') as f:\n        f.write('\\n'.join(links) + '\\n')\n";
+
+/// What FDS_HOOK listed; the listing's own descriptor is closed by the time it is read
+/// back, so it drops out.
+fn fds_at_start(app: &AppDir) -> Vec<(i32, String)> {
+    let fds = std::fs::read_to_string(app.path().join("fds.txt")).unwrap();
+    fds.lines()
+        .map(|l| {
+            let (fd, target) = l.split_once(' ').unwrap();
+            (fd.parse().unwrap(), target.to_string())
+        })
+        .collect()
+}
+
 /// What gunicorn is given, read from the real process: the variables the README says are
 /// removed are absent, NOTIFY_SOCKET is the launcher's own, LISTEN_FDS=1 and LISTEN_PID its
 /// own pid with the held socket; descriptors 0-2 and the held socket at 3 only (read by a
@@ -471,13 +533,7 @@ fn at_most_64_held_signals_reach_gunicorn() {
 fn gunicorns_environment_and_descriptors_are_what_the_readme_says() {
     let ns = Netns::new();
     let app = AppDir::new();
-    app.write(
-        "fds.py",
-        "import os\ndef on_starting(server):\n    fds = sorted(int(f) for f in os.listdir('/proc/self/fd'))\n    \
-         links = []\n    for fd in fds:\n        try:\n            links.append('%d %s' % (fd, os.readlink('/proc/self/fd/%d' % fd)))\n        \
-         except OSError:\n            pass\n    \
-         with open('fds.txt', 'w') as f:\n        f.write('\\n'.join(links) + '\\n')\n",
-    );
+    app.write("fds.py", FDS_HOOK);
     let mut cmd = app.launcher_in(
         &ns,
         &[
@@ -526,16 +582,8 @@ fn gunicorns_environment_and_descriptors_are_what_the_readme_says() {
             .starts_with("@gunicorn-launcher/")
     );
     assert_eq!(value("GUNICORN_CMD_ARGS").as_deref(), Some("--workers 1"));
-    // At on_starting (before gunicorn opens anything of its own): 0-2 and the held socket;
-    // the listing's own descriptor is closed by the time it is read back, so it drops out.
-    let fds = std::fs::read_to_string(app.path().join("fds.txt")).unwrap();
-    let fds: Vec<(i32, String)> = fds
-        .lines()
-        .map(|l| {
-            let (fd, target) = l.split_once(' ').unwrap();
-            (fd.parse().unwrap(), target.to_string())
-        })
-        .collect();
+    // At on_starting (before gunicorn opens anything of its own): 0-2 and the held socket.
+    let fds = fds_at_start(&app);
     let numbers: Vec<i32> = fds.iter().map(|(fd, _)| *fd).collect();
     assert_eq!(numbers, [0, 1, 2, 3], "{fds:?}");
     assert_eq!(fds[0].1, "/dev/null", "stdin: {fds:?}");
@@ -546,6 +594,81 @@ fn gunicorns_environment_and_descriptors_are_what_the_readme_says() {
     assert_eq!(
         std::fs::read_link(format!("/proc/{master}/fd/0")).unwrap(),
         std::path::Path::new("/dev/null")
+    );
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+}
+
+/// On a kernel whose close_range has no CLOEXEC flag (before Linux 5.11, as in Debian 11)
+/// the launcher marks its inherited descriptors one by one from /proc/self/fd. Made to
+/// happen here by a seccomp filter that fails close_range with EINVAL as such a kernel
+/// does: a descriptor the launcher inherits (9) still stays out of gunicorn, and
+/// gunicorn's 0-2 are still there, its stderr the launcher's own.
+#[test]
+fn without_close_range_inherited_descriptors_still_stay_out_of_gunicorn() {
+    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let ns = Netns::new();
+    let app = AppDir::new();
+    app.write("fds.py", FDS_HOOK);
+    let stray_path = app.path().join("stray");
+    let stray = std::fs::File::create(&stray_path).unwrap();
+    let stray_fd = stray.as_raw_fd();
+    let filter: BpfProgram = SeccompFilter::new(
+        [(nix::libc::SYS_close_range, vec![])].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(nix::libc::EINVAL as u32),
+        std::env::consts::ARCH.try_into().unwrap(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let mut cmd = app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--hold-socket",
+            "--",
+            "gunicorn",
+            "-c",
+            "fds.py",
+            "hello:app",
+        ],
+    );
+    // SAFETY: between fork and exec the child only calls dup2, prctl and seccomp: no
+    // allocation, no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            if nix::libc::dup2(stray_fd, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            seccompiler::apply_filter(&filter)
+                .map_err(|_| std::io::Error::from_raw_os_error(nix::libc::EPERM))
+        });
+    }
+    let mut l = Proc::spawn(cmd);
+    let _cleanup = KillTreeOnDrop(l.pid());
+    l.wait_line("verified:", LONG);
+    drop(stray);
+    let launcher_fd = |fd: i32| std::fs::read_link(format!("/proc/{}/fd/{fd}", l.pid()));
+    assert_eq!(
+        launcher_fd(9).unwrap(),
+        stray_path,
+        "the launcher inherited 9"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", l.pid())).unwrap();
+    assert!(
+        status.lines().any(|s| s == "Seccomp:\t2"),
+        "the launcher runs under the filter: {status}"
+    );
+    let fds = fds_at_start(&app);
+    let numbers: Vec<i32> = fds.iter().map(|(fd, _)| *fd).collect();
+    assert_eq!(numbers, [0, 1, 2, 3], "{fds:?}");
+    assert_eq!(
+        std::path::PathBuf::from(&fds[2].1),
+        launcher_fd(2).unwrap(),
+        "gunicorn's stderr is the launcher's: {fds:?}"
     );
     l.signal(Signal::SIGTERM);
     assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());

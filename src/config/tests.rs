@@ -312,3 +312,13 @@ fn held_socket_and_restart_keys_are_read_and_checked() {
     assert!(err("[supervise]\nrestart_interval = \"0s\"\n").contains("is zero"));
     assert!(err("[bind]\nhold_socket = \"yes\"\n").contains("bind"));
 }
+
+#[test]
+fn an_error_on_a_section_header_names_the_section() {
+    let e = err("[gunicron]\napp = \"x\"\n");
+    assert!(
+        e.starts_with("/etc/gl.toml:1:2: key `gunicron`: unknown field `gunicron`"),
+        "{e}"
+    );
+    assert!(e.ends_with("did you mean `gunicorn`?"), "{e}");
+}

@@ -62,3 +62,6 @@ pub(crate) fn require_systemd(root: &Option<PathBuf>) -> Result<(), Failure> {
 pub(crate) fn root_of(root: &Option<PathBuf>) -> PathBuf {
     root.clone().unwrap_or_else(|| PathBuf::from("/"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -65,3 +65,37 @@ fn gunicorn_is_told_by_its_script_not_by_a_path_that_names_it() {
     ));
     assert!(!runs_gunicorn(""));
 }
+
+/// The clients that fare otherwise than most, after the fate: a list of whom an address is
+/// open to, or of whom it blocks; nothing when neither list has anyone in it.
+#[test]
+fn a_judgement_names_the_clients_it_singles_out() {
+    use crate::firewall::{Judgement, judge::Fate, sources::Prefix};
+    let prefix = |s: &str, len| Prefix {
+        addr: s.parse().unwrap(),
+        len,
+    };
+    let judged = |open_to, blocked_from| Judgement {
+        address: "192.0.2.10".parse().unwrap(),
+        interface: "eth0".to_string(),
+        fate: Fate::Open,
+        rule: None,
+        open_to,
+        blocked_from,
+    };
+    let ban = vec![prefix("203.0.113.7", 32), prefix("198.51.100.0", 24)];
+    assert_eq!(
+        clients(&judged(None, Some(ban.clone()))),
+        ", blocked from 203.0.113.7/32, 198.51.100.0/24"
+    );
+    assert_eq!(
+        clients(&judged(Some(vec![prefix("10.0.0.0", 8)]), None)),
+        ", open only to 10.0.0.0/8"
+    );
+    assert_eq!(
+        clients(&judged(Some(Vec::new()), Some(ban))),
+        ", blocked from 203.0.113.7/32, 198.51.100.0/24"
+    );
+    assert_eq!(clients(&judged(Some(Vec::new()), Some(Vec::new()))), "");
+    assert_eq!(clients(&judged(None, None)), "");
+}

@@ -74,3 +74,19 @@ fn drain_returns_when_a_silent_pipe_would_block() {
     assert!(kept, "the pipe is kept until its end");
     drop(w);
 }
+
+/// A tool that closes its output and complains afterwards: the complaint is still read,
+/// the tool waited for until both its pipes are closed.
+#[test]
+fn a_complaint_after_the_output_closed_is_still_read() {
+    let commands = [(
+        PathBuf::from("/bin/sh"),
+        vec![
+            "-c".to_string(),
+            "echo ruleset; exec 1>&-; sleep 0.2; echo 'late complaint' >&2".to_string(),
+        ],
+    )];
+    let out = Commands::start(&commands, Instant::now() + Duration::from_secs(30)).wait();
+    assert_eq!(out[0].stdout, b"ruleset\n");
+    assert_eq!(out[0].complaint(), "late complaint");
+}

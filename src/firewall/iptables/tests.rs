@@ -228,3 +228,85 @@ fn addrtype_reads_the_type_and_passes_over_its_interface_limit() {
         ]
     );
 }
+
+/// Only `-A CHAIN ...` lines are rules: another command, or an `-A` with no chain, adds
+/// nothing (and does not stop the reading).
+#[test]
+fn only_an_append_with_a_chain_is_a_rule() {
+    let text = "*filter\n:INPUT ACCEPT [0:0]\n-I INPUT -j DROP\n-A\n-D INPUT -j REJECT\n\
+                -A INPUT -p tcp --dport 8001 -j ACCEPT\nCOMMIT\n";
+    let r = parse(text, V::Four, Origin::IptablesNft, None);
+    assert_eq!(r.chains.len(), 1, "{:?}", r.chains);
+    let input = &r.chains[r.chain(Family::Ip, "filter", "INPUT").unwrap()];
+    assert_eq!(input.rules.len(), 1, "{:?}", input.rules);
+}
+
+/// The service names firewalls write for ports mean what the system's own list says
+/// (/etc/services, from netbase: scripts/setup-test-env installs it).
+#[test]
+fn service_names_are_the_ports_etc_services_gives() {
+    let services = std::fs::read_to_string("/etc/services")
+        .expect("/etc/services (netbase) is needed: run scripts/setup-test-env");
+    let port_of = |name: &str| {
+        services.lines().find_map(|l| {
+            let words: Vec<&str> = l.split('#').next()?.split_whitespace().collect();
+            let (port, _) = words.get(1)?.split_once('/')?;
+            (words[0] == name || words[2..].contains(&name)).then(|| port.parse::<u64>().unwrap())
+        })
+    };
+    for name in [
+        "ssh",
+        "http",
+        "www",
+        "https",
+        "domain",
+        "bootps",
+        "bootpc",
+        "mdns",
+        "ntp",
+        "smtp",
+        "dhcpv6-client",
+        "dhcpv6-server",
+    ] {
+        assert_eq!(service_port(name), port_of(name), "{name}");
+        assert!(service_port(name).is_some(), "{name}");
+    }
+    assert_eq!(service_port("gopher-nonsense"), None);
+}
+
+/// An address list with nothing the reader understands (iptables-save prints numbers;
+/// here a name) is an undecided test, not one that never matches.
+#[test]
+fn an_address_that_is_not_one_is_undecided() {
+    let text = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s solvit.example -j DROP\nCOMMIT\n";
+    let r = parse(text, V::Four, Origin::IptablesNft, None);
+    let input = &r.chains[r.chain(Family::Ip, "filter", "INPUT").unwrap()];
+    assert_eq!(
+        input.rules[0].exprs[0],
+        Expr::Undecided("-s solvit.example".into())
+    );
+}
+
+/// Built-in chains run in the kernel's order of their tables (NF_IP_PRI_RAW -300,
+/// MANGLE -150, NAT_DST -100, FILTER 0, SECURITY 50, NAT_SRC 100).
+#[test]
+fn built_in_chains_have_their_tables_priorities() {
+    let text = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n\
+                *mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\nCOMMIT\n\
+                *nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\nCOMMIT\n\
+                *filter\n:INPUT DROP [0:0]\nCOMMIT\n\
+                *security\n:INPUT ACCEPT [0:0]\nCOMMIT\n";
+    let r = parse(text, V::Four, Origin::IptablesNft, None);
+    let priority = |table: &str, chain: &str| {
+        let c = &r.chains[r.chain(Family::Ip, table, chain).unwrap()];
+        c.base.as_ref().unwrap().priority
+    };
+    assert_eq!(priority("raw", "PREROUTING"), -300);
+    assert_eq!(priority("raw", "OUTPUT"), -300);
+    assert_eq!(priority("mangle", "PREROUTING"), -150);
+    assert_eq!(priority("mangle", "INPUT"), -150);
+    assert_eq!(priority("nat", "PREROUTING"), -100);
+    assert_eq!(priority("nat", "INPUT"), 100);
+    assert_eq!(priority("filter", "INPUT"), 0);
+    assert_eq!(priority("security", "INPUT"), 50);
+}
