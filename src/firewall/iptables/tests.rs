@@ -310,3 +310,49 @@ fn built_in_chains_have_their_tables_priorities() {
     assert_eq!(priority("filter", "INPUT"), 0);
     assert_eq!(priority("security", "INPUT"), 50);
 }
+
+/// Each connection state is the kernel's bit for it (UNTRACKED is bit 6, 64), so a
+/// rule on untracked packets is not read as one on new connections.
+#[test]
+fn connection_states_are_the_kernels_bits() {
+    for (states, bits) in [
+        ("INVALID", 1),
+        ("ESTABLISHED", 2),
+        ("RELATED", 4),
+        ("NEW", 8),
+        ("UNTRACKED", 64),
+        ("NEW,UNTRACKED", 72),
+    ] {
+        let text = format!(
+            "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m conntrack --ctstate {states} -j DROP\nCOMMIT\n"
+        );
+        let r = parse(&text, V::Four, Origin::IptablesNft, None);
+        let input = &r.chains[r.chain(Family::Ip, "filter", "INPUT").unwrap()];
+        assert_eq!(
+            input.rules[0].exprs[0],
+            Expr::Match {
+                key: Key::CtState,
+                test: Test::AnyBit(bits),
+                negate: false
+            },
+            "{states}"
+        );
+    }
+}
+
+/// A REJECT without `--reject-with` answers with its family's port-unreachable.
+#[test]
+fn a_plain_reject_is_its_familys_port_unreachable() {
+    let text = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j REJECT\nCOMMIT\n";
+    for (v, family, with) in [
+        (V::Four, Family::Ip, "icmp-port-unreachable"),
+        (V::Six, Family::Ip6, "icmp6-port-unreachable"),
+    ] {
+        let r = parse(text, v, Origin::IptablesNft, None);
+        let input = &r.chains[r.chain(family, "filter", "INPUT").unwrap()];
+        assert_eq!(
+            input.rules[0].exprs,
+            [Expr::Verdict(Verdict::Reject(with.into()))]
+        );
+    }
+}

@@ -677,6 +677,20 @@ fn a_redirect_of_the_port_is_its_own_fate_and_a_nat_that_keeps_it_is_not() {
         },
     ]]);
     assert_eq!(fate(&same, &remote("198.18.0.1")), Fate::Open);
+    // To another of the host's own addresses, same port: gunicorn's wildcard socket has it.
+    let sibling = Build::new().nat(vec![vec![
+        port(8001),
+        Expr::Nat {
+            addr: Some(ip("198.18.0.2")),
+            port: None,
+        },
+    ]]);
+    let two_addresses = Packet {
+        local: vec![ip("198.18.0.1"), ip("198.18.0.2")],
+        ..remote("198.18.0.1")
+    };
+    assert_eq!(fate(&sibling, &two_addresses), Fate::Open);
+    assert_eq!(fate(&sibling, &remote("198.18.0.1")), Fate::Redirected);
     // The host's own connection had its nat on the way out: prerouting nat does not see it.
     assert_eq!(fate(&away, &local("198.18.0.1")), Fate::Open);
 }
@@ -885,4 +899,55 @@ fn a_ban_beside_an_undecided_test_still_names_whom_it_blocks() {
         .map(ToString::to_string)
         .collect();
     assert_eq!(banned, ["10.0.0.0/8"]);
+}
+
+/// A concatenation with a field the model cannot read decides nothing, even when its
+/// other fields match: the connection may or may not be in the set.
+#[test]
+fn a_concatenation_with_an_unreadable_field_is_undecided() {
+    let r = Build::new()
+        .set(vec![Value::Concat(vec![Value::Int(1), Value::Int(8001)])])
+        .base(
+            INET,
+            "filter",
+            "input",
+            Hook::Input,
+            0,
+            Policy::Accept,
+            vec![vec![
+                Expr::MatchConcat {
+                    keys: vec![Key::Unknown, Key::Dport(Some(TCP))],
+                    set: 0,
+                    negate: false,
+                },
+                v(Verdict::Drop),
+            ]],
+        );
+    assert!(
+        matches!(fate(&r, &remote("198.18.0.1")), Fate::Unknown(_)),
+        "{:?}",
+        fate(&r, &remote("198.18.0.1"))
+    );
+}
+
+/// The host's own connection meets conntrack at output's priority -200: a chain before
+/// that finds no connection to test, one after it finds the new connection's direction.
+#[test]
+fn the_hosts_own_connection_is_tracked_only_after_outputs_conntrack() {
+    let at = |priority| {
+        Build::new().base(
+            INET,
+            "raw",
+            "out",
+            Hook::Output,
+            priority,
+            Policy::Accept,
+            vec![vec![
+                m(Key::CtDirection, eq(Value::Int(0))),
+                v(Verdict::Drop),
+            ]],
+        )
+    };
+    assert_eq!(fate(&at(-300), &local("198.18.0.1")), Fate::Open);
+    assert_eq!(fate(&at(0), &local("198.18.0.1")), Fate::Dropped);
 }
