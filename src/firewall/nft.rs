@@ -818,7 +818,9 @@ fn normal_value(key: Key, value: Value) -> Value {
             "ip" => Some(0x0800),
             "ip6" => Some(0x86dd),
             "arp" => Some(0x0806),
-            "vlan" => Some(0x8100),
+            // nft prints a type by its first name in its table: 8021q, not vlan.
+            "8021q" | "vlan" => Some(0x8100),
+            "8021ad" => Some(0x88a8),
             _ => None,
         },
         Key::Dport(_) | Key::Sport(_) => service_port(word),

@@ -951,3 +951,58 @@ fn the_hosts_own_connection_is_tracked_only_after_outputs_conntrack() {
     assert_eq!(fate(&at(-300), &local("198.18.0.1")), Fate::Open);
     assert_eq!(fate(&at(0), &local("198.18.0.1")), Fate::Dropped);
 }
+
+/// Port comparisons and address ranges, as nft writes them (`tcp dport > 8000`,
+/// `ip daddr 198.18.0.0-198.18.0.255`), each on both sides of its bound.
+#[test]
+fn comparisons_and_address_ranges_match_on_their_side_only() {
+    let dropping = |test: Expr| {
+        Build::new().base(
+            INET,
+            "filter",
+            "input",
+            Hook::Input,
+            0,
+            Policy::Accept,
+            vec![vec![test, v(Verdict::Drop)]],
+        )
+    };
+    let dport = |t: Test| m(Key::Dport(Some(TCP)), t);
+    for (test, fate_at_8001) in [
+        (Test::Gt(8000), Fate::Dropped),
+        (Test::Gt(8001), Fate::Open),
+        (Test::Lt(8002), Fate::Dropped),
+        (Test::Lt(8001), Fate::Open),
+        (Test::Ge(8001), Fate::Dropped),
+        (Test::Ge(8002), Fate::Open),
+        (Test::Le(8001), Fate::Dropped),
+        (Test::Le(8000), Fate::Open),
+    ] {
+        assert_eq!(
+            fate(&dropping(dport(test.clone())), &remote("198.18.0.1")),
+            fate_at_8001,
+            "{test:?}"
+        );
+    }
+    let range = |a: &str, b: &str| {
+        eq(Value::Range(
+            Box::new(Value::Addr(ip(a))),
+            Box::new(Value::Addr(ip(b))),
+        ))
+    };
+    let daddr = |t: Test| m(Key::Daddr(V::Four), t);
+    assert_eq!(
+        fate(
+            &dropping(daddr(range("198.18.0.0", "198.18.0.255"))),
+            &remote("198.18.0.1")
+        ),
+        Fate::Dropped
+    );
+    assert_eq!(
+        fate(
+            &dropping(daddr(range("198.18.1.0", "198.18.1.255"))),
+            &remote("198.18.0.1")
+        ),
+        Fate::Open
+    );
+}
