@@ -301,3 +301,6 @@ pub fn protocol_number(word: &str) -> Option<u8> {
 }
 
 pub const TCP: u8 = 6;
+
+#[cfg(test)]
+mod tests;

@@ -32,6 +32,11 @@ fn a_family_never_mixes_with_the_other() {
     assert!(Sources::prefix(V::Four, ip("::1"), 8).is_empty());
     assert!(!Sources::all(V::Four).contains(ip("::1")));
     assert!(Sources::range(V::Six, ip("10.0.0.1"), ip("10.0.0.2")).is_empty());
+    // A range whose ends are of two families is no range, in either order.
+    assert!(Sources::range(V::Four, ip("10.0.0.1"), ip("::ffff:10.0.0.9")).is_empty());
+    assert!(Sources::range(V::Four, ip("::1"), ip("10.0.0.1")).is_empty());
+    assert!(Sources::range(V::Six, ip("::1"), ip("10.0.0.1")).is_empty());
+    assert!(Sources::range(V::Six, ip("10.0.0.1"), ip("::ffff:ffff")).is_empty());
 }
 
 fn arb_set() -> impl Strategy<Value = Sources> {
