@@ -8,37 +8,6 @@ mod common;
 use common::*;
 use nix::sys::signal::Signal;
 
-/// `n` more IPv4 addresses (10.77.x.y/32) on an interface of their own in `ns`, in one
-/// `ip -batch`.
-fn add_addresses(ns: &Netns, n: usize) -> Vec<String> {
-    let ip = |args: &[&str]| {
-        let out = ns.cmd("ip").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    // A veth pair (a dummy interface needs a kernel module not every host has).
-    ip(&[
-        "link", "add", "many0", "type", "veth", "peer", "name", "many1",
-    ]);
-    ip(&["link", "set", "many0", "up"]);
-    ip(&["link", "set", "many1", "up"]);
-    let addrs: Vec<String> = (0..n)
-        .map(|i| format!("10.77.{}.{}", i / 250, i % 250 + 1))
-        .collect();
-    let batch: String = addrs
-        .iter()
-        .map(|a| format!("addr add {a}/32 dev many0\n"))
-        .collect();
-    let path = std::env::temp_dir().join(format!("{}-addresses", ns.name));
-    std::fs::write(&path, batch).unwrap();
-    ip(&["-batch", path.to_str().unwrap()]);
-    let _ = std::fs::remove_file(path);
-    addrs
-}
-
 /// The answer `check`'s table gives for `addr` (its probe row: address, Host, answer).
 fn answers<'a>(table: &'a str, addr: &str) -> Option<&'a str> {
     let row = table
@@ -59,7 +28,7 @@ fn verdict_lines(out: &str) -> Vec<&str> {
 #[test]
 fn three_hundred_addresses_reach_ready_through_a_systemd_sized_notify_socket() {
     let ns = Netns::new();
-    let addrs = add_addresses(&ns, 300);
+    let addrs = ns.add_addresses(300);
     let app = AppDir::new();
     let notify = NotifySocket::new();
     let mut l = app.launcher_notifying(
@@ -102,7 +71,7 @@ fn three_hundred_addresses_reach_ready_through_a_systemd_sized_notify_socket() {
 #[test]
 fn two_thousand_addresses_verify_under_a_soft_limit_of_1024_descriptors() {
     let ns = Netns::new();
-    add_addresses(&ns, 2_000);
+    ns.add_addresses(2_000);
     let app = AppDir::new();
     let limited = ["sh", "-c", "ulimit -Sn 1024 && exec \"$@\"", "sh"];
     let mut l = Proc::spawn(app.launcher_under(

@@ -624,6 +624,13 @@ fn dry_run_prints_the_drop_in_and_both_command_lines_and_writes_nothing() {
     let out = t.run(&["uninstall", "--dry-run"]);
     out.ok();
     assert!(out.stdout.contains("dry run: nothing removed"), "{out:#?}");
+    // And which command runs again once the drop-in is gone: the unit's own.
+    assert!(
+        out.stdout.contains(
+            "  ExecStart=/opt/solvit/venv/bin/gunicorn --workers 3 --bind 127.0.0.1:8001 solvit.wsgi:application runs again"
+        ),
+        "{out:#?}"
+    );
     assert_eq!(installed, t.snapshot());
 }
 

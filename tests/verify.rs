@@ -559,3 +559,50 @@ fn a_ready_from_a_usr2_master_keeps_the_watchdog_going() {
     l.wait_exit(LONG);
     assert!(alive(&tree).is_empty(), "left behind: {:?}", alive(&tree));
 }
+
+/// The probes of a look go out together, not one after another: with eight of the host's
+/// addresses silently dropping the launcher's SYNs (each probe waits out its 20 s timeout),
+/// several of its connections are in SYN-SENT at once.
+#[test]
+fn probes_to_many_addresses_wait_together() {
+    let ns = Netns::new();
+    ns.add_addresses(8);
+    let nft = ns
+        .cmd("nft")
+        .args([
+            "add table inet t; add chain inet t in { type filter hook input priority 0; }; \
+             add rule inet t in ip daddr 10.77.0.0/24 tcp dport 8001 drop",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        nft.status.success(),
+        "{}",
+        String::from_utf8_lossy(&nft.stderr)
+    );
+    let app = AppDir::new();
+    app.write("launcher.toml", "[verify]\nprobe_timeout = \"20s\"\n");
+    let l = Proc::spawn(app.launcher_in(
+        &ns,
+        &[
+            "run",
+            "--config",
+            "launcher.toml",
+            "--",
+            "gunicorn",
+            "hello:app",
+        ],
+    ));
+    let _cleanup = KillTreeOnDrop(l.pid());
+    let waiting = || {
+        let out = ns
+            .cmd("ss")
+            .args(["-Htn", "state", "syn-sent", "( dport = :8001 )"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    wait_until("several probes in SYN-SENT at once", LONG, || {
+        waiting() >= 4
+    });
+}

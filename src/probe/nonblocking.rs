@@ -427,7 +427,7 @@ fn read_more(socket: OwnedFd, received: &mut Vec<u8>) -> Stage {
 
 /// Short lowercase words for the errors an operator will meet, so a `check`
 /// report reads "connection reset" rather than "Connection reset by peer (os error 104)".
-fn errno_outcome(e: Errno) -> Outcome {
+pub(super) fn errno_outcome(e: Errno) -> Outcome {
     let message = match e {
         Errno::ETIMEDOUT => return Outcome::Timeout,
         Errno::ECONNREFUSED => return Outcome::Refused,

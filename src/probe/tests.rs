@@ -525,3 +525,39 @@ proptest! {
 fn requests(addrs: &[SocketAddr]) -> Vec<Request> {
     addrs.iter().map(|&a| Request::to(a)).collect()
 }
+
+/// The errors an operator meets read as short words; the rest keep the system's text and
+/// name.
+#[test]
+fn probe_errors_read_as_short_words() {
+    use nix::errno::Errno;
+    assert_eq!(
+        nonblocking::errno_outcome(Errno::ETIMEDOUT),
+        Outcome::Timeout
+    );
+    assert_eq!(
+        nonblocking::errno_outcome(Errno::ECONNREFUSED),
+        Outcome::Refused
+    );
+    for (e, words) in [
+        (Errno::ECONNRESET, "connection reset"),
+        (Errno::ECONNABORTED, "connection aborted"),
+        (
+            Errno::EPIPE,
+            "connection closed before the request was sent",
+        ),
+        (Errno::EHOSTUNREACH, "host unreachable"),
+        (Errno::ENETUNREACH, "network unreachable"),
+        (Errno::EADDRNOTAVAIL, "address not available"),
+        (
+            Errno::EACCES,
+            "Permission denied (EACCES: Permission denied)",
+        ),
+    ] {
+        assert_eq!(
+            nonblocking::errno_outcome(e),
+            Outcome::Error(words.into()),
+            "{e}"
+        );
+    }
+}

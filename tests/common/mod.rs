@@ -98,6 +98,37 @@ impl Netns {
         c
     }
 
+    /// `n` more IPv4 addresses (10.77.x.y/32) on an interface of their own in `ns`, in one
+    /// `ip -batch`.
+    pub fn add_addresses(&self, n: usize) -> Vec<String> {
+        let ip = |args: &[&str]| {
+            let out = self.cmd("ip").args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        // A veth pair (a dummy interface needs a kernel module not every host has).
+        ip(&[
+            "link", "add", "many0", "type", "veth", "peer", "name", "many1",
+        ]);
+        ip(&["link", "set", "many0", "up"]);
+        ip(&["link", "set", "many1", "up"]);
+        let addrs: Vec<String> = (0..n)
+            .map(|i| format!("10.77.{}.{}", i / 250, i % 250 + 1))
+            .collect();
+        let batch: String = addrs
+            .iter()
+            .map(|a| format!("addr add {a}/32 dev many0\n"))
+            .collect();
+        let path = std::env::temp_dir().join(format!("{}-addresses", self.name));
+        std::fs::write(&path, batch).unwrap();
+        ip(&["-batch", path.to_str().unwrap()]);
+        let _ = std::fs::remove_file(path);
+        addrs
+    }
+
     /// `curl` from this namespace: the HTTP status, or curl's exit code as Err.
     pub fn http_status(&self, url: &str) -> Result<u16, i32> {
         self.http_status_with(url, &[])
