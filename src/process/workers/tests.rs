@@ -1,17 +1,11 @@
 use super::*;
 use std::process::Command;
 
-#[test]
-fn a_grandchild_killed_by_a_signal_is_counted_with_its_signal() {
-    // bash stands for gunicorn's master: its one child dies of SIGSEGV
-    // and bash reaps it; the census sees the death all the same. (The
-    // half-second wait is a `read` that times out on a silent pipe, so
-    // that no other child appears.)
+/// What the census says of a master (a bash running `script`) once every child it saw is
+/// gone.
+fn census_of(script: &str) -> String {
     let mut master = Command::new("bash")
-        .args([
-            "-c",
-            "sleep 30 & p=$!; read -t 0.5 -r _; kill -SEGV $p; wait $p; read -t 30 -r _",
-        ])
+        .args(["-c", script])
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -35,13 +29,33 @@ fn a_grandchild_killed_by_a_signal_is_counted_with_its_signal() {
             break;
         }
     }
-    let report = census.report().unwrap();
+    master.kill().unwrap();
+    master.wait().unwrap();
+    census.report().unwrap()
+}
+
+#[test]
+fn a_grandchild_killed_by_a_signal_is_counted_with_its_signal() {
+    // bash stands for gunicorn's master: its one child dies of SIGSEGV
+    // and bash reaps it; the census sees the death all the same. (The
+    // half-second wait is a `read` that times out on a silent pipe, so
+    // that no other child appears.)
+    let report =
+        census_of("sleep 30 & p=$!; read -t 0.5 -r _; kill -SEGV $p; wait $p; read -t 30 -r _");
     assert!(
         report.starts_with("gunicorn's workers kept dying: 1 exited (killed by SIGSEGV once"),
         "{report}"
     );
-    master.kill().unwrap();
-    master.wait().unwrap();
+}
+
+#[test]
+fn a_grandchild_that_exits_is_counted_with_its_status() {
+    // The child is a shell whose own child (the sleep) the census does not watch.
+    let report = census_of("sh -c 'sleep 0.5; exit 3' & p=$!; wait $p; read -t 30 -r _");
+    assert!(
+        report.starts_with("gunicorn's workers kept dying: 1 exited (exit status 3 once"),
+        "{report}"
+    );
 }
 
 #[test]

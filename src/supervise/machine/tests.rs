@@ -279,6 +279,8 @@ fn term_goes_to_the_master_then_cont_to_all_and_sigkill_after_the_stop_timeout()
         "{out:?}"
     );
     assert!(logged(&out).contains("did not stop within 35s; killing 2 remaining process(es)"));
+    // Once killed, nothing is left to wait for but the exits, which SIGCHLD reports.
+    assert_eq!(r.m.next_deadline(), None);
     // The master died of the TERM it was asked to stop with: the launcher ends so too...
     r.world.gunicorns.clear();
     r.at(
@@ -406,11 +408,27 @@ fn a_crash_while_serving_restarts_on_the_held_socket_within_the_limit_with_backo
         logged(&out).contains("restart 1 of at most 2 within 10s; 1 in all"),
         "{out:?}"
     );
-    // Nothing starts while an orphan runs; then, the first restart is immediate.
+    // Nothing starts while an orphan runs; one that outlives ORPHANS (5 s) is killed, once.
     assert!(!r.at(1_001, Event::Time).contains(&Action::Respawn));
+    assert!(r.at(5_999, Event::Time).is_empty());
+    let out = r.at(6_000, Event::Time);
+    assert!(
+        out.contains(&Action::SignalGunicorns(Signal::SIGKILL)),
+        "{out:?}"
+    );
+    assert!(
+        logged(&out)
+            .contains("1 process(es) of the dead master did not stop within 5s; killing them"),
+        "{out:?}"
+    );
+    assert!(
+        !r.at(6_001, Event::Time)
+            .contains(&Action::SignalGunicorns(Signal::SIGKILL))
+    );
+    // Then, the first restart is immediate.
     r.world.gunicorns.clear();
-    assert!(r.at(1_002, Event::Time).contains(&Action::Respawn));
-    let out = r.at(1_002, Event::Respawned(Ok(pid(NEW))));
+    assert!(r.at(6_002, Event::Time).contains(&Action::Respawn));
+    let out = r.at(6_002, Event::Respawned(Ok(pid(NEW))));
     assert!(logged(&out).contains("restarted gunicorn, pid 200"));
     assert_eq!(r.m.master(), pid(NEW));
     assert!(matches!(r.m.state(), State::Starting { .. }));
@@ -683,4 +701,19 @@ fn a_verified_service_sleeps_but_for_the_watchdog_and_the_recheck_it_was_asked_f
         logged(&out).contains("verification failed"),
         "a recheck that fails: {out:?}"
     );
+    // Each recheck is a look of its own: an answer to the last one cannot pass for the next.
+    let mut s = settings(None);
+    s.recheck_interval = Duration::from_secs(30);
+    let mut r = Run::new(s);
+    r.serving(10);
+    let mut asked = Vec::new();
+    for ms in (1_000..=70_000).step_by(1_000) {
+        let out = r.at(ms, Event::Time);
+        if let Some(id) = look_id(&out) {
+            asked.push(id);
+            r.answer(ms, &out, Kind::Ok);
+        }
+    }
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_ne!(asked[0], asked[1]);
 }
