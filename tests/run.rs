@@ -217,6 +217,40 @@ fn a_forwarded_usr2_stops_the_old_master_once_a_new_worker_answers() {
     assert!(zombies_of(l.pid()).is_empty());
 }
 
+/// The same on a kernel the launcher cannot ask through sock_diag (its netlink sockets
+/// refused by a seccomp filter, as on a kernel built without them): which generation took a trial
+/// connection cannot be read, so the new master is adopted once a worker of its own exists
+/// and the trial got an answer.
+#[test]
+fn without_sock_diag_a_forwarded_usr2_is_still_adopted() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let mut cmd = app.launcher_in(&ns, &["run", "--", "gunicorn", "-w", "1", "hello:app"]);
+    with_syscall_refused(
+        &mut cmd,
+        nix::libc::SYS_socket,
+        &[
+            (0, nix::libc::AF_NETLINK as u64),
+            (2, nix::libc::NETLINK_SOCK_DIAG as u64),
+        ],
+        nix::libc::EPROTONOSUPPORT,
+    );
+    let mut l = Proc::spawn(cmd);
+    let _cleanup = KillTreeOnDrop(l.pid());
+    l.wait_line("verified:", LONG);
+    assert!(under_seccomp_filter(l.pid()));
+    let old = master_of(l.pid());
+    l.signal(Signal::SIGUSR2);
+    l.wait_line(&format!("stopping the old master {old} gracefully"), LONG);
+    l.wait_line("adopted the new master", LONG);
+    wait_until("the old master to be reaped", LONG, || {
+        alive(&[old]).is_empty()
+    });
+    assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+}
+
 /// The same with a bad deploy: gunicorn's new master binds, says READY=1, its workers exit
 /// 3 and it exits. The launcher says so (log and STATUS) and the old master serves on.
 #[test]

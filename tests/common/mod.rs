@@ -842,3 +842,48 @@ pub fn systemd_binds() -> Vec<PathBuf> {
     }
     out
 }
+
+/// `cmd` started under a seccomp filter that fails `syscall` with `errno` when its
+/// arguments have the values given (`(index, value)`; none: always): the kernel of an older
+/// or smaller system, for the launcher and everything it starts.
+pub fn with_syscall_refused(cmd: &mut Command, syscall: i64, args: &[(u8, u64)], errno: i32) {
+    use seccompiler::{
+        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+        SeccompRule,
+    };
+    use std::os::unix::process::CommandExt;
+    let conditions: Vec<SeccompCondition> = args
+        .iter()
+        .map(|&(i, v)| {
+            SeccompCondition::new(i, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v).unwrap()
+        })
+        .collect();
+    let rules = if conditions.is_empty() {
+        Vec::new()
+    } else {
+        vec![SeccompRule::new(conditions).unwrap()]
+    };
+    let filter: BpfProgram = SeccompFilter::new(
+        [(syscall, rules)].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(errno as u32),
+        std::env::consts::ARCH.try_into().unwrap(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    // SAFETY: between fork and exec the child only calls prctl and seccomp: no allocation,
+    // no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            seccompiler::apply_filter(&filter)
+                .map_err(|_| std::io::Error::from_raw_os_error(nix::libc::EPERM))
+        });
+    }
+}
+
+/// Whether `pid` runs under a seccomp filter (`Seccomp: 2` in its status).
+pub fn under_seccomp_filter(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|s| s.lines().any(|l| l == "Seccomp:\t2"))
+}
