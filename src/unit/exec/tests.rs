@@ -287,3 +287,31 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// systemd's bit packing is UTF-8 for every scalar value: Rust's own encoder agrees on
+    /// each, from one byte to four.
+    #[test]
+    fn unichar_encoding_is_utf8_for_every_scalar_value(
+        c in prop_oneof![0u32..0x80, 0x80u32..0x800, 0x800u32..0xD800, 0xE000u32..0x10000, 0x10000u32..0x110000]
+    ) {
+        let ch = char::from_u32(c).unwrap();
+        let mut buf = [0u8; 4];
+        prop_assert_eq!(encode_unichar(c), ch.encode_utf8(&mut buf).as_bytes().to_vec());
+    }
+}
+
+#[test]
+fn unichar_encoding_at_each_lengths_bounds() {
+    for c in [
+        0u32, 0x41, 0x7F, 0x80, 0x7FF, 0x800, 0xFFFD, 0x10000, 0x10FFFF,
+    ] {
+        let mut buf = [0u8; 4];
+        let want = char::from_u32(c)
+            .unwrap()
+            .encode_utf8(&mut buf)
+            .as_bytes()
+            .to_vec();
+        assert_eq!(encode_unichar(c), want, "{c:#x}");
+    }
+}
