@@ -99,3 +99,58 @@ fn a_judgement_names_the_clients_it_singles_out() {
     assert_eq!(clients(&judged(Some(Vec::new()), Some(Vec::new()))), "");
     assert_eq!(clients(&judged(None, None)), "");
 }
+
+/// Two masters, each holding the port with one child of its own: two rows, each counting
+/// only what is below it.
+#[test]
+fn each_owner_row_counts_only_its_own_tree() {
+    let start = || {
+        let parent = std::process::Command::new("/bin/sh")
+            .args(["-c", "sh -c 'sleep 30; :' & wait"])
+            .spawn()
+            .unwrap();
+        let p = parent.id() as i32;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let child = loop {
+            if let Some(&c) = crate::process::procfs::children(p)
+                .unwrap_or_default()
+                .first()
+            {
+                break c;
+            }
+            assert!(std::time::Instant::now() < deadline, "no child of {p}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        (parent, p, child)
+    };
+    let (mut a, pa, ca) = start();
+    let (mut b, pb, cb) = start();
+    let owner = |pid: i32, command: &str| crate::process::owners::Owner {
+        pid,
+        command: command.to_string(),
+        uid: 0,
+    };
+    let rows = render::owner_groups(&[
+        owner(pa, "master-a"),
+        owner(ca, "child-a"),
+        owner(pb, "master-b"),
+        owner(cb, "child-b"),
+    ]);
+    let commands: Vec<&str> = rows.iter().map(|(_, _, c)| c.as_str()).collect();
+    assert_eq!(
+        commands,
+        [
+            "master-a + 1 process under it",
+            "master-b + 1 process under it"
+        ],
+        "{rows:?}"
+    );
+    for (parent, child) in [(&mut a, ca), (&mut b, cb)] {
+        let _ = parent.kill();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = parent.wait();
+    }
+}
