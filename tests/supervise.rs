@@ -497,6 +497,11 @@ fn a_held_signal_waits_until_the_master_has_taken_the_last() {
     wait_until("5 USR1s at gunicorn's master", LONG, || {
         stamps(&app).len() >= 5
     });
+    // gunicorn queues at most 5 signals between two turns of its loop and drops the rest:
+    // the TERM goes once its loop has handled them.
+    wait_until("gunicorn to handle the 5 USR1s", LONG, || {
+        l.output().matches("Handling signal: usr1").count() >= 5
+    });
     l.signal(Signal::SIGTERM);
     assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
     let got = stamps(&app);
