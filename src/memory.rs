@@ -12,6 +12,10 @@
 //! minor fault when that code runs again. The launcher is linked statically,
 //! so that is a dozen mappings to read, not a hundred.
 //!
+//! The pages that hold the code a signal runs on its way to gunicorn are kept (the
+//! caller names them): faulting them back in would stand between an operator's HUP and
+//! gunicorn each time.
+//!
 //! Two anonymous parts are given back too: the stack below the caller's
 //! frame but for a margin (start-up's deep calls and buffers left it
 //! resident; a later deeper call gets zeroed pages back), and the heap's
@@ -19,14 +23,28 @@
 
 use std::ops::Range;
 
-/// Releases what it can; returns how many bytes of mappings it advised.
-pub fn release_clean_pages() -> usize {
+/// Releases what it can but the pages of `keep` (code addresses) and the page after each
+/// (a function may run on past its page's end), which it makes resident; returns how many
+/// bytes of mappings it advised.
+pub fn release_clean_pages(keep: &[usize]) -> usize {
     let Some(smaps) = crate::process::procfs::read("/proc/self/smaps", 32 * 1024) else {
         return 0;
     };
+    let page = page_size();
     // The anonymous parts first: the code that gives them back is then given back too.
-    let mut released = release_unused_stack(&smaps) + trim_heap();
-    for range in clean_file_mappings(&smaps) {
+    let mut released = release_unused_stack(&smaps, page) + trim_heap();
+    let mappings = clean_file_mappings(&smaps);
+    let kept = kept_pages(keep, page);
+    // Resident first: touching a page maps its neighbours too, which go just below.
+    for &p in &kept {
+        if mappings.iter().any(|m| m.contains(&p)) {
+            // SAFETY: `p` lies in a mapping that smaps lists as readable and backed by a
+            // file, and nothing here unmaps or protects it: reading a byte of it is
+            // reading the binary.
+            unsafe { std::ptr::read_volatile(p as *const u8) };
+        }
+    }
+    for range in mappings.into_iter().flat_map(|m| without(m, &kept, page)) {
         let len = range.end - range.start;
         let Some(start) = std::ptr::NonNull::new(range.start as *mut std::ffi::c_void) else {
             continue;
@@ -52,14 +70,47 @@ pub fn release_clean_pages() -> usize {
 /// signal's path from the loop, which are about as deep as this one.
 const STACK_KEPT: usize = 16 * 1024;
 
-/// Gives back the stack pages below the current frame and its margin.
-fn release_unused_stack(smaps: &[u8]) -> usize {
-    let here = 0u8;
-    let sp = std::hint::black_box(&here) as *const u8 as usize;
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+fn page_size() -> usize {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
         .ok()
         .flatten()
-        .map_or(4096, |p| p as usize);
+        .map_or(4096, |p| p as usize)
+}
+
+/// The page of each address and the page after it, sorted, once each.
+pub fn kept_pages(keep: &[usize], page: usize) -> Vec<usize> {
+    let mut pages: Vec<usize> = keep
+        .iter()
+        .flat_map(|&a| {
+            let p = a / page * page;
+            [p, p.saturating_add(page)]
+        })
+        .collect();
+    pages.sort_unstable();
+    pages.dedup();
+    pages
+}
+
+/// `range` without the pages that start at `kept` (sorted), in pieces.
+pub fn without(range: Range<usize>, kept: &[usize], page: usize) -> Vec<Range<usize>> {
+    let mut pieces = Vec::new();
+    let mut from = range.start;
+    for &p in kept.iter().filter(|&&p| range.contains(&p)) {
+        if p > from {
+            pieces.push(from..p);
+        }
+        from = from.max(p + page);
+    }
+    if from < range.end {
+        pieces.push(from..range.end);
+    }
+    pieces
+}
+
+/// Gives back the stack pages below the current frame and its margin.
+fn release_unused_stack(smaps: &[u8], page: usize) -> usize {
+    let here = 0u8;
+    let sp = std::hint::black_box(&here) as *const u8 as usize;
     let Some(range) = unused_stack(smaps, sp, STACK_KEPT, page) else {
         return 0;
     };

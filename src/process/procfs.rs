@@ -108,6 +108,20 @@ pub fn children(pid: i32) -> Option<Vec<i32>> {
     any.then_some(found)
 }
 
+/// The children that `pid`'s main thread forked: one file, where [`children`]
+/// reads a directory and a file per thread. gunicorn's master forks its workers
+/// from its main thread (its other threads only wake it). Empty on a kernel
+/// without the file, or once `pid` is gone.
+pub fn main_thread_children(pid: i32) -> Vec<i32> {
+    read(&format!("/proc/{pid}/task/{pid}/children"), 4096)
+        .map(|list| {
+            list.split(u8::is_ascii_whitespace)
+                .filter_map(|c| std::str::from_utf8(c).ok()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Every process's children, from every process's parent: what is left on a
 /// kernel without the files [`children`] reads, as `ps` does it (one `stat`
 /// per process on the host). Children in `/proc`'s order.

@@ -89,6 +89,8 @@ pub enum Event {
     UpgradeAnswered(Pid),
     /// The upgrade's new generation failed: why, said after "the new gunicorn (pid N)".
     UpgradeFailed { new: Option<Pid>, why: String },
+    /// The HUP that replaces these children of the master went out ([`Action::Replacing`]).
+    Replacing(Vec<Pid>),
     /// Time passed: whatever is due at `now` is done.
     Time,
 }
@@ -107,6 +109,9 @@ pub enum Finding {
 pub enum Action {
     /// Pass a signal on to gunicorn's master (a failure is logged).
     Forward(Pid, Signal),
+    /// Answered at once by [`Event::Replacing`]: what a HUP sets in motion is worked out
+    /// after the signal went, so that nothing but one read stands before it.
+    Replacing(Vec<Pid>),
     /// Send a signal, silently (the process may be gone).
     Signal(Pid, Signal),
     SignalGroup(Pid, Signal),
@@ -115,7 +120,8 @@ pub enum Action {
     Log(Level, String),
     /// STATUS= to systemd.
     Status(String),
-    /// READY=1 with this STATUS=, after giving back start-up's pages.
+    /// READY=1 with this STATUS= (start-up's pages are given back after it, before the
+    /// loop sleeps).
     Ready(String),
     Reloading,
     Stopping,
@@ -156,8 +162,10 @@ pub trait World {
     fn tree(&self, root: Pid) -> Vec<Pid>;
     /// Those of `pids` that exist, named so a reused pid is never taken for them.
     fn named(&self, pids: Vec<Pid>) -> Vec<Proc>;
-    /// The master's workers (the generation a HUP replaces), named.
-    fn workers(&self, master: Pid) -> Vec<Proc>;
+    /// The master's children now: one read, made just before the HUP that replaces them.
+    fn children(&self, master: Pid) -> Vec<Pid>;
+    /// Those of `children` that are workers (the generation a HUP replaces), named.
+    fn workers(&self, children: Vec<Pid>) -> Vec<Proc>;
     /// A live child of ours that gunicorn started as `old`'s successor (USR2).
     fn successor(&self, old: Pid) -> Option<Pid>;
     /// `signal` is still pending in `pid`.
@@ -263,6 +271,16 @@ pub struct Machine {
     upgrade: Option<Upgrade>,
 }
 
+/// A signal that [`Machine::deliver`] only forwards (HUP: and then the reload, from
+/// [`Event::Replacing`]), so the loop may send it before it steps ([`Machine::direct`]).
+/// Not USR2 (an upgrade is tracked), not a stop, not the kernel's WINCH (dropped).
+pub fn goes_direct(signal: Signal, from_kernel: bool) -> bool {
+    matches!(
+        signal,
+        Signal::SIGHUP | Signal::SIGUSR1 | Signal::SIGTTIN | Signal::SIGTTOU
+    ) || (signal == Signal::SIGWINCH && !from_kernel)
+}
+
 /// Each decision appends what to do to this.
 type Out = Vec<Action>;
 
@@ -349,6 +367,16 @@ impl Machine {
             Event::UpgradeAnswered(new) => self.adopt_upgrade(new, now, world, &mut out),
             // The new generation failed: it goes, the old one serves on.
             Event::UpgradeFailed { new, why } => self.upgrade_failed(new, &why, &mut out),
+            // The HUP is on its way; the children read before it are the old generation.
+            Event::Replacing(children) => {
+                let previous = world.workers(children);
+                log(
+                    &mut out,
+                    Level::Info,
+                    "reloading gunicorn (HUP); READY=1 again once the new workers answer",
+                );
+                self.reload(previous, now, &mut out);
+            }
             Event::Time => self.on_time(now, world, &mut out),
         }
         out
@@ -411,12 +439,32 @@ impl Machine {
             Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT => {
                 self.begin_stop(Some(sig), now, out)
             }
-            _ => self.pass_on(sig, now, world, out),
+            _ => self.pass_on(sig, world, out),
         }
     }
 
+    /// The master that a signal read now goes to at once, if one does: gunicorn is up and
+    /// nothing held waits before it, and [`goes_direct`] says the signal is one that
+    /// [`Machine::deliver`] only forwards (a HUP's reload is worked out after it, from
+    /// [`Event::Replacing`]). The loop sends such a signal itself before it steps, so that
+    /// no decision's code stands between the operator and gunicorn.
+    pub fn direct(&self) -> Option<Pid> {
+        (self.straight_through() && self.master_status.is_none()).then_some(self.master)
+    }
+
+    /// gunicorn has its handlers and no held signal is still waiting to go.
+    fn straight_through(&self) -> bool {
+        matches!(
+            self.state,
+            State::Verifying { .. } | State::Serving { .. } | State::Reloading { .. }
+        ) && self.outbox.queue.is_empty()
+    }
+
     /// A reload, upgrade or scaling signal: held, queued, delivered or refused by state.
-    fn pass_on(&mut self, sig: Signal, now: Instant, world: &dyn World, out: &mut Out) {
+    fn pass_on(&mut self, sig: Signal, world: &dyn World, out: &mut Out) {
+        if self.straight_through() {
+            return self.deliver(sig, world, out);
+        }
         match &mut self.state {
             // Stopping: gunicorn would not act on it, and once Python has begun to exit its
             // handlers are gone: HUP, USR1 or USR2 would kill it, TTIN or TTOU stop it.
@@ -447,8 +495,7 @@ impl Machine {
                 }
             }
             // Behind the held ones, to keep their order.
-            _ if !self.outbox.queue.is_empty() => self.outbox.queue.push_back(sig),
-            _ => self.deliver(sig, now, world, out),
+            _ => self.outbox.queue.push_back(sig),
         }
     }
 
@@ -468,18 +515,14 @@ impl Machine {
     }
 
     /// A signal to a gunicorn that can take it.
-    fn deliver(&mut self, sig: Signal, now: Instant, world: &dyn World, out: &mut Out) {
+    fn deliver(&mut self, sig: Signal, world: &dyn World, out: &mut Out) {
         match sig {
             Signal::SIGHUP => {
-                // Named before the signal goes: after it, new workers appear.
-                let previous = world.workers(self.master);
+                // Read before the signal goes (after it, new workers appear); all the rest
+                // of a reload waits until it has gone.
+                let children = world.children(self.master);
                 out.push(Action::Forward(self.master, sig));
-                log(
-                    out,
-                    Level::Info,
-                    "reloading gunicorn (HUP); READY=1 again once the new workers answer",
-                );
-                self.reload(previous, now, out);
+                out.push(Action::Replacing(children));
             }
             // gunicorn's own USR2 cannot pass on a socket it got with LISTEN_FDS: with a held
             // socket the launcher upgrades itself.
@@ -519,7 +562,7 @@ impl Machine {
         let Some(sig) = self.outbox.queue.pop_front() else {
             return;
         };
-        self.deliver(sig, now, world, out);
+        self.deliver(sig, world, out);
         self.outbox.last = Some((sig, now));
         self.outbox.next = Some(now + HELD_GAP);
     }

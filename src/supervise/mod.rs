@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+mod direct;
 mod ending;
 pub mod machine;
 pub mod restart;
@@ -64,8 +65,10 @@ struct Shell<'a> {
     /// reaped yet: children of the launcher, but never gunicorn's.
     tools: Vec<Pid>,
     ended: Option<Ending>,
-    /// READY=1 went out: give back again, just before the sleep, what was touched since.
+    /// READY=1 went out: give back, just before the sleep, what start-up and it touched.
     release_before_sleep: bool,
+    /// Where a signal goes the moment it is read, as the decisions last said.
+    plan: Option<direct::Plan>,
 }
 
 /// Supervises the gunicorn master `master` until nothing of its tree is left. With
@@ -97,6 +100,7 @@ pub fn supervise(
         census_next: now,
         trial: None,
         release_before_sleep: false,
+        plan: None,
         tools: Vec::new(),
         ended: None,
     };
@@ -106,23 +110,51 @@ pub fn supervise(
     shell.run()
 }
 
+fn said_if_not_forwarded(pid: Pid, sig: Signal, sent: nix::Result<()>) {
+    if let Err(e) = sent {
+        log::warn(&format!(
+            "could not forward {sig} to gunicorn pid {pid}: {e}"
+        ));
+    }
+}
+
 impl Shell<'_> {
     fn run(&mut self) -> Result<Ending, String> {
         loop {
             if let Some(ending) = self.ended {
                 return Ok(ending);
             }
-            if std::mem::take(&mut self.release_before_sleep) {
-                crate::memory::release_clean_pages();
+            let to = self.machine.direct();
+            if self.plan.as_ref().map(|p| p.master) != to {
+                self.plan = to.map(direct::Plan::new);
             }
-            let revents = self.wait()?;
+            if std::mem::take(&mut self.release_before_sleep) {
+                crate::memory::release_clean_pages(&direct::hot_pages());
+            }
+            let mut children: direct::Children = [0; 4096];
+            let (taken, revents) = self.wait(&mut children)?;
             let (signalled, notified) = (!revents[0].is_empty(), !revents[1].is_empty());
+            let read = match taken {
+                Some(direct::Taken::Sent {
+                    signal,
+                    master,
+                    sent,
+                    children: len,
+                }) => {
+                    self.sent_direct(signal, master, sent, &children[..len]);
+                    None
+                }
+                Some(direct::Taken::Read(info)) => Some(info),
+                None => None,
+            };
             // gunicorn's READY first: it says whether held signals may go.
             if notified && self.notify.drain_ready() {
                 self.feed(Event::Ready);
             }
             if signalled {
-                while let Ok(Some(info)) = self.signals.read_signal() {
+                let signals = self.signals;
+                let rest = std::iter::from_fn(|| signals.read_signal().ok().flatten());
+                for info in read.into_iter().chain(rest) {
                     if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
                         let from_kernel = info.ssi_code == signals::SI_KERNEL;
                         self.feed(Event::Signal {
@@ -146,7 +178,11 @@ impl Shell<'_> {
 
     /// Polls every source until one is ready or the nearest deadline passes; the revents
     /// in the order [signalfd, notify socket, probes…, workers' pidfds…, the trial's…].
-    fn wait(&self) -> Result<Vec<PollFlags>, String> {
+    /// A signal that goes straight to gunicorn ([`direct`]) is read and sent first.
+    fn wait(
+        &self,
+        children: &mut direct::Children,
+    ) -> Result<(Option<direct::Taken>, Vec<PollFlags>), String> {
         let mut fds = vec![
             PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.notify.fd(), PollFlags::POLLIN),
@@ -164,10 +200,25 @@ impl Shell<'_> {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(format!("poll failed: {e}")),
         }
-        Ok(fds
+        let taken = match fds[0].revents() {
+            Some(r) if r.contains(PollFlags::POLLIN) => {
+                direct::take(self.signals, self.plan.as_ref(), children)
+            }
+            _ => None,
+        };
+        let revents = fds
             .iter()
             .map(|f| f.revents().unwrap_or(PollFlags::empty()))
-            .collect())
+            .collect();
+        Ok((taken, revents))
+    }
+
+    /// What follows a signal the loop sent straight to the master: a HUP's reload.
+    fn sent_direct(&mut self, signal: Signal, master: Pid, sent: nix::Result<()>, children: &[u8]) {
+        said_if_not_forwarded(master, signal, sent);
+        if signal == Signal::SIGHUP {
+            self.feed(Event::Replacing(direct::parse_children(children)));
+        }
     }
 
     /// The nearest deadline of the decisions and of the I/O under way; none: sleep.
@@ -304,25 +355,17 @@ impl Shell<'_> {
     /// Does what the decisions asked; some answer with an event.
     fn perform(&mut self, action: Action) -> Option<Event> {
         match action {
-            Action::Forward(pid, sig) => {
-                if let Err(e) = kill(pid, sig) {
-                    log::warn(&format!(
-                        "could not forward {sig} to gunicorn pid {pid}: {e}"
-                    ));
-                }
-            }
+            Action::Forward(pid, sig) => said_if_not_forwarded(pid, sig, kill(pid, sig)),
+            Action::Replacing(children) => return Some(Event::Replacing(children)),
             Action::Signal(pid, sig) => drop(kill(pid, sig)),
             Action::SignalGroup(pid, sig) => drop(killpg(pid, sig)),
             Action::SignalGunicorns(sig) => tree::signal_all(&gunicorns(&self.tools), sig),
             Action::Log(level, text) => log::log(level, &text),
             Action::Status(text) => self.systemd.status(&text),
             Action::Ready(status) => {
-                // Start-up's pages are given back before READY=1, so that what systemd
-                // sees is what stays; the message is made first.
-                let ready = Systemd::ready_message(&status);
-                crate::memory::release_clean_pages();
-                self.systemd.post(&ready);
-                // Sending it, and the decisions after it, touched code again.
+                self.systemd.post(&Systemd::ready_message(&status));
+                // Start-up's pages go once nothing is left to do, just before the sleep:
+                // nothing that can come after READY=1 comes before it.
                 self.release_before_sleep = true;
             }
             Action::Reloading => self.systemd.reloading(),
@@ -417,14 +460,19 @@ impl World for Here<'_> {
         tree::named(pids)
     }
 
+    fn children(&self, master: Pid) -> Vec<Pid> {
+        crate::process::procfs::main_thread_children(master.as_raw())
+            .into_iter()
+            .map(Pid::from_raw)
+            .collect()
+    }
+
     /// gunicorn (≥ 25) can also run a "dirty arbiter", a child with a pool of its own that
     /// outlives reloads: a child with children of its own is not a worker.
-    fn workers(&self, master: Pid) -> Vec<Proc> {
-        let workers = crate::process::procfs::children(master.as_raw())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|&c| crate::process::procfs::children(c).is_none_or(|grand| grand.is_empty()))
-            .map(Pid::from_raw);
+    fn workers(&self, children: Vec<Pid>) -> Vec<Proc> {
+        let workers = children.into_iter().filter(|&c| {
+            crate::process::procfs::children(c.as_raw()).is_none_or(|grand| grand.is_empty())
+        });
         tree::named(workers)
     }
 

@@ -35,8 +35,15 @@ impl World for Fake {
             .map(|p| Proc::named_for_test(p.as_raw(), 1))
             .collect()
     }
-    fn workers(&self, _master: Pid) -> Vec<Proc> {
-        self.workers.clone()
+    fn children(&self, _master: Pid) -> Vec<Pid> {
+        self.workers.iter().map(|w| w.pid).collect()
+    }
+    fn workers(&self, children: Vec<Pid>) -> Vec<Proc> {
+        self.workers
+            .iter()
+            .filter(|w| children.contains(&w.pid))
+            .cloned()
+            .collect()
     }
     fn successor(&self, _old: Pid) -> Option<Pid> {
         self.successor
@@ -88,9 +95,19 @@ impl Run {
         }
     }
 
+    /// One step, and the step that [`Action::Replacing`] answers at once, as the loop does.
     fn at(&mut self, ms: u64, event: Event) -> Vec<Action> {
-        self.m
-            .step(event, self.t0 + Duration::from_millis(ms), &self.world)
+        let now = self.t0 + Duration::from_millis(ms);
+        let mut out = self.m.step(event, now, &self.world);
+        if let Some(Action::Replacing(children)) =
+            out.iter().find(|a| matches!(a, Action::Replacing(_)))
+        {
+            let more = self
+                .m
+                .step(Event::Replacing(children.clone()), now, &self.world);
+            out.extend(more);
+        }
+        out
     }
 
     fn signal(&mut self, ms: u64, signal: Signal) -> Vec<Action> {
@@ -716,4 +733,113 @@ fn a_verified_service_sleeps_but_for_the_watchdog_and_the_recheck_it_was_asked_f
     }
     assert_eq!(asked.len(), 2, "{asked:?}");
     assert_ne!(asked[0], asked[1]);
+}
+
+#[test]
+fn a_hup_goes_before_the_reloads_work_and_the_children_read_before_it_are_the_old_generation() {
+    let mut r = Run::new(settings(None));
+    r.serving(10);
+    r.world.workers = vec![Proc::named_for_test(101, 7)];
+    let now = r.t0 + Duration::from_millis(100);
+    let hup = Event::Signal {
+        signal: Signal::SIGHUP,
+        from_kernel: false,
+    };
+    // Nothing but the read and the signal: the rest comes back as its own event.
+    assert_eq!(
+        r.m.step(hup, now, &r.world),
+        [
+            Action::Forward(pid(MASTER), Signal::SIGHUP),
+            Action::Replacing(vec![pid(101)])
+        ]
+    );
+    // By then gunicorn may have forked a new worker: it is not of the old generation.
+    r.world.workers.push(Proc::named_for_test(102, 9));
+    let out = r.m.step(Event::Replacing(vec![pid(101)]), now, &r.world);
+    assert!(out.contains(&Action::Reloading), "{out:?}");
+    assert!(logged(&out).contains("reloading gunicorn (HUP)"), "{out:?}");
+    let asked = r.at(200, Event::Time);
+    let Some(Action::Look { previous, .. }) =
+        asked.iter().find(|a| matches!(a, Action::Look { .. }))
+    else {
+        panic!("{asked:?}")
+    };
+    assert_eq!(previous, &vec![Proc::named_for_test(101, 7)]);
+}
+
+/// What [`Machine::direct`] promises the loop, against what a step decides, in each state.
+#[test]
+fn a_signal_goes_direct_exactly_when_the_step_would_only_forward_it() {
+    let signals = [
+        (Signal::SIGHUP, false),
+        (Signal::SIGUSR1, false),
+        (Signal::SIGTTIN, false),
+        (Signal::SIGTTOU, false),
+        (Signal::SIGWINCH, false),
+        (Signal::SIGWINCH, true),
+        (Signal::SIGUSR2, false),
+        (Signal::SIGTERM, false),
+        (Signal::SIGINT, false),
+        (Signal::SIGQUIT, false),
+    ];
+    // Each way to a state: starting, verifying, serving, reloading, a held signal still
+    // queued, stopping.
+    type Way = (&'static str, fn(&mut Run));
+    let ways: [Way; 6] = [
+        ("starting", |_| {}),
+        ("verifying", |r| drop(r.at(5, Event::Ready))),
+        ("serving", |r| r.serving(5)),
+        ("reloading", |r| {
+            r.serving(5);
+            r.signal(6, Signal::SIGHUP);
+        }),
+        ("queued", |r| {
+            r.signal(5, Signal::SIGUSR1);
+            r.signal(5, Signal::SIGUSR1);
+            r.at(6, Event::Ready);
+            r.at(6, Event::Time);
+        }),
+        ("stopping", |r| {
+            r.serving(5);
+            r.signal(6, Signal::SIGTERM);
+        }),
+    ];
+    let mut direct_somewhere = 0;
+    for (name, way) in ways {
+        for (signal, from_kernel) in signals {
+            let mut r = Run::new(settings(None));
+            way(&mut r);
+            r.world.workers = vec![Proc::named_for_test(101, 7)];
+            let direct = r.m.direct().filter(|_| goes_direct(signal, from_kernel));
+            let now = r.t0 + Duration::from_millis(50);
+            let out = r.m.step(
+                Event::Signal {
+                    signal,
+                    from_kernel,
+                },
+                now,
+                &r.world,
+            );
+            let only_forwarded = match signal {
+                Signal::SIGHUP => vec![
+                    Action::Forward(pid(MASTER), signal),
+                    Action::Replacing(vec![pid(101)]),
+                ],
+                _ => vec![Action::Forward(pid(MASTER), signal)],
+            };
+            match direct {
+                Some(master) => {
+                    direct_somewhere += 1;
+                    assert_eq!(master, pid(MASTER));
+                    assert_eq!(out, only_forwarded, "{name}: {signal} {from_kernel}");
+                }
+                None => assert!(
+                    out != only_forwarded || !goes_direct(signal, from_kernel),
+                    "{name}: {signal} only forwarded but not direct"
+                ),
+            }
+        }
+    }
+    // HUP, USR1, TTIN, TTOU and a user's WINCH, while verifying, serving and reloading.
+    assert_eq!(direct_somewhere, 15);
 }

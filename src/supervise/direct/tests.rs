@@ -1,0 +1,54 @@
+use super::*;
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_children_file_is_read_as_its_pids() {
+    assert_eq!(
+        parse_children(b"12 3456 7 "),
+        [Pid::from_raw(12), Pid::from_raw(3456), Pid::from_raw(7)]
+    );
+    assert!(parse_children(b"").is_empty());
+    assert_eq!(parse_children(b"5\n"), [Pid::from_raw(5)]);
+}
+
+#[test]
+fn the_plan_reads_what_the_masters_main_thread_forked() {
+    let mut sh = std::process::Command::new("sh")
+        .args(["-c", "sleep 30 & sleep 30 & wait"])
+        .spawn()
+        .unwrap();
+    let plan = Plan::new(Pid::from_raw(sh.id() as i32));
+    let mut buf: Children = [0; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pids = loop {
+        let len = read_children(&plan, &mut buf).unwrap();
+        let pids = parse_children(&buf[..len]);
+        // Forked, and then exec'd (a child is named as its parent until then).
+        let sleeping = pids.iter().all(|p| comm(*p) == "sleep\n");
+        if (pids.len() == 2 && sleeping) || Instant::now() > deadline {
+            break pids;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let named: Vec<String> = pids.iter().map(|p| comm(*p)).collect();
+    for p in &pids {
+        let _ = kill(*p, Signal::SIGKILL);
+    }
+    let _ = sh.kill();
+    let _ = sh.wait();
+    assert_eq!(named, ["sleep\n", "sleep\n"], "{pids:?}");
+    // Gone: nothing to read, and that is not an overflow.
+    assert_eq!(read_children(&plan, &mut buf), Some(0));
+}
+
+#[test]
+fn the_hot_pages_name_the_code_that_runs_before_the_kill() {
+    let pages = hot_pages();
+    assert!(pages.contains(&(take as *const () as usize)));
+    assert!(pages.contains(&(nix::libc::kill as *const () as usize)));
+    assert!(pages.iter().all(|&a| a != 0));
+}
+
+fn comm(pid: Pid) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default()
+}
