@@ -67,6 +67,9 @@ LAUNCHER = ROOT / "target" / TRIPLE / "release" / "gunicorn-launcher" if TRIPLE 
 LAUNCHER_DYNAMIC = ROOT / "target" / "bench-dynamic" / (TRIPLE or "") / "release" / "gunicorn-launcher"
 # For before-and-after rows: the launcher built from the revision named in benches/before
 # (benches/setup builds it into target/bench-before), when there is one.
+# The launcher built from the revision in benches/previous (the start of the change being
+# measured): `launcher-previous` in the start, idle and signal benches.
+LAUNCHER_PREVIOUS = ROOT / "target" / "bench-previous" / (TRIPLE or "") / "release" / "gunicorn-launcher"
 LAUNCHER_BEFORE = ROOT / "target" / "bench-before" / (TRIPLE or "") / "release" / "gunicorn-launcher"
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 BENCH_VENV = ROOT / "target" / "bench-venv"
@@ -210,6 +213,8 @@ def supervised(kind, port, extra_args=()):
         return [str(LAUNCHER), "run", "--port", str(port), "--", *gun]
     if kind == "launcher-dynamic":
         return [str(LAUNCHER_DYNAMIC), "run", "--port", str(port), "--", *gun]
+    if kind == "launcher-previous":
+        return [str(LAUNCHER_PREVIOUS), "run", "--port", str(port), "--", *gun]
     if kind == "tini":
         return [which("tini"), "--", *bound]
     if kind == "tini-static":
@@ -552,7 +557,13 @@ def process_cpu_ms(pid):
 
 
 def with_dynamic(kinds, after):
-    """`kinds` with launcher-dynamic inserted after `after`, if benches/setup built it."""
+    """`kinds` with launcher-dynamic inserted after `after`, and launcher-previous after the
+    launcher, for those that benches/setup built."""
+    if LAUNCHER_PREVIOUS.exists():
+        i = kinds.index("launcher") + 1
+        kinds = kinds[:i] + ["launcher-previous"] + kinds[i:]
+    else:
+        log(f"{LAUNCHER_PREVIOUS.relative_to(ROOT)} not built (benches/previous, benches/setup): launcher-previous left out")
     if not LAUNCHER_DYNAMIC.exists():
         log(f"{LAUNCHER_DYNAMIC.relative_to(ROOT)} not built (benches/setup): launcher-dynamic left out")
         return kinds
@@ -1380,9 +1391,9 @@ def binary(path):
     return f"{path.relative_to(ROOT)} ({path.stat().st_size / 1024 / 1024:.1f} MiB, {linkage(path)})"
 
 
-def before_revision():
+def before_revision(name="before"):
     try:
-        return f", built from {(ROOT / 'benches' / 'before').read_text().split()[0][:7]}"
+        return f", built from {(ROOT / 'benches' / name).read_text().split()[0][:7]}"
     except (OSError, IndexError):
         return ""
 
@@ -1410,6 +1421,7 @@ def machine():
         "launcher": binary(LAUNCHER),
         "launcher-dynamic": binary(LAUNCHER_DYNAMIC),
         "launcher-before": binary(LAUNCHER_BEFORE) + before_revision(),
+        "launcher-previous": binary(LAUNCHER_PREVIOUS) + before_revision("previous"),
         "nft": version(["nft", "--version"]),
         "launcher source": source(),
     }

@@ -12,6 +12,9 @@ CPU_TARGET_MS = 2.0  # the launcher's own CPU time from its start to gunicorn's 
 RSS_TARGET_KIB = 1.5 * MIB  # the launcher's VmRSS once ready and after a reload
 
 SECTIONS = ("check", "firewall", "addresses", "startup", "idle", "ready", "signal", "restarts")
+CPU_TINI_RATIO = 1.5  # the same CPU time, at most this many times tini's, in the same run
+FORWARD_TINI_RATIO = 2.0  # HUP forwarding when idle: at most this many times tini's cost...
+FORWARD_FLOOR_US = 50.0  # ...and never less than this allowed
 FIREWALL_NONE_RATIO = 1.2  # `check` with no ruleset, ÷ the launcher before the firewall was read
 FIREWALL_EXTRA = 0.2  # with a ruleset: `check` may add nft -j's own time plus this share of it
 
@@ -76,7 +79,9 @@ def render(d, now=None):
         "\"Benchmarks\" section. Every time is a whole process (start to exit, or start to "
         "first answer), the compared tools interleaved within one run. `launcher` is the product "
         "(`cargo build --release`, linked statically); `launcher-dynamic` is the same source "
-        "linked dynamically (`benches/setup`), for comparison.",
+        "linked dynamically (`benches/setup`), for comparison; `launcher-previous` is the launcher "
+        "built from the revision in `benches/previous` (the Machine table names it), the before of a "
+        "change's before-and-after, in the same run.",
         "",
         "## Machine",
         "",
@@ -138,14 +143,20 @@ def targets(d):
 def targets_startup(s):
     c = s["supervisor_cpu_ms"]
     L = c["launcher"]
-    others = ", ".join(f"{k} {f(c[k]['median'], 2)} ms" for k in ("launcher-dynamic", "tini", "dumb-init") if k in c)
+    others = ", ".join(f"{k} {f(c[k]['median'], 2)} ms" for k in ("launcher-previous", "launcher-dynamic", "tini", "dumb-init") if k in c)
     r, ci = s["ratio_to_bare"], s.get("ratio_ci95", {})
     lo, hi = ci.get("launcher", [r["launcher"], r["launcher"]])
-    refs = ", ".join(f"{k} {f(r[k], 3)}" for k in ("launcher-dynamic", "tini", "dumb-init") if k in r)
-    return [
+    refs = ", ".join(f"{k} {f(r[k], 3)}" for k in ("launcher-previous", "launcher-dynamic", "tini", "dumb-init") if k in r)
+    rows = [
         f"| supervisor's own CPU time, start → gunicorn's first HTTP 200 (median) | {f(L['median'], 2)} ms "
         f"(IQR {spread(L, 2)[0]}, max {f(L['max'], 2)}); {others} | ≤ {f(CPU_TARGET_MS, 0)} ms | "
         f"{met(L['median'] <= CPU_TARGET_MS)} |",
+    ]
+    if "tini" in c:
+        t = c["tini"]["median"]
+        rows.append(f"| the same, ÷ tini's in this run | {f(L['median'], 2)} ms ÷ {f(t, 2)} ms = {f(L['median'] / t, 2)} × | "
+                    f"≤ {f(CPU_TINI_RATIO, 1)} × | {met(L['median'] <= CPU_TINI_RATIO * t)} |")
+    return rows + [
         f"| start → first HTTP 200, median ÷ bare gunicorn | {f(r['launcher'], 3)} ×, 95 % interval "
         f"{f(lo, 2)}–{f(hi, 2)} ({refs}) | (none set) | |",
     ]
@@ -171,6 +182,13 @@ def targets_idle(i):
         f"| RSS once ready (READY=1) | {rss_cell(L['ready'])} | ≤ {f(RSS_TARGET_KIB / MIB, 1)} MiB VmRSS | {rss_verdict(L['ready'])} |",
         f"| RSS after a reload (HUP, then READY=1 again) | {rss_cell(L['after_reload'])} | ≤ {f(RSS_TARGET_KIB / MIB, 1)} MiB VmRSS | {rss_verdict(L['after_reload'])} |",
     ]
+    if "tini-static" in s:
+        for when, name in (("ready", "once ready"), ("after_reload", "after a reload")):
+            ts = s["tini-static"][when]["VmRSS"]
+            prev = s.get("launcher-previous", {}).get(when)
+            was = f" (launcher-previous {mib(prev['VmRSS'])})" if prev else ""
+            rows.append(f"| VmRSS {name}, against tini-static's | {mib(L[when]['VmRSS'])} against {mib(ts)}{was} | "
+                        f"≤ tini-static's | {met(L[when]['VmRSS'] <= ts)} |")
     t, w = L["idle_ticks"], L["idle_switches"]
     rows.append(f"| idle {int(i['seconds'])} s after the reload: CPU ticks / context switches | {t} / {w} | 0 / 0 | {met(t == 0 and w == 0)} |")
     return rows
@@ -231,7 +249,16 @@ def targets_signal(s):
                     f"{s['during_verification']['import_seconds']} s) and when idle (medians) | "
                     f"{f(lv, 2)} ms while verifying, {f(li, 2)} ms idle{direct} | about as fast as when idle | {ratio} |")
     fw = s["forwarding_us"]["launcher"]
-    rows.append(f"| HUP forwarding when idle, beyond a HUP sent to gunicorn directly | {f(fw, 0)} µs | (none set) | |")
+    if "tini" in s["forwarding_us"]:
+        t = s["forwarding_us"]["tini"]
+        limit = max(FORWARD_TINI_RATIO * t, FORWARD_FLOOR_US)
+        prev = s["forwarding_us"].get("launcher-previous")
+        was = f"; launcher-previous {f(prev, 0)} µs" if prev is not None else ""
+        rows.append(f"| HUP forwarding when idle, beyond a HUP sent to gunicorn directly | {f(fw, 0)} µs (tini {f(t, 0)} µs{was}) | "
+                    f"≤ {f(FORWARD_TINI_RATIO, 0)} × tini's, at least {f(FORWARD_FLOOR_US, 0)} µs allowed: ≤ {f(limit, 0)} µs | "
+                    f"{met(fw <= limit)} |")
+    else:
+        rows.append(f"| HUP forwarding when idle, beyond a HUP sent to gunicorn directly | {f(fw, 0)} µs | (none set) | |")
     return rows
 
 
@@ -437,7 +464,7 @@ def startup_findings(s):
     where = ("wholly above 1" if lo > 1 else "wholly below 1" if hi < 1 else "includes 1")
     out.append(f"- Wall clock: launcher {f(r['launcher'], 3)} × bare (95 % interval {f(lo, 3)}–{f(hi, 3)}, {where})"
                + "".join(f"; {k} {f(r[k], 3)} × ({f(ci[k][0], 3)}–{f(ci[k][1], 3)})"
-                         for k in ("launcher-dynamic", "tini", "dumb-init") if k in r and k in ci) + ".")
+                         for k in ("launcher-previous", "launcher-dynamic", "tini", "dumb-init") if k in r and k in ci) + ".")
     return out
 
 
@@ -708,9 +735,9 @@ def readme_startup(s):
     c, r = s["supervisor_cpu_ms"], s["ratio_to_bare"]
     ci = s.get("ratio_ci95", {})
     L = c["launcher"]["median"]
-    cpu_refs = ", ".join(f"{k} {f(c[k]['median'], 2)} ms" for k in ("tini", "dumb-init", "launcher-dynamic") if k in c)
+    cpu_refs = ", ".join(f"{k} {f(c[k]['median'], 2)} ms" for k in ("tini", "dumb-init", "launcher-dynamic", "launcher-previous") if k in c)
     lo, hi = ci.get("launcher", [r["launcher"], r["launcher"]])
-    ratio_refs = ", ".join(f"{k} {f(r[k], 2)} ×" for k in ("tini", "dumb-init", "launcher-dynamic") if k in r)
+    ratio_refs = ", ".join(f"{k} {f(r[k], 2)} ×" for k in ("tini", "dumb-init", "launcher-dynamic", "launcher-previous") if k in r)
     return [
         f"| supervisor's CPU, start → first HTTP 200 (median) | {f(L, 2)} ms (target ≤ {f(CPU_TARGET_MS, 0)} ms: "
         f"{met(L <= CPU_TARGET_MS)}) | {cpu_refs} |",
@@ -724,7 +751,7 @@ def readme_idle(i):
     rows = []
     for point, label in (("ready", "RSS once ready"), ("after_reload", "RSS after a reload")):
         m = L[point]
-        refs = ", ".join(f"{k} {f(s[k][point]['VmRSS'] / MIB, 2)}" for k in ("launcher-dynamic", "tini", "dumb-init", "supervisord") if k in s)
+        refs = ", ".join(f"{k} {f(s[k][point]['VmRSS'] / MIB, 2)}" for k in ("launcher-previous", "launcher-dynamic", "tini", "dumb-init", "supervisord") if k in s)
         rows.append(f"| {label}: VmRSS (smaps Rss) | {mib(m['VmRSS'])} ({mib(m['smaps_Rss'])}), "
                     f"target ≤ {f(RSS_TARGET_KIB / MIB, 1)} MiB: {rss_verdict(m)} | VmRSS: {refs} MiB |")
     secs = int(i["seconds"])

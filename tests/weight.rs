@@ -87,3 +87,70 @@ fn once_asleep_the_launcher_has_given_its_start_up_pages_back() {
         "{resident} of the code's {all} pages in memory"
     );
 }
+
+/// Once serving and asleep, a HUP reaches gunicorn's master through a short path whose pages
+/// stayed resident: between the wake and the `kill`, the launcher reads the signal and the
+/// master's children (one `pread` of a file it holds open) and nothing else; the reload's
+/// own work (naming the old workers from /proc, the log line, `RELOADING=1`) comes after,
+/// once it has yielded the CPU. Watched with strace, which sees the calls and their order.
+#[test]
+fn an_idle_launchers_hup_goes_out_after_one_read_of_the_signal_and_one_of_the_children() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let notify = NotifySocket::new();
+    let l = app.launcher_notifying(&ns, &["run", "--", "gunicorn", "hello:app"], &notify);
+    let _cleanup = KillTreeOnDrop(l.pid());
+    notify.wait_for("READY=1", LONG);
+    wait_until("the launcher to sleep in poll", LONG, || {
+        asleep_in_poll(l.pid())
+    });
+    let master = master_of(l.pid());
+    let trace = app.path().join("trace");
+    let mut strace = std::process::Command::new("strace")
+        .args(["-o", trace.to_str().unwrap()])
+        .args([
+            "-e",
+            "trace=poll,restart_syscall,read,pread64,openat,kill,sched_yield",
+        ])
+        .args(["-p", &l.pid().to_string()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("THIS TEST NEEDS strace: run scripts/setup-test-env");
+    wait_until("strace to attach", LONG, || {
+        status_field(l.pid(), "TracerPid").is_some_and(|t| t != "0")
+    });
+    signal_pid(l.pid(), nix::sys::signal::Signal::SIGHUP);
+    notify.wait_for("RELOADING=1", LONG);
+    notify.wait_for("READY=1", LONG);
+    signal_pid(strace.id() as i32, nix::sys::signal::Signal::SIGINT);
+    strace.wait().unwrap();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let sent = format!("kill({master}, SIGHUP)");
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(&sent))
+        .unwrap_or_else(|| panic!("no {sent} in:\n{text}"));
+    // Attached while it slept in poll (and nothing but the HUP wakes a verified launcher), strace
+    // shows that wake as restart_syscall, or not at all: then the trace starts after it.
+    let from = lines[..at]
+        .iter()
+        .rposition(|l| l.starts_with("poll(") || l.starts_with("restart_syscall("))
+        .map_or(0, |woke| woke + 1);
+    let between: Vec<&str> = lines[from..at]
+        .iter()
+        .map(|l| l.split('(').next().unwrap())
+        .collect();
+    assert_eq!(between[0], "read", "the signalfd first:\n{text}");
+    assert!(
+        between[1..].iter().all(|&call| call == "pread64") && between.len() >= 2,
+        "between the wake and the kill, only the signal's read and the children's pread:\n{}",
+        lines[from..=at].join("\n")
+    );
+    assert!(
+        lines
+            .get(at + 1)
+            .is_some_and(|l| l.starts_with("sched_yield")),
+        "the CPU yielded to the master right after:\n{text}"
+    );
+}
