@@ -451,8 +451,14 @@ fn at_most_64_held_signals_reach_gunicorn() {
     wait_until("64 USR1s at gunicorn's master", LONG, || {
         stamps(&app).len() >= 64
     });
-    l.signal(Signal::SIGTERM);
-    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+    // gunicorn queues at most 5 signals between two turns of its loop and drops the rest, a
+    // TERM among them (on a busy machine its loop may lag the last USR1s): TERM again until
+    // the launcher ends, as an operator would.
+    let ended = (0..5).find_map(|_| {
+        l.signal(Signal::SIGTERM);
+        l.exited_within(std::time::Duration::from_secs(5))
+    });
+    assert_eq!(ended.and_then(|e| e.code()), Some(0), "{}", l.output());
     let got = stamps(&app);
     assert_eq!(
         got.iter().filter(|s| *s == "SIGUSR1").count(),

@@ -360,6 +360,18 @@ impl Proc {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).expect("kill");
     }
 
+    /// Waits for exit with a deadline; `None` if it still runs then.
+    pub fn exited_within(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.child.try_wait().expect("try_wait").is_some() {
+                return Some(self.wait_exit(Duration::ZERO));
+            }
+            wait_a_moment();
+        }
+        None
+    }
+
     /// Waits for exit with a deadline (then kills and panics).
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
