@@ -57,12 +57,9 @@ pub fn take(signals: &SignalFd, plan: Option<&Plan>, buf: &mut Children) -> Opti
     let Some(plan) = plan else {
         return Some(Taken::Read(info));
     };
-    let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
+    let Some(signal) = direct_signal(info.ssi_signo, info.ssi_code) else {
         return Some(Taken::Read(info));
     };
-    if !goes_direct(signal, info.ssi_code == SI_KERNEL) {
-        return Some(Taken::Read(info));
-    }
     let mut children = 0;
     if signal == Signal::SIGHUP {
         match read_children(plan, buf) {
@@ -81,6 +78,13 @@ pub fn take(signals: &SignalFd, plan: Option<&Plan>, buf: &mut Children) -> Opti
         sent,
         children,
     })
+}
+
+/// The signal a signalfd read (`ssi_signo`, `ssi_code`) carries, if it is one that goes
+/// straight to the master.
+fn direct_signal(signo: u32, code: i32) -> Option<Signal> {
+    let signal = Signal::try_from(i32::try_from(signo).ok()?).ok()?;
+    goes_direct(signal, code == SI_KERNEL).then_some(signal)
 }
 
 /// The master's children file into `buf`: its length, 0 if it cannot be read (the master
@@ -110,7 +114,7 @@ pub fn parse_children(text: &[u8]) -> Vec<Pid> {
 }
 
 /// Addresses in the code that [`take`] runs: the release keeps their pages resident.
-pub fn hot_pages() -> [usize; 8] {
+pub fn hot_pages() -> [usize; 9] {
     [
         take as *const () as usize,
         read_children as *const () as usize,
@@ -120,6 +124,7 @@ pub fn hot_pages() -> [usize; 8] {
         nix::libc::kill as *const () as usize,
         nix::libc::sched_yield as *const () as usize,
         goes_direct as *const () as usize,
+        direct_signal as *const () as usize,
     ]
 }
 

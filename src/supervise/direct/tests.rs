@@ -2,6 +2,34 @@ use super::*;
 use std::time::{Duration, Instant};
 
 #[test]
+fn only_a_users_reload_or_scaling_signal_goes_direct() {
+    let user = 0; // SI_USER: sent by kill(2)
+    let hup = Signal::SIGHUP as u32;
+    assert_eq!(direct_signal(hup, user), Some(Signal::SIGHUP));
+    assert_eq!(
+        direct_signal(Signal::SIGTTOU as u32, user),
+        Some(Signal::SIGTTOU)
+    );
+    assert_eq!(
+        direct_signal(Signal::SIGWINCH as u32, user),
+        Some(Signal::SIGWINCH)
+    );
+    // A terminal's WINCH is raised by the kernel: the decisions drop it.
+    assert_eq!(direct_signal(Signal::SIGWINCH as u32, SI_KERNEL), None);
+    assert_eq!(direct_signal(hup, SI_KERNEL), Some(Signal::SIGHUP));
+    for stop_or_upgrade in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGUSR2,
+        Signal::SIGCHLD,
+    ] {
+        assert_eq!(direct_signal(stop_or_upgrade as u32, user), None);
+    }
+    assert_eq!(direct_signal(999, user), None);
+    assert_eq!(direct_signal(u32::MAX, user), None);
+}
+
+#[test]
 fn a_children_file_is_read_as_its_pids() {
     assert_eq!(
         parse_children(b"12 3456 7 "),
