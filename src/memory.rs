@@ -107,7 +107,11 @@ pub fn without(range: Range<usize>, kept: &[usize], page: usize) -> Vec<Range<us
     pieces
 }
 
-/// Gives back the stack pages below the current frame and its margin.
+/// Gives back the stack pages below the current frame and its margin. Never inlined: its
+/// own frame must lie below every live one (inlined into a caller, "the current frame"
+/// would be a local somewhere in the caller's frame, with the rest of that frame below it:
+/// a release build that did so zeroed live stack and crashed).
+#[inline(never)]
 fn release_unused_stack(smaps: &[u8], page: usize) -> usize {
     let here = 0u8;
     let sp = std::hint::black_box(&here) as *const u8 as usize;

@@ -2,9 +2,10 @@
 //! the HTTP probes' sockets, the workers' pidfds, an upgrade's trial, the nearest
 //! deadline) that never waits on anything else. This file is the loop, the I/O shell: it
 //! turns what happens into [`machine::Event`](crate::supervise::machine::Event)s, and performs the [`machine::Action`](crate::supervise::machine::Action)s the
-//! one transition (`machine`) decides. Rooms: `machine` the decisions; `upgrade` the trial
-//! of a USR2's new generation; `restart` the restart limit; `signals` which signals are
-//! taken; `ending` how gunicorn ended. The reasoning (why no thread, why held signals are
+//! one transition (`machine`) decides. Rooms: `machine` the decisions; `direct` a signal
+//! sent on the moment it is read, where the decisions said it goes; `upgrade` the trial of a
+//! USR2's new generation; `restart` the restart limit; `signals` which signals are taken;
+//! `ending` how gunicorn ended. The reasoning (why no thread, why held signals are
 //! paced) is in docs/supervision.md.
 
 use crate::log;
