@@ -27,7 +27,10 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+// Each subcommand's arguments are built only when that subcommand is the one run (or when
+// help, the man page or completions need them all): `run` does not pay for the others'.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Cmd {
     /// Start gunicorn on all interfaces, supervise it, verify the port, notify systemd.
     #[command(

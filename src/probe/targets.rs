@@ -47,9 +47,14 @@ impl Addresses {
 /// (deprecated) are not probed but listed, with the reason: a probe of one
 /// would fail for reasons that have nothing to do with gunicorn.
 pub fn targets(port: u16, families: Families) -> io::Result<Addresses> {
-    let v6_flags = crate::process::procfs::read("/proc/thread-self/net/if_inet6", 4096)
-        .map(|text| ipv6_flags(&text))
-        .unwrap_or_default();
+    // Read only for a listener that IPv6 clients reach: `0.0.0.0` needs none of it.
+    let v6_flags = if families.ipv6 {
+        crate::process::procfs::read("/proc/thread-self/net/if_inet6", 4096)
+            .map(|text| ipv6_flags(&text))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let mut found = Vec::new();
     let mut skipped = Vec::new();
     let mut interfaces: Vec<(IpAddr, String)> = Vec::new();

@@ -561,3 +561,23 @@ fn probe_errors_read_as_short_words() {
         );
     }
 }
+
+#[test]
+fn open_descriptors_are_counted_one_for_one() {
+    // Other tests open and close descriptors meanwhile: judge only counts that held still
+    // around the opening, which they do once the busiest tests have ended.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let before = nonblocking::open_fds().expect("a count");
+        let files: Vec<std::fs::File> = (0..5)
+            .map(|_| std::fs::File::open("/dev/null").unwrap())
+            .collect();
+        let with = nonblocking::open_fds().expect("a count");
+        drop(files);
+        let after = nonblocking::open_fds().expect("a count");
+        if before == after && with == before + 5 {
+            return;
+        }
+    }
+    panic!("five more open files never showed as five more descriptors");
+}

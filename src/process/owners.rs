@@ -48,6 +48,29 @@ pub fn owners_among(inodes: &[u64], pids: &[i32]) -> HashMap<u64, Vec<Owner>> {
     describe(&holders)
 }
 
+/// [`owners_among`] in two rounds: `near` first and, only while some inode is still without
+/// a holder, `far()`. `run` passes the launcher's children (gunicorn's master holds every
+/// socket it listens on) as `near` and the whole tree as `far`, so the tree is walked only
+/// when something else is on the port: a worker's own socket, or a foreign program's.
+/// Holders are those found by the round that found them all.
+pub fn owners_near_first(
+    inodes: &[u64],
+    near: &[i32],
+    far: impl FnOnce() -> Vec<i32>,
+) -> HashMap<u64, Vec<Owner>> {
+    let mut scanner = FdScanner::new(inodes.iter().copied().collect());
+    let mut holders = Holders::new();
+    for pid in near.iter().copied().collect::<BTreeSet<_>>() {
+        record(&mut holders, pid, scanner.held(pid));
+    }
+    if inodes.iter().any(|inode| !holders.contains_key(inode)) {
+        for pid in far().into_iter().collect::<BTreeSet<_>>() {
+            record(&mut holders, pid, scanner.held(pid));
+        }
+    }
+    describe(&holders)
+}
+
 /// Owners of the given sockets on the whole host, without reading every process's fd table
 /// (the module documentation outlines the search; `docs/sockets-and-probes.md` says what it
 /// can miss). Inodes whose owner was not found are absent.
@@ -227,11 +250,15 @@ fn describe(holders: &Holders) -> HashMap<u64, Vec<Owner>> {
     owners
 }
 
-/// `None` when the process has exited since its fd table was read.
+/// `None` when the process has exited since its fd table was read. The uid is the owner of
+/// `/proc/<pid>` (one `stat`, where `status` costs a read of a page the kernel composes);
+/// the kernel's name is read only for a process without a command line.
 fn describe_process(pid: i32) -> Option<Owner> {
-    let status = crate::process::procfs::status(pid)?;
-    let uid = status.effective_uid();
-    let command = crate::process::procfs::command_line(pid).unwrap_or(status.name);
+    let uid = crate::process::procfs::effective_uid(pid)?;
+    let command = match crate::process::procfs::command_line(pid) {
+        Some(command) => command,
+        None => crate::process::procfs::status(pid)?.name,
+    };
     Some(Owner { pid, command, uid })
 }
 
@@ -281,6 +308,10 @@ fn scan_fd_table(pid: i32, wanted: &HashSet<u64>) -> Vec<u64> {
             && !held.contains(&inode)
         {
             held.push(inode);
+            // Every one found: the rest of the table cannot add to it.
+            if held.len() == wanted.len() {
+                break;
+            }
         }
     }
     held

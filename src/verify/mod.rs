@@ -53,7 +53,10 @@ pub enum Scope {
     /// launcher: gunicorn's processes are its descendants) are ours; any
     /// other listener on the port is a foreign holder. The tree is read
     /// only once the kernel shows a listener, so retries while gunicorn
-    /// boots cost one netlink query, not a walk of every process.
+    /// boots cost one netlink query, not a walk of every process; and then
+    /// the children of the pid's main thread first (the launcher has no
+    /// other thread), the rest of the tree only if they do not hold every
+    /// listener.
     TreeOf(Pid),
     /// `check`: every listener on the port, owners searched on the host.
     Host,
@@ -313,12 +316,15 @@ fn listeners_seen(port: u16, scope: Scope) -> Vec<Seen> {
     let mut owners: HashMap<u64, Vec<Owner>> = match scope {
         _ if all.is_empty() => HashMap::new(),
         Scope::TreeOf(root) => {
-            let mut tree: Vec<i32> = crate::process::tree::descendants(root)
-                .iter()
-                .map(|p| p.as_raw())
-                .collect();
-            tree.push(root.as_raw());
-            owners::owners_among(&inodes, &tree)
+            let children = crate::process::procfs::main_thread_children(root.as_raw());
+            owners::owners_near_first(&inodes, &children, || {
+                let mut tree: Vec<i32> = crate::process::tree::descendants(root)
+                    .iter()
+                    .map(|p| p.as_raw())
+                    .collect();
+                tree.push(root.as_raw());
+                tree
+            })
         }
         Scope::Host => owners::owners_on_host(&all),
     };

@@ -273,3 +273,47 @@ fn owners_on_host_finds_a_child_holding_an_inherited_listener() {
         .find(|o| o.pid == sleeper.0.id() as i32);
     assert_eq!(sleep.unwrap().command, "sleep 60");
 }
+
+#[test]
+fn owners_near_first_leaves_the_far_processes_unread_when_the_near_ones_hold_every_socket() {
+    let listener = listen_on("127.0.0.1:0", None).unwrap();
+    let inode = inode_of(&listener);
+    let owners = owners_near_first(&[inode], &[i32::MAX, own_pid()], || {
+        panic!("the far processes were read though the near ones hold every socket")
+    });
+    assert_eq!(pids(&owners, inode), vec![own_pid()]);
+}
+
+#[test]
+fn owners_near_first_reads_the_far_processes_for_a_socket_the_near_ones_lack() {
+    let listener = listen_on("127.0.0.1:0", None).unwrap();
+    let inode = inode_of(&listener);
+    let owners = owners_near_first(&[inode], &[i32::MAX], || vec![1, own_pid()]);
+    assert_eq!(pids(&owners, inode), vec![own_pid()]);
+    // One socket held near, one held by nobody: the far round still runs.
+    let mut far_read = false;
+    let owners = owners_near_first(&[inode, 1], &[own_pid()], || {
+        far_read = true;
+        Vec::new()
+    });
+    assert!(far_read);
+    assert_eq!(owners.keys().collect::<Vec<_>>(), vec![&inode]);
+}
+
+#[test]
+fn a_process_without_a_command_line_is_named_by_the_kernel() {
+    // A zombie keeps its pid and name but has no command line left.
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id() as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while crate::process::procfs::stat(pid).is_none_or(|s| s.state != 'Z') {
+        assert!(std::time::Instant::now() < deadline, "`true` never ended");
+        std::thread::yield_now();
+    }
+    let owner = describe_process(pid);
+    child.wait().unwrap();
+    let owner = owner.expect("a zombie is described");
+    assert_eq!(owner.command, "true");
+    assert_eq!(owner.uid, nix::unistd::geteuid().as_raw());
+    assert_eq!(owner.pid, pid);
+}
