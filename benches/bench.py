@@ -556,6 +556,24 @@ def process_cpu_ms(pid):
     return time.clock_gettime_ns((~pid << 3) | 2) / 1e6
 
 
+def cpu_at_rest(pid, log_path, launcher, limit=5.0, period=0.02):
+    """The process CPU clock of `pid` once it has settled: for a launcher, after its log says
+    `verified:` (READY=1 follows at once, then the release of start-up's pages); then until two
+    reads `period` apart agree. Everything the supervisor does to start, verification included."""
+    deadline = time.monotonic() + limit
+    while launcher and b"verified:" not in Path(log_path).read_bytes():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no verdict in {log_path} within {limit} s")
+        time.sleep(period)
+    last = process_cpu_ms(pid)
+    while True:
+        time.sleep(period)
+        now = process_cpu_ms(pid)
+        if now == last or time.monotonic() > deadline:
+            return now
+        last = now
+
+
 def with_dynamic(kinds, after):
     """`kinds` with launcher-dynamic inserted after `after`, and launcher-previous after the
     launcher, for those that benches/setup built."""
@@ -579,6 +597,8 @@ def bench_startup(args):
     # The supervisor's own CPU time from its start (fork) to gunicorn's first 200; for
     # bare, gunicorn's master's.
     cpu = {k: [] for k in kinds}
+    # The same once the supervisor is at rest: a launcher's whole verification and READY=1.
+    settled = {k: [] for k in kinds}
     port = 20000
     with tempfile.TemporaryDirectory(prefix="glbench-") as tmp, Netns("startup"):
         tmp = Path(tmp)
@@ -590,14 +610,17 @@ def bench_startup(args):
                     xdg = tmp / f"xdg-{port}"
                     xdg.mkdir()
                     env = candidate_env(xdg)
-                    with open(tmp / f"{kind}-{port}.log", "w") as logf:
+                    log_path = tmp / f"{kind}-{port}.log"
+                    with open(log_path, "w") as logf:
                         t0 = time.monotonic()
                         proc = subprocess.Popen(supervised(kind, port), cwd=EXAMPLES, env=env, stdout=logf, stderr=logf)
                         elapsed, own = first_200(port, t0, cpu_of=proc.pid)
+                        rest = cpu_at_rest(proc.pid, log_path, kind.startswith("launcher"))
                     stop(proc)
                     if r >= 1:  # one warm-up round
                         times[kind].append(elapsed * 1000)
                         cpu[kind].append(own)
+                        settled[kind].append(rest)
     # The launcher's own work before it could exec gunicorn (CLI, config, command assembly,
     # `which`): `print-command` does all of it and then prints instead of forking.
     front = {"print-command": [str(LAUNCHER), "print-command", "--", str(GUNICORN), *APP], "true": [which("true")]}
@@ -615,6 +638,7 @@ def bench_startup(args):
         "rounds": rounds, "argv": {k: supervised(k, 8001) for k in kinds},
         "ms": {k: summary(v) for k, v in times.items()},
         "supervisor_cpu_ms": {k: summary(v) for k, v in cpu.items()},
+        "supervisor_cpu_at_rest_ms": {k: summary(v) for k, v in settled.items()},
         "ratio_to_bare": {k: statistics.median(v) / base for k, v in times.items()},
         "ratio_ci95": {k: ratio_ci(v, times["bare"]) for k, v in times.items()},
         "activity": act.report,
