@@ -65,13 +65,7 @@ fn release_notifying(app: &AppDir, ns: &Netns, args: &[&str], notify: &NotifySoc
 #[test]
 fn the_release_build_sleeps_after_ready_and_reloads_on_a_hup() {
     let ns = Netns::new();
-    // A host firewall to read: its tools' output goes through a deep buffer on the stack.
-    let added = ns
-        .cmd("nft")
-        .args(["add", "table", "inet", "release"])
-        .status()
-        .expect("THIS TEST NEEDS nft (nftables): run scripts/setup-test-env");
-    assert!(added.success(), "nft add table failed");
+    ns.add_nft_table("release");
     let app = AppDir::new();
     let notify = NotifySocket::new();
     let mut l = release_notifying(&app, &ns, &["run", "--", "gunicorn", "hello:app"], &notify);

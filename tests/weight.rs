@@ -53,12 +53,7 @@ fn present_pages(pid: i32, range: std::ops::Range<usize>) -> usize {
 #[test]
 fn once_asleep_the_launcher_has_given_its_start_up_pages_back() {
     let ns = Netns::new();
-    let added = ns
-        .cmd("nft")
-        .args(["add", "table", "inet", "weight"])
-        .status()
-        .expect("THIS TEST NEEDS nft (nftables): run scripts/setup-test-env");
-    assert!(added.success(), "nft add table failed");
+    ns.add_nft_table("weight");
     let app = AppDir::new();
     let notify = NotifySocket::new();
     let l = app.launcher_notifying(&ns, &["run", "--", "gunicorn", "hello:app"], &notify);

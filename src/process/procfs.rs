@@ -94,15 +94,15 @@ pub fn children(pid: i32) -> Option<Vec<i32>> {
     let mut found = Vec::new();
     let mut any = false;
     for task in fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
-        if let Some(list) = read_text(&format!(
-            "/proc/{pid}/task/{}/children",
-            task.file_name().to_string_lossy()
-        )) {
+        if let Some(list) = read(
+            &format!(
+                "/proc/{pid}/task/{}/children",
+                task.file_name().to_string_lossy()
+            ),
+            4096,
+        ) {
             any = true;
-            found.extend(
-                list.split_whitespace()
-                    .filter_map(|c| c.parse::<i32>().ok()),
-            );
+            found.extend(parse_pids(&list));
         }
     }
     any.then_some(found)
@@ -114,12 +114,15 @@ pub fn children(pid: i32) -> Option<Vec<i32>> {
 /// without the file, or once `pid` is gone.
 pub fn main_thread_children(pid: i32) -> Vec<i32> {
     read(&format!("/proc/{pid}/task/{pid}/children"), 4096)
-        .map(|list| {
-            list.split(u8::is_ascii_whitespace)
-                .filter_map(|c| std::str::from_utf8(c).ok()?.parse().ok())
-                .collect()
-        })
+        .map(|list| parse_pids(&list))
         .unwrap_or_default()
+}
+
+/// The pids in the text of a `children` file: decimal pids, each followed by a space.
+pub fn parse_pids(text: &[u8]) -> Vec<i32> {
+    text.split(u8::is_ascii_whitespace)
+        .filter_map(|pid| std::str::from_utf8(pid).ok()?.parse().ok())
+        .collect()
 }
 
 /// Every process's children, from every process's parent: what is left on a

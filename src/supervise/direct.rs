@@ -105,10 +105,10 @@ fn read_children(plan: &Plan, buf: &mut Children) -> Option<usize> {
     }
 }
 
-/// The pids in a children file's text.
+/// The pids in a children file's text ([`crate::process::procfs::parse_pids`]).
 pub fn parse_children(text: &[u8]) -> Vec<Pid> {
-    text.split(u8::is_ascii_whitespace)
-        .filter_map(|c| std::str::from_utf8(c).ok()?.parse().ok())
+    crate::process::procfs::parse_pids(text)
+        .into_iter()
         .map(Pid::from_raw)
         .collect()
 }

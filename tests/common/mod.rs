@@ -98,6 +98,17 @@ impl Netns {
         c
     }
 
+    /// An empty nftables table `inet NAME` in the namespace: a host firewall for the launcher
+    /// to read (its tools' output goes through a deep buffer on the stack).
+    pub fn add_nft_table(&self, name: &str) {
+        let added = self
+            .cmd("nft")
+            .args(["add", "table", "inet", name])
+            .status()
+            .expect("THIS TEST NEEDS nft (nftables): run scripts/setup-test-env");
+        assert!(added.success(), "nft add table inet {name} failed");
+    }
+
     /// `n` more IPv4 addresses (10.77.x.y/32) on an interface of their own in `ns`, in one
     /// `ip -batch`.
     pub fn add_addresses(&self, n: usize) -> Vec<String> {

@@ -112,3 +112,20 @@ fn command_line_and_environment_of_a_real_process() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_children_file_is_read_as_its_pids() {
+    assert_eq!(parse_pids(b"12 3456 7 "), [12, 3456, 7]);
+    assert_eq!(parse_pids(b"5\n"), [5]);
+    assert!(parse_pids(b"").is_empty());
+    // Nothing but pids is taken, however the text was cut.
+    assert_eq!(parse_pids(b"8 x 9\xff 10"), [8, 10]);
+}
+
+proptest::proptest! {
+    #[test]
+    fn every_pid_written_as_the_kernel_writes_it_is_read_back(pids in proptest::collection::vec(1..i32::MAX, 0..50)) {
+        let text: String = pids.iter().map(|pid| format!("{pid} ")).collect();
+        proptest::prop_assert_eq!(parse_pids(text.as_bytes()), pids);
+    }
+}
