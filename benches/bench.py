@@ -71,6 +71,8 @@ LAUNCHER_DYNAMIC = ROOT / "target" / "bench-dynamic" / (TRIPLE or "") / "release
 # measured): `launcher-previous` in the start, idle and signal benches.
 LAUNCHER_PREVIOUS = ROOT / "target" / "bench-previous" / (TRIPLE or "") / "release" / "gunicorn-launcher"
 LAUNCHER_BEFORE = ROOT / "target" / "bench-before" / (TRIPLE or "") / "release" / "gunicorn-launcher"
+# The product as the linker left it: `launcher-as-linked` in the start bench (install_copies).
+LAUNCHER_AS_LINKED = LAUNCHER
 GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 BENCH_VENV = ROOT / "target" / "bench-venv"
 DUMB_INIT = BENCH_VENV / "bin" / "dumb-init"
@@ -215,6 +217,8 @@ def supervised(kind, port, extra_args=()):
         return [str(LAUNCHER_DYNAMIC), "run", "--port", str(port), "--", *gun]
     if kind == "launcher-previous":
         return [str(LAUNCHER_PREVIOUS), "run", "--port", str(port), "--", *gun]
+    if kind == "launcher-as-linked":
+        return [str(LAUNCHER_AS_LINKED), "run", "--port", str(port), "--", *gun]
     if kind == "tini":
         return [which("tini"), "--", *bound]
     if kind == "tini-static":
@@ -591,7 +595,7 @@ def with_dynamic(kinds, after):
 
 def bench_startup(args):
     rounds = int(args.get("rounds", 30))
-    kinds = with_dynamic(["bare", "launcher", "tini", "dumb-init"], "launcher")
+    kinds = with_dynamic(["bare", "launcher", "launcher-as-linked", "tini", "dumb-init"], "launcher")
     become_subreaper()
     times = {k: [] for k in kinds}
     # The supervisor's own CPU time from its start (fork) to gunicorn's first 200; for
@@ -1422,6 +1426,28 @@ def before_revision(name="before"):
         return ""
 
 
+def install_copies():
+    """Every launcher the benches run is a copy that `install -m 755` made in
+    target/bench-installed/, as a package or an operator puts the program in place, not the
+    file the linker wrote. The linker writes its output in small pieces, and the page cache
+    keeps such a file in small pieces too: a program started from it faults more of itself in
+    (the start bench's `launcher-as-linked` row measures that file beside the copy)."""
+    global LAUNCHER, LAUNCHER_DYNAMIC, LAUNCHER_PREVIOUS, LAUNCHER_BEFORE
+
+    def copy(built, kind):
+        if not built.exists():
+            return built
+        installed = ROOT / "target" / "bench-installed" / kind / "gunicorn-launcher"
+        installed.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["install", "-m", "755", str(built), str(installed)], check=True)
+        return installed
+
+    LAUNCHER = copy(LAUNCHER, "launcher")
+    LAUNCHER_DYNAMIC = copy(LAUNCHER_DYNAMIC, "launcher-dynamic")
+    LAUNCHER_PREVIOUS = copy(LAUNCHER_PREVIOUS, "launcher-previous")
+    LAUNCHER_BEFORE = copy(LAUNCHER_BEFORE, "launcher-before")
+
+
 def machine():
     """The machine and the programs compared, taken when a bench runs and saved with its
     figures (`report` renders them from the JSON)."""
@@ -1486,6 +1512,7 @@ def main():
     if sys.argv[1] == "report":
         return report(args)
     global MACHINE
+    install_copies()
     MACHINE = machine()  # the source and binaries as they are when the bench starts
     log(f"measuring {MACHINE['launcher source']}; launcher {MACHINE['launcher']}; launcher-dynamic {MACHINE['launcher-dynamic']}")
     try:

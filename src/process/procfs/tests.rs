@@ -129,3 +129,34 @@ proptest::proptest! {
         proptest::prop_assert_eq!(parse_pids(text.as_bytes()), pids);
     }
 }
+
+#[test]
+fn the_main_threads_children_are_those_it_forked() {
+    // The shell forks both sleeps from its only thread.
+    let mut sh = std::process::Command::new("sh")
+        .args(["-c", "sleep 30 & sleep 30 & wait"])
+        .spawn()
+        .unwrap();
+    let pid = sh.id() as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut forked = main_thread_children(pid);
+    while forked.len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+        forked = main_thread_children(pid);
+    }
+    for &child in &forked {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    sh.wait().unwrap();
+    assert_eq!(forked.len(), 2, "{forked:?}");
+    assert!(
+        forked
+            .iter()
+            .all(|&child| stat(child).is_none_or(|s| s.ppid == pid)),
+        "{forked:?}"
+    );
+    assert!(main_thread_children(i32::MAX).is_empty());
+}
