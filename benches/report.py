@@ -81,7 +81,10 @@ def render(d, now=None):
         "(`cargo build --release`, linked statically); `launcher-dynamic` is the same source "
         "linked dynamically (`benches/setup`), for comparison; `launcher-previous` is the launcher "
         "built from the revision in `benches/previous` (the Machine table names it), the before of a "
-        "change's before-and-after, in the same run.",
+        "change's before-and-after, in the same run. Each of them runs from a copy that "
+        "`install -m 755` made in target/bench-installed/, as a package puts a program in place; "
+        "`launcher-as-linked`, in the start bench only, is the file the linker wrote (kept by the "
+        "page cache in small pieces, it faults more of itself in at each start).",
         "",
         "## Machine",
         "",

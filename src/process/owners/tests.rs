@@ -317,3 +317,14 @@ fn a_process_without_a_command_line_is_named_by_the_kernel() {
     assert_eq!(owner.uid, nix::unistd::geteuid().as_raw());
     assert_eq!(owner.pid, pid);
 }
+
+#[test]
+fn one_table_holding_several_wanted_sockets_is_read_until_it_has_given_them_all() {
+    // As gunicorn's master holds both a 0.0.0.0 and a :: listener.
+    let first = listen_on("127.0.0.1:0", None).unwrap();
+    let second = listen_on("127.0.0.1:0", None).unwrap();
+    let (a, b) = (inode_of(&first), inode_of(&second));
+    let owners = owners_near_first(&[a, b, 1], &[own_pid()], Vec::new);
+    assert_eq!(pids(&owners, a), vec![own_pid()]);
+    assert_eq!(pids(&owners, b), vec![own_pid()]);
+}

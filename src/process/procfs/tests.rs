@@ -1,4 +1,5 @@
 use super::*;
+use std::os::unix::process::CommandExt;
 
 #[test]
 fn stat_survives_odd_command_names() {
@@ -132,9 +133,11 @@ proptest::proptest! {
 
 #[test]
 fn the_main_threads_children_are_those_it_forked() {
-    // The shell forks both sleeps from its only thread.
+    // The shell forks both sleeps from its only thread; in a process group of their own,
+    // they are ended through it, never through a pid this test read.
     let mut sh = std::process::Command::new("sh")
         .args(["-c", "sleep 30 & sleep 30 & wait"])
+        .process_group(0)
         .spawn()
         .unwrap();
     let pid = sh.id() as i32;
@@ -144,19 +147,17 @@ fn the_main_threads_children_are_those_it_forked() {
         std::thread::yield_now();
         forked = main_thread_children(pid);
     }
-    for &child in &forked {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    // While they live, the kernel names the shell as their parent.
+    let parents: Vec<Option<i32>> = forked
+        .iter()
+        .map(|&child| stat(child).map(|s| s.ppid))
+        .collect();
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     sh.wait().unwrap();
     assert_eq!(forked.len(), 2, "{forked:?}");
-    assert!(
-        forked
-            .iter()
-            .all(|&child| stat(child).is_none_or(|s| s.ppid == pid)),
-        "{forked:?}"
-    );
+    assert_eq!(parents, [Some(pid), Some(pid)], "{forked:?}");
     assert!(main_thread_children(i32::MAX).is_empty());
 }

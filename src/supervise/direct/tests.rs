@@ -1,4 +1,5 @@
 use super::*;
+use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -41,8 +42,11 @@ fn a_children_file_is_read_as_its_pids() {
 
 #[test]
 fn the_plan_reads_what_the_masters_main_thread_forked() {
+    // In a process group of their own, the shell and its sleeps are ended through it, never
+    // through a pid this test read (a bug that read pid 0 would otherwise kill the tests).
     let mut sh = std::process::Command::new("sh")
         .args(["-c", "sleep 30 & sleep 30 & wait"])
+        .process_group(0)
         .spawn()
         .unwrap();
     let plan = Plan::new(Pid::from_raw(sh.id() as i32));
@@ -59,10 +63,7 @@ fn the_plan_reads_what_the_masters_main_thread_forked() {
         std::thread::sleep(Duration::from_millis(5));
     };
     let named: Vec<String> = pids.iter().map(|p| comm(*p)).collect();
-    for p in &pids {
-        let _ = kill(*p, Signal::SIGKILL);
-    }
-    let _ = sh.kill();
+    let _ = nix::sys::signal::killpg(plan.master, Signal::SIGKILL);
     let _ = sh.wait();
     assert_eq!(named, ["sleep\n", "sleep\n"], "{pids:?}");
     // Gone: nothing to read, and that is not an overflow.
