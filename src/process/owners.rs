@@ -40,19 +40,14 @@ type Holders = HashMap<u64, BTreeSet<i32>>;
 /// Owners (pid, command, user) of the given socket inodes, searching only the given pids' fd tables.
 /// Used by `run`, which knows gunicorn's process tree. Inodes held by none of them are absent.
 pub fn owners_among(inodes: &[u64], pids: &[i32]) -> HashMap<u64, Vec<Owner>> {
-    let mut scanner = FdScanner::new(inodes.iter().copied().collect());
-    let mut holders = Holders::new();
-    for pid in pids.iter().copied().collect::<BTreeSet<_>>() {
-        record(&mut holders, pid, scanner.held(pid));
-    }
-    describe(&holders)
+    owners_near_first(inodes, pids, Vec::new)
 }
 
 /// [`owners_among`] in two rounds: `near` first and, only while some inode is still without
 /// a holder, `far()`. `run` passes the launcher's children (gunicorn's master holds every
 /// socket it listens on) as `near` and the whole tree as `far`, so the tree is walked only
 /// when something else is on the port: a worker's own socket, or a foreign program's.
-/// Holders are those found by the round that found them all.
+/// Holders are what both rounds found: the far round adds to the near one's.
 pub fn owners_near_first(
     inodes: &[u64],
     near: &[i32],

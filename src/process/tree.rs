@@ -7,7 +7,8 @@
 //! here: after a USR2 re-exec the master may be called `python3`.
 
 use crate::process::procfs as proc;
-use nix::sys::signal::{Signal, kill};
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 /// Every live descendant of `root`, parents before children. The walk
@@ -82,8 +83,26 @@ pub fn named(pids: impl IntoIterator<Item = Pid>) -> Vec<Proc> {
 /// Sends `signal` to each process; ones that are already gone are fine.
 pub fn signal_all(pids: &[Pid], signal: Signal) {
     for &p in pids {
-        let _ = kill(p, signal);
+        let _ = send(p, signal);
     }
+}
+
+/// `kill(2)` to one process, never to pid 0, -1 or 1: those would signal the launcher's own
+/// group, every process, or init. The kernel names no child of ours so, but a pid that came
+/// from a misread `/proc` file must not get that far; it is refused as gone (`ESRCH`).
+pub fn send(pid: Pid, signal: impl Into<Option<Signal>>) -> nix::Result<()> {
+    if pid.as_raw() <= 1 {
+        return Err(Errno::ESRCH);
+    }
+    kill(pid, signal)
+}
+
+/// `killpg(2)` to one process group, with [`send`]'s guard (group 0 is the launcher's own).
+pub fn send_to_group(group: Pid, signal: impl Into<Option<Signal>>) -> nix::Result<()> {
+    if group.as_raw() <= 1 {
+        return Err(Errno::ESRCH);
+    }
+    killpg(group, signal)
 }
 
 /// After a USR2 the old master forks and re-executes gunicorn with

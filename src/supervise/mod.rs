@@ -18,7 +18,7 @@ use crate::verify::{self, Look, Scope, Target};
 use machine::{Action, Event, Finding, Machine, World};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -356,10 +356,10 @@ impl Shell<'_> {
     /// Does what the decisions asked; some answer with an event.
     fn perform(&mut self, action: Action) -> Option<Event> {
         match action {
-            Action::Forward(pid, sig) => said_if_not_forwarded(pid, sig, kill(pid, sig)),
+            Action::Forward(pid, sig) => said_if_not_forwarded(pid, sig, tree::send(pid, sig)),
             Action::Replacing(children) => return Some(Event::Replacing(children)),
-            Action::Signal(pid, sig) => drop(kill(pid, sig)),
-            Action::SignalGroup(pid, sig) => drop(killpg(pid, sig)),
+            Action::Signal(pid, sig) => drop(tree::send(pid, sig)),
+            Action::SignalGroup(pid, sig) => drop(tree::send_to_group(pid, sig)),
             Action::SignalGunicorns(sig) => tree::signal_all(&gunicorns(&self.tools), sig),
             Action::Log(level, text) => log::log(level, &text),
             Action::Status(text) => self.systemd.status(&text),

@@ -1,6 +1,8 @@
 //! What the unit tests share, compiled only for them: a private network ([`network`]),
-//! listening sockets ([`sockets`]) and unit trees ([`units`]).
+//! a shell that forks ([`processes`]), listening sockets ([`sockets`]) and unit trees
+//! ([`units`]).
 
 pub mod network;
+pub mod processes;
 pub mod sockets;
 pub mod units;

@@ -1,5 +1,5 @@
 use super::*;
-use std::os::unix::process::CommandExt;
+use crate::test_support::processes::ForkingShell;
 
 #[test]
 fn stat_survives_odd_command_names() {
@@ -133,14 +133,9 @@ proptest::proptest! {
 
 #[test]
 fn the_main_threads_children_are_those_it_forked() {
-    // The shell forks both sleeps from its only thread; in a process group of their own,
-    // they are ended through it, never through a pid this test read.
-    let mut sh = std::process::Command::new("sh")
-        .args(["-c", "sleep 30 & sleep 30 & wait"])
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let pid = sh.id() as i32;
+    // The shell forks both sleeps from its only thread.
+    let sh = ForkingShell::spawn();
+    let pid = sh.pid();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut forked = main_thread_children(pid);
     while forked.len() < 2 && std::time::Instant::now() < deadline {
@@ -152,11 +147,7 @@ fn the_main_threads_children_are_those_it_forked() {
         .iter()
         .map(|&child| stat(child).map(|s| s.ppid))
         .collect();
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    sh.wait().unwrap();
+    sh.end();
     assert_eq!(forked.len(), 2, "{forked:?}");
     assert_eq!(parents, [Some(pid), Some(pid)], "{forked:?}");
     assert!(main_thread_children(i32::MAX).is_empty());

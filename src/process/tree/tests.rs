@@ -66,3 +66,23 @@ fn successor_is_recognised_by_its_environment() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn no_signal_goes_to_our_group_to_every_process_or_to_init() {
+    // Signal 0 only asks whether the kernel would deliver: were the guard gone, these would
+    // be answered for the test's group, for every process and for init, and nothing is sent.
+    for pid in [0, -1, 1] {
+        assert_eq!(
+            send(Pid::from_raw(pid), None),
+            Err(Errno::ESRCH),
+            "pid {pid}"
+        );
+        assert_eq!(
+            send_to_group(Pid::from_raw(pid), None),
+            Err(Errno::ESRCH),
+            "group {pid}"
+        );
+    }
+    assert_eq!(send(Pid::this(), None), Ok(()));
+    assert_eq!(send_to_group(nix::unistd::getpgrp(), None), Ok(()));
+}

@@ -1,5 +1,5 @@
 use super::*;
-use std::os::unix::process::CommandExt;
+use crate::test_support::processes::ForkingShell;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -42,14 +42,8 @@ fn a_children_file_is_read_as_its_pids() {
 
 #[test]
 fn the_plan_reads_what_the_masters_main_thread_forked() {
-    // In a process group of their own, the shell and its sleeps are ended through it, never
-    // through a pid this test read (a bug that read pid 0 would otherwise kill the tests).
-    let mut sh = std::process::Command::new("sh")
-        .args(["-c", "sleep 30 & sleep 30 & wait"])
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let plan = Plan::new(Pid::from_raw(sh.id() as i32));
+    let sh = ForkingShell::spawn();
+    let plan = Plan::new(Pid::from_raw(sh.pid()));
     let mut buf: Children = [0; 4096];
     let deadline = Instant::now() + Duration::from_secs(10);
     let pids = loop {
@@ -63,8 +57,7 @@ fn the_plan_reads_what_the_masters_main_thread_forked() {
         std::thread::sleep(Duration::from_millis(5));
     };
     let named: Vec<String> = pids.iter().map(|p| comm(*p)).collect();
-    let _ = nix::sys::signal::killpg(plan.master, Signal::SIGKILL);
-    let _ = sh.wait();
+    sh.end();
     assert_eq!(named, ["sleep\n", "sleep\n"], "{pids:?}");
     // Gone: nothing to read, and that is not an overflow.
     assert_eq!(read_children(&plan, &mut buf), Some(0));
