@@ -22,7 +22,7 @@ mod tests;
 
 pub use http::{MAX_STATUS_LINE, Request, StatusLine, parse_status_line};
 pub use nonblocking::Probes;
-pub use targets::{Addresses, Families, ipv6_flags, targets, unused_because};
+pub use targets::{Addresses, Families, ipv6_flags, loopback_only, targets, unused_because};
 
 /// What one probe found.
 #[derive(Clone, Debug, PartialEq, Eq)]

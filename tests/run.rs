@@ -549,3 +549,40 @@ fn a_reload_signal_during_gunicorns_startup_is_held_until_it_is_up() {
     l.signal(Signal::SIGTERM);
     assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
 }
+
+/// With every netlink socket refused (a seccomp filter, as some containers have), the
+/// host's addresses cannot be listed and the firewall cannot be read: the launcher still
+/// verifies over loopback at once and says what it could not do, instead of retrying in
+/// silence until the startup timeout. `ip netns exec` itself needs netlink, so the
+/// launcher enters the namespace through `nsenter`.
+#[test]
+fn with_every_netlink_socket_refused_the_verdict_says_only_loopback_was_probed() {
+    let ns = Netns::new();
+    let app = AppDir::new();
+    let mut entered = std::process::Command::new("nsenter");
+    entered
+        .arg(format!("--net=/run/netns/{}", ns.name))
+        .arg(launcher())
+        .args(["run", "--", "gunicorn", "-w", "1", "hello:app"]);
+    let mut cmd = app.launcher_env_for(entered);
+    with_syscall_refused(
+        &mut cmd,
+        nix::libc::SYS_socket,
+        &[(0, nix::libc::AF_NETLINK as u64)],
+        nix::libc::EPROTONOSUPPORT,
+    );
+    let mut l = Proc::spawn(cmd);
+    let _cleanup = KillTreeOnDrop(l.pid());
+    let verified = l.wait_line("verified:", LONG);
+    assert!(verified.contains("HTTP 200 from 127.0.0.1"), "{verified}");
+    assert!(
+        verified.contains(
+            "only loopback was probed, as this host's addresses could not be listed: Protocol not supported"
+        ),
+        "{verified}"
+    );
+    assert!(verified.contains("firewall not read"), "{verified}");
+    assert_eq!(ns.http_status("http://127.0.0.1:8001/"), Ok(200));
+    l.signal(Signal::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).code(), Some(0), "{}", l.output());
+}

@@ -106,6 +106,16 @@ pub fn targets(port: u16, families: Families) -> io::Result<Addresses> {
     })
 }
 
+/// What is left to probe when the host's addresses cannot be listed (`getifaddrs` asks over
+/// netlink, which a seccomp filter or a container may refuse): loopback, for a listener that
+/// IPv4 clients reach.
+pub fn loopback_only(port: u16, families: Families) -> Addresses {
+    Addresses {
+        probe: order_targets(port, families, Vec::new()),
+        ..Addresses::default()
+    }
+}
+
 /// `IFA_F_*` bits of an IPv6 address (linux/if_addr.h).
 const IFA_F_DADFAILED: u32 = 0x08;
 const IFA_F_DEPRECATED: u32 = 0x20;

@@ -273,6 +273,8 @@ pub struct Probing {
     /// itself reaches them.
     pub question: firewall::Question,
     skipped: Vec<(SocketAddr, &'static str)>,
+    /// Why no address but loopback was probed, as the summary ends.
+    unlisted: Option<String>,
     path: String,
     names: bool,
     ours: Vec<Seen>,
@@ -297,11 +299,19 @@ pub fn look(target: &Target, scope: Scope) -> Look {
         ipv4: ours.iter().any(|s| s.listener.covers_ipv4()),
         ipv6: ours.iter().any(|s| s.listener.covers_ipv6()),
     };
-    let addresses = probe::targets(port, families).unwrap_or_default();
+    // Unlisted, the addresses are not guessed: loopback is probed, and the verdict says why
+    // no other address was (waiting would not list them, and silence would hide it).
+    let (addresses, unlisted) = match probe::targets(port, families) {
+        Ok(addresses) => (addresses, None),
+        Err(e) => (probe::loopback_only(port, families), Some(e)),
+    };
     Look::Probing(Probing {
         question: firewall_question(port, &addresses, target.from),
         requests: requests(&addresses.probe, &target.host_names),
         skipped: addresses.skipped,
+        unlisted: unlisted.map(|e| {
+            format!("; only loopback was probed, as this host's addresses could not be listed: {e}")
+        }),
         path: target.path.clone(),
         names: !target.host_names.is_empty(),
         ours,
@@ -484,6 +494,7 @@ pub fn judge(probing: Probing, probes: Vec<ProbeResult>, firewall: firewall::Rep
         names,
         ours,
         skipped,
+        unlisted,
         question,
         ..
     } = probing;
@@ -500,7 +511,8 @@ pub fn judge(probing: Probing, probes: Vec<ProbeResult>, firewall: firewall::Rep
         counted: &counted,
         firewall: &firewall,
     };
-    let (kind, summary) = met.first_wall();
+    let (kind, mut summary) = met.first_wall();
+    summary.push_str(unlisted.as_deref().unwrap_or_default());
     Verdict {
         kind,
         listeners: ours,

@@ -142,6 +142,21 @@ fn ordering_puts_loopback_first_and_drops_repeats() {
 }
 
 #[test]
+fn unlisted_addresses_leave_loopback_and_invent_nothing() {
+    let only = loopback_only(8001, BOTH);
+    assert_eq!(
+        only.probe,
+        ["127.0.0.1:8001".parse::<SocketAddr>().unwrap()]
+    );
+    assert!(only.skipped.is_empty() && only.interfaces.is_empty());
+    let v6 = Families {
+        ipv4: false,
+        ipv6: true,
+    };
+    assert!(loopback_only(8001, v6).probe.is_empty());
+}
+
+#[test]
 fn link_scope_prefers_the_index_by_name() {
     let lo = if_nametoindex("lo").unwrap();
     assert_eq!(link_scope("lo", 0), Some(lo));
