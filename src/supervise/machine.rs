@@ -449,7 +449,10 @@ impl Machine {
     /// [`Event::Replacing`]). The loop sends such a signal itself before it steps, so that
     /// no decision's code stands between the operator and gunicorn.
     pub fn direct(&self) -> Option<Pid> {
-        (self.straight_through() && self.master_status.is_none()).then_some(self.master)
+        // An adopted master's pid was read from /proc: one that could name our group, every
+        // process or init takes the slow path, whose `kill` refuses it and says so.
+        (self.straight_through() && self.master_status.is_none() && self.master.as_raw() > 1)
+            .then_some(self.master)
     }
 
     /// gunicorn has its handlers and no held signal is still waiting to go.

@@ -7,8 +7,9 @@ use nix::unistd::Pid;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 
-/// `sh -c 'sleep 30 & sleep 30 & wait'`; its group is killed and the shell reaped on drop.
-pub struct ForkingShell(Child);
+/// `sh -c 'sleep 30 & sleep 30 & wait'`; its group is killed and the shell reaped once, by
+/// `end` or on drop (a second `killpg` could reach a group whose number was given again).
+pub struct ForkingShell(Option<Child>);
 
 impl ForkingShell {
     pub fn spawn() -> ForkingShell {
@@ -17,11 +18,11 @@ impl ForkingShell {
             .process_group(0)
             .spawn()
             .expect("sh runs");
-        ForkingShell(child)
+        ForkingShell(Some(child))
     }
 
     pub fn pid(&self) -> i32 {
-        self.0.id() as i32
+        self.0.as_ref().map_or(0, |child| child.id() as i32)
     }
 
     /// Kills the group and reaps the shell; the sleeps go to whoever reaps orphans.
@@ -30,8 +31,10 @@ impl ForkingShell {
     }
 
     fn stop(&mut self) {
-        let _ = killpg(Pid::from_raw(self.pid()), Signal::SIGKILL);
-        let _ = self.0.wait();
+        if let Some(mut child) = self.0.take() {
+            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
+        }
     }
 }
 

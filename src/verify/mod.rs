@@ -273,7 +273,7 @@ pub struct Probing {
     /// itself reaches them.
     pub question: firewall::Question,
     skipped: Vec<(SocketAddr, &'static str)>,
-    /// Why no address but loopback was probed, as the summary ends.
+    /// The clause that ends the summary when the host's addresses could not be listed.
     unlisted: Option<String>,
     path: String,
     names: bool,

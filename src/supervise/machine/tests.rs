@@ -843,3 +843,16 @@ fn a_signal_goes_direct_exactly_when_the_step_would_only_forward_it() {
     // HUP, USR1, TTIN, TTOU and a user's WINCH, while verifying, serving and reloading.
     assert_eq!(direct_somewhere, 15);
 }
+
+#[test]
+fn no_master_of_pid_one_or_below_gets_a_signal_straight_through() {
+    for master in [1, 0, -1] {
+        let t0 = Instant::now();
+        let (mut m, _) = Machine::new(settings(None), pid(master), t0);
+        m.step(Event::Ready, t0, &Fake::default());
+        assert_eq!(m.direct(), None, "master {master}");
+    }
+    let mut r = Run::new(settings(None));
+    r.at(5, Event::Ready);
+    assert_eq!(r.m.direct(), Some(pid(MASTER)));
+}
