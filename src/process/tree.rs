@@ -87,11 +87,16 @@ pub fn signal_all(pids: &[Pid], signal: Signal) {
     }
 }
 
-/// `kill(2)` to one process, never to pid 0, -1 or 1: those would signal the launcher's own
-/// group, every process, or init. The kernel names no child of ours so, but a pid that came
-/// from a misread `/proc` file must not get that far; it is refused as gone (`ESRCH`).
+/// Whether a pid (or process group) may be signalled at all: 0, -1 and 1 would reach the
+/// launcher's own group, every process, or init. The kernel names no child of ours so, but a
+/// pid that came from a misread `/proc` file must not get that far.
+pub fn signallable(pid: Pid) -> bool {
+    pid.as_raw() > 1
+}
+
+/// `kill(2)` to one process; a pid that is not [`signallable`] is refused as gone (`ESRCH`).
 pub fn send(pid: Pid, signal: impl Into<Option<Signal>>) -> nix::Result<()> {
-    if pid.as_raw() <= 1 {
+    if !signallable(pid) {
         return Err(Errno::ESRCH);
     }
     kill(pid, signal)
@@ -99,7 +104,7 @@ pub fn send(pid: Pid, signal: impl Into<Option<Signal>>) -> nix::Result<()> {
 
 /// `killpg(2)` to one process group, with [`send`]'s guard (group 0 is the launcher's own).
 pub fn send_to_group(group: Pid, signal: impl Into<Option<Signal>>) -> nix::Result<()> {
-    if group.as_raw() <= 1 {
+    if !signallable(group) {
         return Err(Errno::ESRCH);
     }
     killpg(group, signal)

@@ -14,7 +14,7 @@ use super::restart::admit;
 use super::{Ending, describe_status};
 use crate::config::{OnFailure, OnFirewallBlocked, OnHostRejected};
 use crate::log::Level;
-use crate::process::tree::Proc;
+use crate::process::tree::{Proc, signallable};
 use crate::verify::{Kind, Verdict};
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
@@ -449,9 +449,9 @@ impl Machine {
     /// [`Event::Replacing`]). The loop sends such a signal itself before it steps, so that
     /// no decision's code stands between the operator and gunicorn.
     pub fn direct(&self) -> Option<Pid> {
-        // An adopted master's pid was read from /proc: one that could name our group, every
-        // process or init takes the slow path, whose `kill` refuses it and says so.
-        (self.straight_through() && self.master_status.is_none() && self.master.as_raw() > 1)
+        // An adopted master's pid was read from /proc: one that is not signallable takes the
+        // slow path, whose `kill` refuses it and says so.
+        (self.straight_through() && self.master_status.is_none() && signallable(self.master))
             .then_some(self.master)
     }
 

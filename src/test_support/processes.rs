@@ -22,7 +22,12 @@ impl ForkingShell {
     }
 
     pub fn pid(&self) -> i32 {
-        self.0.as_ref().map_or(0, |child| child.id() as i32)
+        // Never a default: 0 is the pid this helper exists to keep away from signals.
+        let child = self
+            .0
+            .as_ref()
+            .expect("the shell is held until `end` or drop");
+        child.id() as i32
     }
 
     /// Kills the group and reaps the shell; the sleeps go to whoever reaps orphans.

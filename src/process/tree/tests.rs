@@ -89,3 +89,13 @@ fn no_signal_goes_to_our_group_to_every_process_or_to_init() {
     assert_eq!(send_to_group(Pid::from_raw(sh.pid()), None), Ok(()));
     sh.end();
 }
+
+#[test]
+fn only_pids_above_init_are_signallable() {
+    for pid in [i32::MIN, -2, -1, 0, 1] {
+        assert!(!signallable(Pid::from_raw(pid)), "pid {pid}");
+    }
+    for pid in [2, 300, i32::MAX] {
+        assert!(signallable(Pid::from_raw(pid)), "pid {pid}");
+    }
+}
