@@ -6,11 +6,16 @@
 //! already cached file, so most of the binary ends up resident). Once it is
 //! serving, the launcher tells the kernel it does not need those pages now
 //! (`MADV_DONTNEED`) on every mapping where that loses nothing: read-only,
-//! backed by a file, and without a single page modified in memory (smaps'
-//! `Anonymous: 0 kB`; the relocated part of the binary is such a modified
-//! copy and stays). The pages stay in the page cache and come back on a
-//! minor fault when that code runs again. The launcher is linked statically,
-//! so that is a dozen mappings to read, not a hundred.
+//! backed by a file, and not the part of a loaded object that the loader
+//! relocated in memory before making it read-only (its `PT_GNU_RELRO`
+//! segment, named by the program headers `dl_iterate_phdr` lists). That part
+//! is a modified copy, which the file cannot give back, and it stays. On
+//! x86-64 it is the only read-only part a loader writes: the linker refuses
+//! text relocations in a position-independent executable. The pages stay in
+//! the page cache and come back on a minor fault when that code runs again.
+//! The mappings are read from `/proc/self/maps`, not `smaps`: smaps walks
+//! every mapping's page tables to count its pages, which cost more than all
+//! the rest of the release.
 //!
 //! The pages that hold the code a signal runs on its way to gunicorn are kept (the
 //! caller names them): faulting them back in would stand between an operator's HUP and
@@ -27,18 +32,18 @@ use std::ops::Range;
 /// (a function may run on past its page's end), which it makes resident; returns how many
 /// bytes of mappings it advised.
 pub fn release_clean_pages(keep: &[usize]) -> usize {
-    let Some(smaps) = crate::process::procfs::read("/proc/self/smaps", 32 * 1024) else {
+    let Some(maps) = crate::process::procfs::read("/proc/self/maps", 4 * 1024) else {
         return 0;
     };
     let page = page_size();
     // The anonymous parts first: the code that gives them back is then given back too.
-    let mut released = release_unused_stack(&smaps, page) + trim_heap();
-    let mappings = clean_file_mappings(&smaps);
+    let mut released = release_unused_stack(&maps, page) + trim_heap();
+    let mappings = clean_file_mappings(&maps, &relocated());
     let kept = kept_pages(keep, page);
     // Resident first: touching a page maps its neighbours too, which go just below.
     for &p in &kept {
         if mappings.iter().any(|m| m.contains(&p)) {
-            // SAFETY: `p` lies in a mapping that smaps lists as readable and backed by a
+            // SAFETY: `p` lies in a mapping that maps lists as readable and backed by a
             // file, and nothing here unmaps or protects it: reading a byte of it is
             // reading the binary.
             unsafe { std::ptr::read_volatile(p as *const u8) };
@@ -50,11 +55,10 @@ pub fn release_clean_pages(keep: &[usize]) -> usize {
             continue;
         };
         // SAFETY: the range is a whole mapping, read-only and backed by a
-        // file, with no page modified in memory (checked just now; a
-        // read-only mapping cannot gain one, as nothing here changes
-        // protections): dropping its pages discards nothing, the next access
-        // reads them back from the file, and no reference into it can be
-        // invalidated.
+        // file, and no loader's relocated part (the only read-only memory
+        // written after it was mapped; nothing here changes protections):
+        // dropping its pages discards nothing, the next access reads them
+        // back from the file, and no reference into it can be invalidated.
         let advised = unsafe {
             nix::sys::mman::madvise(start, len, nix::sys::mman::MmapAdvise::MADV_DONTNEED)
         };
@@ -112,10 +116,10 @@ pub fn without(range: Range<usize>, kept: &[usize], page: usize) -> Vec<Range<us
 /// would be a local somewhere in the caller's frame, with the rest of that frame below it:
 /// a release build that did so zeroed live stack and crashed).
 #[inline(never)]
-fn release_unused_stack(smaps: &[u8], page: usize) -> usize {
+fn release_unused_stack(maps: &[u8], page: usize) -> usize {
     let here = 0u8;
     let sp = std::hint::black_box(&here) as *const u8 as usize;
-    let Some(range) = unused_stack(smaps, sp, STACK_KEPT, page) else {
+    let Some(range) = unused_stack(maps, sp, STACK_KEPT, page) else {
         return 0;
     };
     let Some(start) = std::ptr::NonNull::new(range.start as *mut std::ffi::c_void) else {
@@ -144,11 +148,11 @@ fn trim_heap() -> usize {
     usize::from(unsafe { nix::libc::malloc_trim(0) } == 1)
 }
 
-/// The part of the `[stack]` mapping of a `/proc/PID/smaps` text that lies
+/// The part of the `[stack]` mapping of a `/proc/PID/maps` text that lies
 /// below `sp - kept`, in whole pages of `page` bytes; none if that is empty or
 /// `sp` is not in the stack.
-pub fn unused_stack(smaps: &[u8], sp: usize, kept: usize, page: usize) -> Option<Range<usize>> {
-    let header = smaps
+pub fn unused_stack(maps: &[u8], sp: usize, kept: usize, page: usize) -> Option<Range<usize>> {
+    let header = maps
         .split(|&b| b == b'\n')
         .find(|line| line.ends_with(b"[stack]"))?;
     let Range { start, end } = address_range(header.split(|&b| b == b' ').next()?)?;
@@ -159,26 +163,41 @@ pub fn unused_stack(smaps: &[u8], sp: usize, kept: usize, page: usize) -> Option
     (top > start).then_some(start..top)
 }
 
-/// The mappings of a `/proc/PID/smaps` text that are read-only, backed by a
-/// file, and have no anonymous (modified) page. Header lines are
-/// `start-end perms offset dev inode path`; the field lines of a mapping
-/// follow its header.
-pub fn clean_file_mappings(smaps: &[u8]) -> Vec<Range<usize>> {
-    let mut found = Vec::new();
-    let mut current: Option<Range<usize>> = None;
-    for line in smaps.split(|&b| b == b'\n') {
-        if let Some(kb) = line.strip_prefix(b"Anonymous:") {
-            if let Some(range) = current.take()
-                && kb.trim_ascii() == b"0 kB"
-            {
-                found.push(range);
-            }
-        } else if line.first().is_some_and(u8::is_ascii_hexdigit)
-            && let Some(header) = mapping_header(line)
-        {
-            current = header;
+/// The mappings of a `/proc/PID/maps` text that are read-only, backed by a
+/// file, and touch none of the `relocated` ranges. Lines are
+/// `start-end perms offset dev inode path`.
+pub fn clean_file_mappings(maps: &[u8], relocated: &[Range<usize>]) -> Vec<Range<usize>> {
+    maps.split(|&b| b == b'\n')
+        .filter_map(|line| mapping_header(line).flatten())
+        .filter(|m| !relocated.iter().any(|r| r.start < m.end && m.start < r.end))
+        .collect()
+}
+
+/// The address range of each loaded object's `PT_GNU_RELRO` segment: written by the loader
+/// after it was mapped (relocations), then made read-only.
+pub fn relocated() -> Vec<Range<usize>> {
+    use nix::libc::{PT_GNU_RELRO, c_int, c_void, dl_iterate_phdr, dl_phdr_info, size_t};
+    unsafe extern "C" fn each(info: *mut dl_phdr_info, _: size_t, found: *mut c_void) -> c_int {
+        // SAFETY: `dl_iterate_phdr` passes a valid `info` for this call and the `found` that
+        // `relocated` gave it, a `Vec` nothing else borrows meanwhile; `dlpi_phdr` points to
+        // `dlpi_phnum` program headers of a loaded object, which stay mapped while it runs.
+        let (info, found) = unsafe { (&*info, &mut *found.cast::<Vec<Range<usize>>>()) };
+        let headers = if info.dlpi_phdr.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: as above.
+            unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) }
+        };
+        for h in headers.iter().filter(|h| h.p_type == PT_GNU_RELRO) {
+            let start = (info.dlpi_addr as usize).wrapping_add(h.p_vaddr as usize);
+            found.push(start..start.saturating_add(h.p_memsz as usize));
         }
+        0
     }
+    let mut found: Vec<Range<usize>> = Vec::new();
+    // SAFETY: `each` has the callback's type, reads only what its comment says, and returns
+    // 0 so that every object is visited; `found` outlives the call.
+    unsafe { dl_iterate_phdr(Some(each), (&raw mut found).cast()) };
     found
 }
 

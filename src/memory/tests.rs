@@ -1,57 +1,67 @@
 use super::*;
 
-const SMAPS: &str = "\
+const MAPS: &str = "\
 55d0c0000000-55d0c0010000 r--p 00000000 08:01 1234                       /usr/bin/gunicorn-launcher
-Size:                 64 kB
-Anonymous:             0 kB
 55d0c0010000-55d0c0020000 r-xp 00010000 08:01 1234                       /usr/bin/gunicorn-launcher
-Size:                 64 kB
-Anonymous:             0 kB
 55d0c0020000-55d0c0024000 r--p 00020000 08:01 1234                       /usr/bin/gunicorn-launcher
-Size:                 16 kB
-Anonymous:            16 kB
 55d0c0024000-55d0c0025000 rw-p 00024000 08:01 1234                       /usr/bin/gunicorn-launcher
-Anonymous:             0 kB
 55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0                          [heap]
-Anonymous:           132 kB
 7f0000000000-7f0000001000 r--s 00000000 08:01 99                         /var/cache/x (deleted)
-Anonymous:             0 kB
 7f0000002000-7f0000003000 ---p 00000000 08:01 99                         /var/cache/x
-Anonymous:             0 kB
 7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0                          [vdso]
-Anonymous:             0 kB
 ";
 
+/// The loader's relocated part of the binary above: it starts in the third mapping and runs
+/// on into the writable one.
+const RELRO: std::ops::Range<usize> = 0x55d0c0020010..0x55d0c0024800;
+
 #[test]
-fn only_unmodified_read_only_file_mappings_qualify() {
+fn only_read_only_file_mappings_the_loader_did_not_relocate_qualify() {
     assert_eq!(
-        clean_file_mappings(SMAPS.as_bytes()),
+        clean_file_mappings(MAPS.as_bytes(), &[RELRO]),
         vec![
             0x55d0c0000000..0x55d0c0010000,
             0x55d0c0010000..0x55d0c0020000,
             0x7f0000000000..0x7f0000001000,
         ]
     );
-    assert!(clean_file_mappings(b"garbage\nAnonymous: 0 kB\n").is_empty());
-    // A header without its Anonymous line never qualifies.
-    assert!(clean_file_mappings(&SMAPS.as_bytes()[..100]).is_empty());
+    // Without it, the relocated mapping would be taken for a clean one.
+    assert_eq!(clean_file_mappings(MAPS.as_bytes(), &[]).len(), 4);
+    // A range that ends where a mapping starts, or starts where one ends, leaves it be.
+    let touching = [0x55d0c0000000 - 8..0x55d0c0000000, 0x55d0c0020000..0x55d0c0020008];
+    assert_eq!(clean_file_mappings(MAPS.as_bytes(), &touching).len(), 3);
+    assert!(clean_file_mappings(b"garbage\nr--p 0 0 1 /x\n", &[]).is_empty());
+}
+
+#[test]
+fn the_loaders_relocated_part_lies_in_a_read_only_mapping_of_this_binary() {
+    let maps = std::fs::read("/proc/self/maps").unwrap();
+    let relocated = relocated();
+    assert!(!relocated.is_empty(), "no PT_GNU_RELRO found");
+    let all = clean_file_mappings(&maps, &[]);
+    // Each relocated part starts in a read-only file mapping, which is then no longer clean.
+    for r in &relocated {
+        assert!(all.iter().any(|m| m.contains(&r.start)), "{r:x?} not in a read-only file mapping");
+    }
+    assert!(clean_file_mappings(&maps, &relocated).len() < all.len());
 }
 
 #[test]
 fn releasing_keeps_the_process_working() {
-    let smaps = std::fs::read("/proc/self/smaps").unwrap();
-    assert!(!clean_file_mappings(&smaps).is_empty());
+    let maps = std::fs::read("/proc/self/maps").unwrap();
+    assert!(!clean_file_mappings(&maps, &relocated()).is_empty());
     assert!(release_clean_pages(&[]) > 0);
-    // The code runs on, read back from the file.
+    // The code runs on, read back from the file, and so do the relocated tables (vtables,
+    // function pointers) that formatting and dropping go through.
     let v: Vec<String> = (0..100).map(|i| format!("{i}")).collect();
     assert_eq!(v.join(",").len(), 289);
+    let shown: Vec<Box<dyn std::fmt::Display>> = vec![Box::new(1u8), Box::new("two")];
+    assert_eq!(shown.iter().map(|d| d.to_string()).collect::<String>(), "1two");
 }
 
 const WITH_STACK: &str = "\
 55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0                          [heap]
-Anonymous:           132 kB
 7ffd10000000-7ffd10021000 rw-p 00000000 00:00 0                          [stack]
-Anonymous:           100 kB
 7ffd20000000-7ffd20002000 r-xp 00000000 00:00 0                          [vdso]
 ";
 
@@ -70,17 +80,17 @@ fn the_stack_below_the_frame_and_its_margin_is_unused() {
 
 #[test]
 fn nothing_is_unused_when_the_frame_is_not_on_the_stack_or_near_its_bottom() {
-    let smaps = WITH_STACK.as_bytes();
+    let maps = WITH_STACK.as_bytes();
     // A frame on a thread's stack (not the main one), or below or above the mapping.
-    assert_eq!(unused_stack(smaps, 0x55d0c1000800, 0x4000, 4096), None);
-    assert_eq!(unused_stack(smaps, 0x7ffd10021000, 0x4000, 4096), None);
-    assert_eq!(unused_stack(smaps, 0x7ffd0fffffff, 0x4000, 4096), None);
+    assert_eq!(unused_stack(maps, 0x55d0c1000800, 0x4000, 4096), None);
+    assert_eq!(unused_stack(maps, 0x7ffd10021000, 0x4000, 4096), None);
+    assert_eq!(unused_stack(maps, 0x7ffd0fffffff, 0x4000, 4096), None);
     // The margin reaches the mapping's start: nothing to give back.
-    assert_eq!(unused_stack(smaps, 0x7ffd10004000, 0x4000, 4096), None);
-    assert_eq!(unused_stack(smaps, 0x7ffd10002000, 0x4000, 4096), None);
+    assert_eq!(unused_stack(maps, 0x7ffd10004000, 0x4000, 4096), None);
+    assert_eq!(unused_stack(maps, 0x7ffd10002000, 0x4000, 4096), None);
     // No stack line at all.
     assert_eq!(
-        unused_stack(SMAPS.as_bytes(), 0x7ffd1001f123, 0x4000, 4096),
+        unused_stack(MAPS.as_bytes(), 0x7ffd1001f123, 0x4000, 4096),
         None
     );
 }
