@@ -28,7 +28,10 @@ fn only_read_only_file_mappings_the_loader_did_not_relocate_qualify() {
     // Without it, the relocated mapping would be taken for a clean one.
     assert_eq!(clean_file_mappings(MAPS.as_bytes(), &[]).len(), 4);
     // A range that ends where a mapping starts, or starts where one ends, leaves it be.
-    let touching = [0x55d0c0000000 - 8..0x55d0c0000000, 0x55d0c0020000..0x55d0c0020008];
+    let touching = [
+        0x55d0c0000000 - 8..0x55d0c0000000,
+        0x55d0c0020000..0x55d0c0020008,
+    ];
     assert_eq!(clean_file_mappings(MAPS.as_bytes(), &touching).len(), 3);
     assert!(clean_file_mappings(b"garbage\nr--p 0 0 1 /x\n", &[]).is_empty());
 }
@@ -41,7 +44,10 @@ fn the_loaders_relocated_part_lies_in_a_read_only_mapping_of_this_binary() {
     let all = clean_file_mappings(&maps, &[]);
     // Each relocated part starts in a read-only file mapping, which is then no longer clean.
     for r in &relocated {
-        assert!(all.iter().any(|m| m.contains(&r.start)), "{r:x?} not in a read-only file mapping");
+        assert!(
+            all.iter().any(|m| m.contains(&r.start)),
+            "{r:x?} not in a read-only file mapping"
+        );
     }
     assert!(clean_file_mappings(&maps, &relocated).len() < all.len());
 }
@@ -56,7 +62,10 @@ fn releasing_keeps_the_process_working() {
     let v: Vec<String> = (0..100).map(|i| format!("{i}")).collect();
     assert_eq!(v.join(",").len(), 289);
     let shown: Vec<Box<dyn std::fmt::Display>> = vec![Box::new(1u8), Box::new("two")];
-    assert_eq!(shown.iter().map(|d| d.to_string()).collect::<String>(), "1two");
+    assert_eq!(
+        shown.iter().map(|d| d.to_string()).collect::<String>(),
+        "1two"
+    );
 }
 
 const WITH_STACK: &str = "\
