@@ -593,6 +593,44 @@ def with_dynamic(kinds, after):
     return kinds[:i] + ["launcher-dynamic"] + kinds[i:]
 
 
+FLOOR = ROOT / "target" / "bench-floor"
+
+
+def spawn_cpu_ms(argv, env):
+    """CPU time (user + system) of one whole process, start to exit, from wait4's rusage."""
+    devnull = [(os.POSIX_SPAWN_OPEN, fd, "/dev/null", os.O_RDWR, 0) for fd in (0, 1, 2)]
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=devnull)
+    _, _, usage = os.wait4(pid, 0)
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def start_floor(rounds=200):
+    """What a process costs to start and exit here before it does anything of its own
+    (benches/floor, built by benches/setup): no C library, glibc's start alone (static, empty
+    main), `true` (glibc, linked dynamically), `tini --version` and `gunicorn-launcher
+    --version`, interleaved; and one CPUID instruction's ns. Empty when they are not built."""
+    if not (FLOOR / "nolibc").exists():
+        log(f"{FLOOR.relative_to(ROOT)} not built (benches/setup): start floor left out")
+        return {}, None
+    progs = {
+        "no C library (static)": [str(FLOOR / "nolibc")],
+        "glibc's start alone (static, empty main)": [str(FLOOR / "glibc-static-empty")],
+        "true (glibc, dynamic)": [which("true")],
+        "tini --version": [which("tini"), "--version"],
+        "gunicorn-launcher --version": [str(LAUNCHER), "--version"],
+    }
+    env = candidate_env(Path("/tmp"))
+    cpu = {k: [] for k in progs}
+    for r in range(rounds + 3):
+        for k in progs:
+            ms = spawn_cpu_ms(progs[k], env)
+            if r >= 3:
+                cpu[k].append(ms)
+    runs = [float(subprocess.run([str(FLOOR / "cpuid")], capture_output=True, text=True, check=True).stdout)
+            for _ in range(5)]
+    return cpu, statistics.median(runs)
+
+
 def bench_startup(args):
     rounds = int(args.get("rounds", 30))
     kinds = with_dynamic(["bare", "launcher", "launcher-as-linked", "tini", "dumb-init"], "launcher")
@@ -637,8 +675,11 @@ def bench_startup(args):
             if r >= 3:
                 front_ms[k].append(ms)
     base = statistics.median(times["bare"])
+    floor_ms, cpuid_ns = start_floor()
     save("startup", {
         "front_ms": {k: summary(v) for k, v in front_ms.items()},
+        "floor_cpu_ms": {k: summary(v) for k, v in floor_ms.items()},
+        "cpuid_ns": cpuid_ns,
         "rounds": rounds, "argv": {k: supervised(k, 8001) for k in kinds},
         "ms": {k: summary(v) for k, v in times.items()},
         "supervisor_cpu_ms": {k: summary(v) for k, v in cpu.items()},

@@ -451,6 +451,17 @@ def startup(s):
         if pd:
             line += f", launcher-dynamic {f(pd['median'], 2)} ms (IQR {spread(pd, 2)[0]})"
         out += ["", line + f", against {f(tr['median'], 2)} ms for `true`; 50 runs each."]
+    if s.get("floor_cpu_ms"):
+        fl = s["floor_cpu_ms"]
+        parts = "; ".join(f"{k} {f(v['median'], 3)} ms (IQR {spread(v, 3)[0]})" for k, v in fl.items())
+        n = next(iter(fl.values()))["n"]
+        line = (f"The start floor, CPU of a whole process from its start to its exit (wait4's rusage), "
+                f"{n} runs each, interleaved: {parts}.")
+        if s.get("cpuid_ns") is not None:
+            line += (f" One CPUID instruction costs {f(s['cpuid_ns'] / 1000, 1)} µs here (median of 5 runs of "
+                     f"`target/bench-floor/cpuid`, 1,000 CPUIDs timed 21 times each); glibc runs CPUID at "
+                     f"every start, dynamically linked or not, to learn the CPU's features and cache sizes.")
+        out += ["", line]
     out += ["", "Commands (port 8001 shown; cwd `examples/`):", ""]
     out += [f"- {k}: `{' '.join(a)}`" for k, a in s["argv"].items()]
     return out + ["", activity(s["activity"]), ""]
