@@ -6,16 +6,15 @@
 //! already cached file, so most of the binary ends up resident). Once it is
 //! serving, the launcher tells the kernel it does not need those pages now
 //! (`MADV_DONTNEED`) on every mapping where that loses nothing: read-only,
-//! backed by a file, and not the part of a loaded object that the loader
-//! relocated in memory before making it read-only (its `PT_GNU_RELRO`
-//! segment, named by the program headers `dl_iterate_phdr` lists). That part
-//! is a modified copy, which the file cannot give back, and it stays. On
-//! x86-64 it is the only read-only part a loader writes: the linker refuses
-//! text relocations in a position-independent executable. The pages stay in
-//! the page cache and come back on a minor fault when that code runs again.
-//! The mappings are read from `/proc/self/maps`, not `smaps`: smaps walks
-//! every mapping's page tables to count its pages, which cost more than all
-//! the rest of the release.
+//! backed by a file, and without a single page that is a private copy (the
+//! part the loader relocated before making it read-only is such a copy, and
+//! so is a debugger's breakpoint): `/proc/self/pagemap` says of each page
+//! whether it is the file's own, and that mapping stays whole if one is not.
+//! The pages stay in the page cache and come back on a minor fault when that
+//! code runs again. The mappings are listed by `/proc/self/maps` and their
+//! pages read from pagemap, not from `smaps`, which walks the page tables of
+//! every mapping and formats a dozen counters for each: reading it was the
+//! costliest step of the release.
 //!
 //! The pages that hold the code a signal runs on its way to gunicorn are kept (the
 //! caller names them): faulting them back in would stand between an operator's HUP and
@@ -38,7 +37,7 @@ pub fn release_clean_pages(keep: &[usize]) -> usize {
     let page = page_size();
     // The anonymous parts first: the code that gives them back is then given back too.
     let mut released = release_unused_stack(&maps, page) + trim_heap();
-    let mappings = clean_file_mappings(&maps, &relocated());
+    let mappings = unmodified(read_only_file_mappings(&maps), page);
     let kept = kept_pages(keep, page);
     // Resident first: touching a page maps its neighbours too, which go just below.
     for &p in &kept {
@@ -54,11 +53,12 @@ pub fn release_clean_pages(keep: &[usize]) -> usize {
         let Some(start) = std::ptr::NonNull::new(range.start as *mut std::ffi::c_void) else {
             continue;
         };
-        // SAFETY: the range is a whole mapping, read-only and backed by a
-        // file, and no loader's relocated part (the only read-only memory
-        // written after it was mapped; nothing here changes protections):
-        // dropping its pages discards nothing, the next access reads them
-        // back from the file, and no reference into it can be invalidated.
+        // SAFETY: the range lies in a mapping that is read-only, backed by a
+        // file, and holds no private copy of a page (read from pagemap just
+        // now; a read-only mapping cannot gain one, as nothing here writes or
+        // changes protections): dropping its pages discards nothing, the next
+        // access reads them back from the file, and no reference into it can
+        // be invalidated.
         let advised = unsafe {
             nix::sys::mman::madvise(start, len, nix::sys::mman::MmapAdvise::MADV_DONTNEED)
         };
@@ -163,42 +163,43 @@ pub fn unused_stack(maps: &[u8], sp: usize, kept: usize, page: usize) -> Option<
     (top > start).then_some(start..top)
 }
 
-/// The mappings of a `/proc/PID/maps` text that are read-only, backed by a
-/// file, and touch none of the `relocated` ranges. Lines are
-/// `start-end perms offset dev inode path`.
-pub fn clean_file_mappings(maps: &[u8], relocated: &[Range<usize>]) -> Vec<Range<usize>> {
+/// The mappings of a `/proc/PID/maps` text that are read-only and backed by a
+/// file. Lines are `start-end perms offset dev inode path`.
+pub fn read_only_file_mappings(maps: &[u8]) -> Vec<Range<usize>> {
     maps.split(|&b| b == b'\n')
         .filter_map(|line| mapping_header(line).flatten())
-        .filter(|m| !relocated.iter().any(|r| r.start < m.end && m.start < r.end))
         .collect()
 }
 
-/// The address range of each loaded object's `PT_GNU_RELRO` segment: written by the loader
-/// after it was mapped (relocations), then made read-only.
-pub fn relocated() -> Vec<Range<usize>> {
-    use nix::libc::{PT_GNU_RELRO, c_int, c_void, dl_iterate_phdr, dl_phdr_info, size_t};
-    unsafe extern "C" fn each(info: *mut dl_phdr_info, _: size_t, found: *mut c_void) -> c_int {
-        // SAFETY: `dl_iterate_phdr` passes a valid `info` for this call and the `found` that
-        // `relocated` gave it, a `Vec` nothing else borrows meanwhile; `dlpi_phdr` points to
-        // `dlpi_phnum` program headers of a loaded object, which stay mapped while it runs.
-        let (info, found) = unsafe { (&*info, &mut *found.cast::<Vec<Range<usize>>>()) };
-        let headers = if info.dlpi_phdr.is_null() {
-            &[][..]
-        } else {
-            // SAFETY: as above.
-            unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) }
-        };
-        for h in headers.iter().filter(|h| h.p_type == PT_GNU_RELRO) {
-            let start = (info.dlpi_addr as usize).wrapping_add(h.p_vaddr as usize);
-            found.push(start..start.saturating_add(h.p_memsz as usize));
-        }
-        0
-    }
-    let mut found: Vec<Range<usize>> = Vec::new();
-    // SAFETY: `each` has the callback's type, reads only what its comment says, and returns
-    // 0 so that every object is visited; `found` outlives the call.
-    unsafe { dl_iterate_phdr(Some(each), (&raw mut found).cast()) };
-    found
+/// The `mappings` of this process none of whose pages is a private copy, by
+/// `/proc/self/pagemap`; none at all when it cannot be read.
+fn unmodified(mappings: Vec<Range<usize>>, page: usize) -> Vec<Range<usize>> {
+    use std::os::unix::fs::FileExt;
+    let Ok(pagemap) = std::fs::File::open("/proc/self/pagemap") else {
+        return Vec::new();
+    };
+    let mut entries = Vec::new();
+    mappings
+        .into_iter()
+        .filter(|m| {
+            entries.resize((m.end - m.start) / page * 8, 0);
+            let offset = (m.start / page * 8) as u64;
+            pagemap.read_exact_at(&mut entries, offset).is_ok() && !holds_a_copy(&entries)
+        })
+        .collect()
+}
+
+/// Whether a run of pagemap entries (64 bits each, native order) holds a page
+/// that is not the file's own: present without bit 61 ("file page or shared
+/// anonymous"), which is a private copy, or swapped out, which only a copy can be.
+pub fn holds_a_copy(entries: &[u8]) -> bool {
+    const PRESENT: u64 = 1 << 63;
+    const SWAPPED: u64 = 1 << 62;
+    const FILE: u64 = 1 << 61;
+    entries.chunks_exact(8).any(|e| {
+        let e = u64::from_ne_bytes(e.try_into().unwrap_or_default());
+        e & SWAPPED != 0 || (e & PRESENT != 0 && e & FILE == 0)
+    })
 }
 
 /// `Some(None)` for a mapping that does not qualify, `Some(Some(range))` for

@@ -11,51 +11,62 @@ const MAPS: &str = "\
 7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0                          [vdso]
 ";
 
-/// The loader's relocated part of the binary above: it starts in the third mapping and runs
-/// on into the writable one.
-const RELRO: std::ops::Range<usize> = 0x55d0c0020010..0x55d0c0024800;
-
 #[test]
-fn only_read_only_file_mappings_the_loader_did_not_relocate_qualify() {
+fn only_read_only_file_mappings_qualify() {
     assert_eq!(
-        clean_file_mappings(MAPS.as_bytes(), &[RELRO]),
+        read_only_file_mappings(MAPS.as_bytes()),
         vec![
             0x55d0c0000000..0x55d0c0010000,
             0x55d0c0010000..0x55d0c0020000,
+            0x55d0c0020000..0x55d0c0024000,
             0x7f0000000000..0x7f0000001000,
         ]
     );
-    // Without it, the relocated mapping would be taken for a clean one.
-    assert_eq!(clean_file_mappings(MAPS.as_bytes(), &[]).len(), 4);
-    // A range that ends where a mapping starts, or starts where one ends, leaves it be.
-    let touching = [
-        0x55d0c0000000 - 8..0x55d0c0000000,
-        0x55d0c0020000..0x55d0c0020008,
-    ];
-    assert_eq!(clean_file_mappings(MAPS.as_bytes(), &touching).len(), 3);
-    assert!(clean_file_mappings(b"garbage\nr--p 0 0 1 /x\n", &[]).is_empty());
+    assert!(read_only_file_mappings(b"garbage\nr--p 0 0 1 /x\n").is_empty());
+}
+
+/// Pagemap entries as the kernel writes them, for the pages of one mapping.
+fn entries(pages: &[u64]) -> Vec<u8> {
+    pages.iter().flat_map(|e| e.to_ne_bytes()).collect()
 }
 
 #[test]
-fn the_loaders_relocated_part_lies_in_a_read_only_mapping_of_this_binary() {
+fn a_present_page_that_is_not_the_files_or_a_swapped_one_is_a_copy() {
+    const PRESENT: u64 = 1 << 63;
+    const SWAPPED: u64 = 1 << 62;
+    const FILE: u64 = 1 << 61;
+    // The file's own pages, with any frame number, and pages not mapped at all.
+    assert!(!holds_a_copy(&entries(&[
+        PRESENT | FILE | 0x1234,
+        0,
+        PRESENT | FILE
+    ])));
+    assert!(!holds_a_copy(&[]));
+    // One copy among them is enough.
+    assert!(holds_a_copy(&entries(&[PRESENT | FILE, PRESENT | 0x99, 0])));
+    assert!(holds_a_copy(&entries(&[0, SWAPPED])));
+    // Bit 61 alone on a page not present says nothing of a copy.
+    assert!(!holds_a_copy(&entries(&[FILE])));
+}
+
+#[test]
+fn the_part_of_this_binary_the_loader_relocated_is_found_to_be_a_copy() {
     let maps = std::fs::read("/proc/self/maps").unwrap();
-    let relocated = relocated();
-    assert!(!relocated.is_empty(), "no PT_GNU_RELRO found");
-    let all = clean_file_mappings(&maps, &[]);
-    // Each relocated part starts in a read-only file mapping, which is then no longer clean.
-    for r in &relocated {
-        assert!(
-            all.iter().any(|m| m.contains(&r.start)),
-            "{r:x?} not in a read-only file mapping"
-        );
-    }
-    assert!(clean_file_mappings(&maps, &relocated).len() < all.len());
+    let page = page_size();
+    let all = read_only_file_mappings(&maps);
+    let clean = unmodified(all.clone(), page);
+    assert!(!clean.is_empty());
+    // The relocated part (PT_GNU_RELRO) is written at start and then made read-only.
+    assert!(
+        clean.len() < all.len(),
+        "no read-only mapping holds a copy: {all:x?}"
+    );
 }
 
 #[test]
 fn releasing_keeps_the_process_working() {
     let maps = std::fs::read("/proc/self/maps").unwrap();
-    let clean: usize = clean_file_mappings(&maps, &relocated())
+    let clean: usize = unmodified(read_only_file_mappings(&maps), page_size())
         .iter()
         .map(|m| m.end - m.start)
         .sum();
