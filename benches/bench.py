@@ -1120,14 +1120,20 @@ def bench_restarts(args):
                     argv = supervised("launcher", port, ["-w", "2"])
                     if kind.endswith("--hold-socket"):
                         argv.insert(2, "--hold-socket")
-                logf = open(tmp / f"restarts-{i}.log", "w")
+                log_path = tmp / f"restarts-{i}.log"
+                logf = open(log_path, "w")
                 start = lambda: subprocess.Popen(argv, cwd=EXAMPLES, env=env, stdout=logf, stderr=logf)
                 proc = start()
                 first_200(port, time.monotonic())
                 load = LoadClients("198.18.0.1", port)
                 load.wait_answered(20)
                 closed = []
-                for _ in range(cycles):
+                for cycle in range(cycles):
+                    if kind.endswith("--hold-socket"):
+                        # The next kill waits for the restarted master's verification: killed
+                        # before it, the master died in its start, which the launcher does not
+                        # retry (it exits 137), and answers alone can come before it.
+                        wait_verified(log_path, cycle + 1)
                     refused_before = len(load.refusals)
                     master = proc.pid if kind == "bare" else master_of(proc.pid)
                     os.kill(master, signal.SIGKILL)
@@ -1157,6 +1163,15 @@ def bench_restarts(args):
             systemd = bench_systemctl_restarts(int(args.get("restarts", 10)))
     save("restarts", {"cycles": cycles, "clients": 4, "modes": results, "restarts": int(args.get("restarts", 10)),
                       "systemctl_restart": systemd, "activity": act.report})
+
+
+def wait_verified(log_path, times, limit=30.0):
+    """Waits until a launcher's log holds `times` verdicts (`verified:` lines)."""
+    deadline = time.monotonic() + limit
+    while Path(log_path).read_bytes().count(b"verified:") < times:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"fewer than {times} verdicts in {log_path} within {limit} s")
+        time.sleep(0.01)
 
 
 class BootedSystemd:
