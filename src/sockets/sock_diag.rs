@@ -1,12 +1,19 @@
-//! Listeners from `NETLINK_SOCK_DIAG`: the `inet_diag` dump request that `ss` sends, once
-//! for `AF_INET` and once for `AF_INET6`, which the kernel filters itself to LISTEN sockets
-//! on the port asked for (userspace checks both again, at no cost). The reply of an IPv6
-//! listener carries its `IPV6_V6ONLY` unasked; `docs/sockets-and-probes.md` says why.
+//! Listeners from `NETLINK_SOCK_DIAG`: one `inet_diag` dump of both families, which the
+//! kernel filters itself to LISTEN sockets on the port asked for (userspace checks both
+//! again, at no cost). The reply of an IPv6 listener carries its `IPV6_V6ONLY` unasked;
+//! `docs/sockets-and-probes.md` says why.
+//!
+//! The dump walks every bucket of the kernel's listening hash table (65,536 on a host with
+//! a few GiB, cold in the cache after a sleep) whatever the filter, so it is asked once for
+//! both families: with the original `TCPDIAG_GETSOCK` request, which the kernel answers
+//! for `AF_UNSPEC`, rather than `SOCK_DIAG_BY_FAMILY`'s one family per walk. A kernel that
+//! refused it would be asked per family.
 
 use super::{Listener, guessed_v6_only, invalid_data};
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
+use netlink_packet_sock_diag::SOCK_DIAG_BY_FAMILY;
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, TCP_LISTEN};
 use netlink_packet_sock_diag::inet::nlas::Nla;
@@ -30,17 +37,15 @@ const RECEIVE_BUFFER: usize = 16 * 1024;
 /// A dump is answered at once; a silent kernel must not hang `check` or startup.
 const REPLY_TIMEOUT_SECONDS: i64 = 5;
 const NETLINK_HEADER_LEN: usize = 16;
+/// The original `inet_diag` request type for TCP (`<linux/inet_diag.h>`): its dump covers
+/// both families in one walk, and its replies are `SOCK_DIAG_BY_FAMILY`'s under this type.
+const TCPDIAG_GETSOCK: u16 = 18;
 
 pub(super) fn listeners(port: u16) -> io::Result<Vec<Listener>> {
-    let socket = connect()?;
-    let mut buffer = [0; RECEIVE_BUFFER];
     let mut found = Vec::new();
-    for (sequence, family) in [(1, AF_INET), (2, AF_INET6)] {
-        send_all(&socket, &dump_request(family, port, sequence))?;
-        receive_dump(&socket, sequence, &mut buffer, |response| {
-            found.extend(listener_from(response, port));
-        })?;
-    }
+    dump(port, 0, StateFlags::LISTEN, |response| {
+        found.extend(listener_from(response, port));
+    })?;
     Ok(found)
 }
 
@@ -49,26 +54,13 @@ pub(super) fn listeners(port: u16) -> io::Result<Vec<Listener>> {
 /// Asked in both families: an IPv6 listener's connections from IPv4 clients are IPv6
 /// sockets with mapped addresses.
 pub(super) fn accepted_inode(server: SocketAddr, client: SocketAddr) -> io::Result<Option<u64>> {
-    let socket = connect()?;
-    let mut buffer = [0; RECEIVE_BUFFER];
     let mut found = None;
-    for (sequence, family) in [(1, AF_INET), (2, AF_INET6)] {
-        let mut socket_id = match family {
-            AF_INET => SocketId::new_v4(),
-            _ => SocketId::new_v6(),
-        };
-        // Non-zero, they make the kernel skip every other connection.
-        socket_id.source_port = server.port();
-        socket_id.destination_port = client.port();
-        let request = InetRequest {
-            family,
-            protocol: IPPROTO_TCP,
-            extensions: ExtensionFlags::empty(),
-            states: StateFlags::ESTABLISHED,
-            socket_id,
-        };
-        send_all(&socket, &message(request, sequence))?;
-        receive_dump(&socket, sequence, &mut buffer, |response| {
+    // Non-zero, the ports make the kernel skip every other connection.
+    dump(
+        server.port(),
+        client.port(),
+        StateFlags::ESTABLISHED,
+        |response| {
             let id = &response.header.socket_id;
             if id.source_port == server.port()
                 && id.destination_port == client.port()
@@ -76,9 +68,109 @@ pub(super) fn accepted_inode(server: SocketAddr, client: SocketAddr) -> io::Resu
             {
                 found = Some(u64::from(response.header.inode));
             }
-        })?;
-    }
+        },
+    )?;
     Ok(found)
+}
+
+/// How the kernel is asked for both families.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Walk {
+    /// One `TCPDIAG_GETSOCK` dump.
+    Once,
+    /// One `SOCK_DIAG_BY_FAMILY` dump per family, for a kernel that refuses the first.
+    PerFamily,
+}
+
+/// Every TCP socket of both families in `states` with local port `sport` and remote port
+/// `dport` (0: any), handed to `on_response`: in one walk of the table, or per family
+/// where the kernel refuses that.
+fn dump(
+    sport: u16,
+    dport: u16,
+    states: StateFlags,
+    mut on_response: impl FnMut(&InetResponse),
+) -> io::Result<()> {
+    match dump_walking(Walk::Once, sport, dport, states.clone(), &mut on_response) {
+        Err(e) if refused_request(&e) => {
+            dump_walking(Walk::PerFamily, sport, dport, states, &mut on_response)
+        }
+        other => other,
+    }
+}
+
+pub(super) fn dump_walking(
+    walk: Walk,
+    sport: u16,
+    dport: u16,
+    states: StateFlags,
+    mut on_response: impl FnMut(&InetResponse),
+) -> io::Result<()> {
+    let socket = connect()?;
+    let mut buffer = [0; RECEIVE_BUFFER];
+    for (sequence, request) in (1..).zip(requests(walk, sport, dport, states)) {
+        send_all(&socket, &request)?;
+        receive_dump(&socket, sequence, &mut buffer, &mut on_response)?;
+    }
+    Ok(())
+}
+
+/// A kernel without the original request type answers it with one of these.
+pub(super) fn refused_request(e: &io::Error) -> bool {
+    use nix::libc::{EINVAL, ENOENT, EOPNOTSUPP};
+    matches!(e.raw_os_error(), Some(EINVAL | ENOENT | EOPNOTSUPP))
+}
+
+/// The dump requests of `walk`, numbered from 1, as bytes.
+pub(super) fn requests(walk: Walk, sport: u16, dport: u16, states: StateFlags) -> Vec<Vec<u8>> {
+    match walk {
+        Walk::Once => vec![both_families_request(sport, dport, states, 1)],
+        Walk::PerFamily => [AF_INET, AF_INET6]
+            .into_iter()
+            .zip(1..)
+            .map(|(family, sequence)| {
+                let mut socket_id = match family {
+                    AF_INET => SocketId::new_v4(),
+                    _ => SocketId::new_v6(),
+                };
+                socket_id.source_port = sport;
+                socket_id.destination_port = dport;
+                let request = InetRequest {
+                    family,
+                    protocol: IPPROTO_TCP,
+                    extensions: ExtensionFlags::empty(),
+                    states: states.clone(),
+                    socket_id,
+                };
+                message(request, sequence)
+            })
+            .collect(),
+    }
+}
+
+/// A `TCPDIAG_GETSOCK` dump request (`struct inet_diag_req`): TCP sockets of both families.
+fn both_families_request(sport: u16, dport: u16, states: StateFlags, sequence: u32) -> Vec<u8> {
+    const REQUEST_LEN: usize = 60;
+    let length = NETLINK_HEADER_LEN + REQUEST_LEN;
+    let mut bytes = Vec::with_capacity(length);
+    bytes.extend((length as u32).to_ne_bytes());
+    bytes.extend(TCPDIAG_GETSOCK.to_ne_bytes());
+    bytes.extend((NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    bytes.extend(sequence.to_ne_bytes());
+    bytes.extend(0u32.to_ne_bytes());
+    // idiag_family (the kernel dumps both, whatever it says), the two prefix lengths and
+    // idiag_ext: no extension asked for.
+    bytes.extend([AF_INET, 0, 0, 0]);
+    // The socket id: ports in network order, then the addresses and interface a dump
+    // does not use, and the "no cookie" cookie.
+    bytes.extend(sport.to_be_bytes());
+    bytes.extend(dport.to_be_bytes());
+    bytes.extend([0; 32 + 4]);
+    bytes.extend([0xff; 8]);
+    bytes.extend(states.bits().to_ne_bytes());
+    // idiag_dbs, unused.
+    bytes.extend(0u32.to_ne_bytes());
+    bytes
 }
 
 fn connect() -> io::Result<OwnedFd> {
@@ -96,23 +188,6 @@ fn connect() -> io::Result<OwnedFd> {
     let timeout = TimeVal::seconds(REPLY_TIMEOUT_SECONDS);
     setsockopt(&socket, sockopt::ReceiveTimeout, &timeout)?;
     Ok(socket)
-}
-
-fn dump_request(family: u8, port: u16, sequence: u32) -> Vec<u8> {
-    let mut socket_id = match family {
-        AF_INET => SocketId::new_v4(),
-        _ => SocketId::new_v6(),
-    };
-    // Non-zero, it makes the kernel skip listeners on other ports.
-    socket_id.source_port = port;
-    let request = InetRequest {
-        family,
-        protocol: IPPROTO_TCP,
-        extensions: ExtensionFlags::empty(),
-        states: StateFlags::LISTEN,
-        socket_id,
-    };
-    message(request, sequence)
 }
 
 /// A dump request for `request`, as bytes.
@@ -193,7 +268,7 @@ fn receive_dump(
 pub(super) fn messages(mut datagram: &[u8]) -> io::Result<Vec<NetlinkMessage<SockDiagMessage>>> {
     let mut parsed = Vec::new();
     while !datagram.is_empty() {
-        let message = NetlinkMessage::<SockDiagMessage>::deserialize(datagram)
+        let message = NetlinkMessage::<SockDiagMessage>::deserialize(&as_by_family(datagram))
             .map_err(|error| invalid_data(format!("sock_diag reply: {error}")))?;
         let length = message.header.length as usize;
         // A length below the header's own would never advance.
@@ -205,6 +280,23 @@ pub(super) fn messages(mut datagram: &[u8]) -> io::Result<Vec<NetlinkMessage<Soc
         parsed.push(message);
     }
     Ok(parsed)
+}
+
+/// A reply to `TCPDIAG_GETSOCK` is the same `inet_diag_msg` as one to
+/// `SOCK_DIAG_BY_FAMILY`, which is the only type the parser knows: the datagram's first
+/// message, relabelled (anything else as it is, for the parser to judge).
+fn as_by_family(datagram: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let word = |at: usize| datagram.get(at..at + 4).map(|b| [b[0], b[1], b[2], b[3]]);
+    let (Some(length), Some(kind)) = (word(0), word(4)) else {
+        return std::borrow::Cow::Borrowed(datagram);
+    };
+    let length = (u32::from_ne_bytes(length) as usize).min(datagram.len());
+    if u16::from_ne_bytes([kind[0], kind[1]]) != TCPDIAG_GETSOCK || length < NETLINK_HEADER_LEN {
+        return std::borrow::Cow::Borrowed(datagram);
+    }
+    let mut message = datagram[..length].to_vec();
+    message[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    std::borrow::Cow::Owned(message)
 }
 
 fn listener_from(response: &InetResponse, port: u16) -> Option<Listener> {

@@ -1,5 +1,6 @@
 use super::*;
 use crate::test_support::sockets::{inode_of, listen_on, port_of};
+use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, bind, socket};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -109,6 +110,73 @@ fn finds_every_listener_sharing_a_port() {
         found,
         sorted(vec![expected(&ipv4, false), expected(&ipv6, true)])
     );
+}
+
+/// The one walk for both families finds what a walk per family finds: the fallback for a
+/// kernel that refuses the original request is the same table.
+#[test]
+fn one_walk_finds_what_a_walk_per_family_finds() {
+    use netlink_packet_sock_diag::inet::StateFlags;
+    use sock_diag::Walk;
+    crate::test_support::network::private_network_with_ipv6();
+    let ipv4 = listen_on("127.0.0.1:0", None).unwrap();
+    let port = port_of(&ipv4);
+    let dual = listen_on(&format!("[::]:{port}"), Some(true)).unwrap();
+    let mapped = listen_on(&format!("[::ffff:127.0.0.2]:{port}"), Some(false)).unwrap();
+    let walked = |walk| {
+        let mut inodes = Vec::new();
+        sock_diag::dump_walking(walk, port, 0, StateFlags::LISTEN, |r| {
+            inodes.push((r.header.family, u64::from(r.header.inode)));
+        })
+        .unwrap();
+        inodes.sort();
+        inodes
+    };
+    let mut expected = vec![
+        (AF_INET, inode_of(&ipv4)),
+        (AF_INET6, inode_of(&dual)),
+        (AF_INET6, inode_of(&mapped)),
+    ];
+    expected.sort();
+    assert_eq!(walked(Walk::Once), expected);
+    assert_eq!(walked(Walk::PerFamily), expected);
+}
+
+#[test]
+fn only_a_refused_request_is_asked_again_per_family() {
+    use nix::libc::{EACCES, EINVAL, ENOBUFS, ENOENT, EOPNOTSUPP};
+    let refused = |errno| sock_diag::refused_request(&std::io::Error::from_raw_os_error(errno));
+    assert!(refused(EINVAL) && refused(ENOENT) && refused(EOPNOTSUPP));
+    assert!(!refused(EACCES) && !refused(ENOBUFS));
+    assert!(!sock_diag::refused_request(&std::io::Error::other(
+        "no errno"
+    )));
+}
+
+/// `struct inet_diag_req` under `TCPDIAG_GETSOCK`, as `<linux/inet_diag.h>` lays it out.
+#[test]
+fn the_one_walk_request_is_the_original_inet_diag_request() {
+    use netlink_packet_sock_diag::inet::StateFlags;
+    let requests = sock_diag::requests(sock_diag::Walk::Once, 8001, 0, StateFlags::LISTEN);
+    assert_eq!(requests.len(), 1);
+    let r = &requests[0];
+    let u16_at = |at: usize| u16::from_ne_bytes([r[at], r[at + 1]]);
+    let u32_at = |at: usize| u32::from_ne_bytes([r[at], r[at + 1], r[at + 2], r[at + 3]]);
+    assert_eq!((r.len(), u32_at(0)), (76, 76), "header + 60-byte request");
+    assert_eq!(u16_at(4), 18, "TCPDIAG_GETSOCK");
+    assert_eq!(u16_at(6), 0x301, "NLM_F_REQUEST | NLM_F_DUMP");
+    assert_eq!(u32_at(8), 1, "sequence");
+    assert_eq!(&r[20..24], &[0x1f, 0x41, 0, 0], "ports in network order");
+    assert_eq!(u32_at(68), 1 << 10, "TCP_LISTEN only");
+    assert_eq!(&r[60..68], &[0xff; 8], "no cookie");
+    let per_family = sock_diag::requests(sock_diag::Walk::PerFamily, 8001, 0, StateFlags::LISTEN);
+    let types: Vec<u16> = per_family
+        .iter()
+        .map(|r| u16::from_ne_bytes([r[4], r[5]]))
+        .collect();
+    assert_eq!(types, [20, 20], "SOCK_DIAG_BY_FAMILY");
+    let families: Vec<u8> = per_family.iter().map(|r| r[16]).collect();
+    assert_eq!(families, [AF_INET, AF_INET6]);
 }
 
 #[test]
@@ -243,6 +311,14 @@ fn garbage_netlink_replies_are_errors_not_panics() {
 proptest::proptest! {
     #[test]
     fn netlink_parser_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+        let _ = sock_diag::messages(&bytes);
+    }
+
+    #[test]
+    fn netlink_parser_never_panics_on_the_original_request_type(
+        mut bytes in proptest::collection::vec(proptest::num::u8::ANY, 6..512)
+    ) {
+        bytes[4..6].copy_from_slice(&18u16.to_ne_bytes());
         let _ = sock_diag::messages(&bytes);
     }
 
