@@ -284,18 +284,39 @@ impl FdScanner {
     }
 }
 
+/// The wanted inodes among `pid`'s descriptors. A program opens its listeners early, so the
+/// descriptors right after stdin, stdout and stderr are read first, one link each; the
+/// table is listed (which costs the kernel an entry per descriptor) only when they do not
+/// hold every wanted inode.
 fn scan_fd_table(pid: i32, wanted: &HashSet<u64>) -> Vec<u64> {
-    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return Vec::new();
-    };
     let mut held = Vec::new();
-    for entry in entries.flatten() {
-        let target = match fs::read_link(entry.path()) {
+    let first = (3..)
+        .take(wanted.len())
+        .map(|fd| format!("/proc/{pid}/fd/{fd}").into());
+    if !look_through(first, wanted, &mut held) || held.len() == wanted.len() {
+        return held;
+    }
+    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return held;
+    };
+    look_through(entries.flatten().map(|e| e.path()), wanted, &mut held);
+    held
+}
+
+/// Adds to `held` the wanted inodes that the fd links at `paths` name, until every one is
+/// found; false when reading links is refused.
+fn look_through(
+    paths: impl Iterator<Item = std::path::PathBuf>,
+    wanted: &HashSet<u64>,
+    held: &mut Vec<u64>,
+) -> bool {
+    for path in paths {
+        let target = match fs::read_link(path) {
             Ok(target) => target,
             // Listing a table can be allowed where reading its links is not: one refusal
             // means all of them would be refused, each costing a syscall.
-            Err(error) if error.kind() == io::ErrorKind::PermissionDenied => break,
-            // The fd was closed since the listing.
+            Err(error) if error.kind() == io::ErrorKind::PermissionDenied => return false,
+            // No such fd, or closed since the listing.
             Err(_) => continue,
         };
         if let Some(inode) = socket_inode(target.as_os_str().as_bytes())
@@ -309,7 +330,7 @@ fn scan_fd_table(pid: i32, wanted: &HashSet<u64>) -> Vec<u64> {
             }
         }
     }
-    held
+    true
 }
 
 /// The inode in a `socket:[12345]` fd link (crate-visible for the tests of

@@ -328,3 +328,44 @@ fn one_table_holding_several_wanted_sockets_is_read_until_it_has_given_them_all(
     assert_eq!(pids(&owners, a), vec![own_pid()]);
     assert_eq!(pids(&owners, b), vec![own_pid()]);
 }
+
+/// `sleep`, holding `listener` only as descriptor `fd`, once it runs.
+fn sleeper_holding(listener: &TcpListener, fd: i32) -> Reaped {
+    let socket = OwnedFd::from(listener.try_clone().unwrap());
+    let script = format!("exec {fd}<&0 0</dev/null; exec sleep 60");
+    let child = Command::new("bash")
+        .args(["-c", &script])
+        .stdin(Stdio::from(socket))
+        .spawn()
+        .unwrap();
+    let child = Reaped(child);
+    let pid = child.0.id() as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while crate::process::procfs::command_line(pid).as_deref() != Some("sleep 60") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bash never became sleep"
+        );
+        std::thread::yield_now();
+    }
+    child
+}
+
+#[test]
+fn a_socket_is_found_right_after_stdio_and_anywhere_else_in_the_table() {
+    let listener = listen_on("127.0.0.1:0", None).unwrap();
+    let inode = inode_of(&listener);
+    let wanted: HashSet<u64> = [inode].into();
+    // Where gunicorn keeps its listener (read by its link alone), and further up (found by
+    // listing the table once the first guesses miss).
+    for fd in [3, 7] {
+        let sleeper = sleeper_holding(&listener, fd);
+        let pid = sleeper.0.id() as i32;
+        assert_eq!(scan_fd_table(pid, &wanted), vec![inode], "held as fd {fd}");
+    }
+    // Two wanted, one held at 3 and the other nowhere: the table is listed, and has one.
+    let sleeper = sleeper_holding(&listener, 3);
+    let both: HashSet<u64> = [inode, 1].into();
+    assert_eq!(scan_fd_table(sleeper.0.id() as i32, &both), vec![inode]);
+    assert!(scan_fd_table(i32::MAX, &wanted).is_empty());
+}
