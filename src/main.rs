@@ -1,13 +1,49 @@
 //! The `gunicorn-launcher` binary: parses the command line and hands each
 //! subcommand to the library module that tells its story (see `lib.rs`).
+//!
+//! Its entry is C's `main`, not Rust's: std's own start reads `/proc/self/maps` to find the
+//! main thread's stack and sets up an alternate signal stack for a stack-overflow message,
+//! a dozen system calls at every start of a program whose start is measured against tini's.
+//! What the launcher needs of that start is done in [`prepare`]; std's arguments are still
+//! set (glibc hands them to std's initialiser before `main`), and a stack overflow ends the
+//! launcher with a plain SIGSEGV instead of a message.
+#![no_main]
 
 use clap::Parser;
 use gunicorn_launcher::cli::{self, Cli, Cmd};
 use gunicorn_launcher::error::Failure;
 use gunicorn_launcher::{check, installer, log, output, run};
-use std::process::ExitCode;
+use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+use nix::sys::signal::{SigHandler, Signal, signal};
+use nix::sys::stat::Mode;
+use std::ffi::{c_char, c_int};
 
-fn main() -> ExitCode {
+// SAFETY: the program's only `main`; glibc's start calls it once, with the C signature
+// given here, and nothing else in the program or its libraries defines the symbol.
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+    prepare();
+    let code = launch();
+    // Flushes std's stdout as a return from Rust's `main` would, then exits.
+    std::process::exit(code)
+}
+
+/// What std's start does that the launcher relies on: SIGPIPE ignored, so that a reader
+/// that went away shows as an error ([`output`]), and stdin, stdout and stderr open, so that
+/// no socket the launcher opens lands on one of them (on /dev/null where one was closed).
+fn prepare() {
+    // SAFETY: SIG_IGN runs no code of ours in a signal's context.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+    for fd in 0..=2 {
+        if fcntl(fd, FcntlArg::F_GETFD) == Err(nix::errno::Errno::EBADF) {
+            // The lowest free descriptor: this one.
+            let _ = open("/dev/null", OFlag::O_RDWR, Mode::empty());
+        }
+    }
+}
+
+/// The subcommand's story; its exit status.
+fn launch() -> i32 {
     let cli = Cli::parse();
     log::set_format(cli.log_format);
     // install and uninstall are transactions: their status is what they did, whether or
@@ -32,7 +68,7 @@ fn main() -> ExitCode {
     } else {
         code
     };
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    i32::from(u8::try_from(code).unwrap_or(1))
 }
 
 /// The man page or a completion script, on stdout (or man pages into a directory).
