@@ -206,24 +206,15 @@ impl Drop for Commands {
     }
 }
 
-/// Reads a non-blocking pipe until it would block; closes it at its end.
+/// Reads a non-blocking pipe until it would block; closes it at its end. Straight into
+/// `into` (what was read before the pipe would block stays there): a buffer on the stack
+/// would be paged in below every caller's frame, firewall or not.
 fn drain<R: Read>(pipe: &mut Option<R>, into: &mut Vec<u8>) {
     let Some(p) = pipe else { return };
-    let mut buffer = [0u8; 64 * 1024];
-    loop {
-        match p.read(&mut buffer) {
-            Ok(0) => {
-                *pipe = None;
-                return;
-            }
-            Ok(n) => into.extend_from_slice(&buffer[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-            Err(_) => {
-                *pipe = None;
-                return;
-            }
-        }
+    match p.read_to_end(into) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        // The end of the tool's output, or a pipe that cannot be read any further.
+        Ok(_) | Err(_) => *pipe = None,
     }
 }
 

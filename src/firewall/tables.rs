@@ -94,7 +94,10 @@ fn nft_tables() -> io::Result<Vec<Table>> {
     request.extend(0u32.to_ne_bytes());
     request.extend([0, 0, 0, 0]);
     send(socket.as_raw_fd(), &request, MsgFlags::empty())?;
-    let mut buffer = vec![0u8; 64 * 1024];
+    // A dump datagram is no larger than the largest buffer offered to `recv` and never
+    // below the kernel's page-sized minimum (`NLMSG_GOODSIZE`, under 8 KiB); MSG_TRUNC shows
+    // a cut-off. On the stack, where the socket table's dump has just paged the same in.
+    let mut buffer = [0u8; 16 * 1024];
     let mut found = Vec::new();
     loop {
         let n = loop {
