@@ -153,6 +153,37 @@ fn only_a_refused_request_is_asked_again_per_family() {
     )));
 }
 
+/// A connection from `client` is found in both families: waiting in the queue (inode 0),
+/// then with the inode of the socket `accept` made; another client port is not.
+#[test]
+fn an_accepted_connection_is_found_by_its_client() {
+    crate::test_support::network::private_network_with_ipv6();
+    for (addr, v6_only) in [("127.0.0.1:0", None), ("[::1]:0", Some(true))] {
+        let listener = listen_on(addr, v6_only).unwrap();
+        let server = listener.local_addr().unwrap();
+        let client = TcpStream::connect(server).unwrap();
+        let from = client.local_addr().unwrap();
+        assert_eq!(
+            accepted_inode(server, from).unwrap(),
+            Some(0),
+            "{addr} queued"
+        );
+        let (accepted, _) = listener.accept().unwrap();
+        let inode = Some(inode_of(&accepted));
+        assert_eq!(
+            accepted_inode(server, from).unwrap(),
+            inode,
+            "{addr} accepted"
+        );
+        let other = SocketAddr::new(from.ip(), from.port() ^ 1);
+        assert_eq!(
+            accepted_inode(server, other).unwrap(),
+            None,
+            "{addr} other port"
+        );
+    }
+}
+
 /// `struct inet_diag_req` under `TCPDIAG_GETSOCK`, as `<linux/inet_diag.h>` lays it out.
 #[test]
 fn the_one_walk_request_is_the_original_inet_diag_request() {

@@ -90,3 +90,43 @@ fn a_complaint_after_the_output_closed_is_still_read() {
     assert_eq!(out[0].stdout, b"ruleset\n");
     assert_eq!(out[0].complaint(), "late complaint");
 }
+
+/// A reader that gives `data` once, then fails with `then`.
+struct Failing {
+    data: Option<Vec<u8>>,
+    then: std::io::ErrorKind,
+}
+
+impl Read for Failing {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.data.take() {
+            Some(d) => {
+                buf[..d.len()].copy_from_slice(&d);
+                Ok(d.len())
+            }
+            None => Err(self.then.into()),
+        }
+    }
+}
+
+#[test]
+fn a_pipe_is_kept_while_it_would_block_and_closed_at_its_end_or_an_error() {
+    for (then, kept) in [
+        (std::io::ErrorKind::WouldBlock, true),
+        (std::io::ErrorKind::BrokenPipe, false),
+        (std::io::ErrorKind::Other, false),
+    ] {
+        let mut pipe = Some(Failing {
+            data: Some(b"table inet t".to_vec()),
+            then,
+        });
+        let mut into = b"[".to_vec();
+        drain(&mut pipe, &mut into);
+        assert_eq!(into, b"[table inet t", "{then:?}");
+        assert_eq!(pipe.is_some(), kept, "{then:?}");
+    }
+    let mut ended = Some(&b"end"[..]);
+    let mut into = Vec::new();
+    drain(&mut ended, &mut into);
+    assert_eq!((into.as_slice(), ended.is_none()), (&b"end"[..], true));
+}

@@ -66,3 +66,32 @@ fn this_network_namespace_can_be_listed() {
         }]
     );
 }
+
+/// A list as long as a page-sized dump datagram: read whole, not cut short (the buffer must
+/// hold what the kernel sends at once).
+#[test]
+fn a_long_table_list_is_read_whole() {
+    crate::test_support::network::private_network_with_ipv6();
+    let names: Vec<String> = (0..60)
+        .map(|i| format!("table_with_a_long_name_{i:03}"))
+        .collect();
+    let script: String = names
+        .iter()
+        .map(|n| format!("add table inet {n}\n"))
+        .collect();
+    let mut nft = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("THIS TEST NEEDS nft (nftables): run scripts/setup-test-env");
+    use std::io::Write;
+    nft.stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(nft.wait().unwrap().success());
+    let mut listed: Vec<String> = tables().unwrap().nft.into_iter().map(|t| t.name).collect();
+    listed.sort();
+    assert_eq!(listed, names);
+}

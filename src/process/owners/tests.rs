@@ -332,7 +332,9 @@ fn one_table_holding_several_wanted_sockets_is_read_until_it_has_given_them_all(
 /// `sleep`, holding `listener` only as descriptor `fd`, once it runs.
 fn sleeper_holding(listener: &TcpListener, fd: i32) -> Reaped {
     let socket = OwnedFd::from(listener.try_clone().unwrap());
-    let script = format!("exec {fd}<&0 0</dev/null; exec sleep 60");
+    // Nothing else between 3 and 9: a missing descriptor is part of the search.
+    let script =
+        format!("exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-; exec {fd}<&0 0</dev/null; exec sleep 60");
     let child = Command::new("bash")
         .args(["-c", &script])
         .stdin(Stdio::from(socket))
