@@ -325,6 +325,18 @@ fn parses_proc_net_rows_in_listen_state_only() {
     assert!(found[0].addr.is_unspecified());
 }
 
+/// A reply under the original request type whose length field is shorter than a header:
+/// an error, whatever the length, never a relabelling of bytes that are not there.
+#[test]
+fn a_too_short_reply_of_the_original_type_is_an_error() {
+    for length in 0u32..=16 {
+        let mut datagram = length.to_ne_bytes().to_vec();
+        datagram.extend(18u16.to_ne_bytes());
+        datagram.extend([0; 10]);
+        assert!(sock_diag::messages(&datagram).is_err(), "length {length}");
+    }
+}
+
 #[test]
 fn garbage_netlink_replies_are_errors_not_panics() {
     let header_only = [16, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
