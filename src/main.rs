@@ -35,9 +35,12 @@ fn prepare() {
     // SAFETY: SIG_IGN runs no code of ours in a signal's context.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
     for fd in 0..=2 {
-        if fcntl(fd, FcntlArg::F_GETFD) == Err(nix::errno::Errno::EBADF) {
-            // The lowest free descriptor: this one.
-            let _ = open("/dev/null", OFlag::O_RDWR, Mode::empty());
+        // The lowest free descriptor is this one. Without /dev/null the next socket would
+        // take it: the launcher stops there, as std's start does.
+        if fcntl(fd, FcntlArg::F_GETFD) == Err(nix::errno::Errno::EBADF)
+            && open("/dev/null", OFlag::O_RDWR, Mode::empty()).is_err()
+        {
+            std::process::abort();
         }
     }
 }

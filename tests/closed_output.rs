@@ -120,9 +120,10 @@ fn run_with_its_output_unread_still_serves_and_stops_cleanly() {
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
-/// Started with stdin and stdout closed (`<&- >&-`), as a careless unit or script can: the
-/// launcher puts /dev/null on both before it opens anything, so no descriptor of its own
-/// (its signalfd, gunicorn's notify socket) is taken for them, and it serves as usual.
+/// Started with stdin, stdout and stderr closed (`<&- >&- 2>&-`), as a careless unit or
+/// script can: the launcher puts /dev/null on each before it opens anything, so no
+/// descriptor of its own (its signalfd, gunicorn's notify socket) is taken for them, and it
+/// serves as usual.
 #[test]
 fn closed_stdin_and_stdout_become_dev_null_before_anything_is_opened() {
     let ns = Netns::new();
@@ -130,19 +131,18 @@ fn closed_stdin_and_stdout_become_dev_null_before_anything_is_opened() {
     let cmd = app.launcher_in(&ns, &["run", "--", "gunicorn", "hello:app"]);
     let mut closing = Command::new("bash");
     closing
-        .args(["-c", "exec \"$@\" <&- >&-", "bash"])
+        .args(["-c", "exec \"$@\" <&- >&- 2>&-", "bash"])
         .arg(cmd.get_program())
         .args(cmd.get_args())
         .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .current_dir(cmd.get_current_dir().unwrap())
-        .stderr(Stdio::piped());
+        .current_dir(cmd.get_current_dir().unwrap());
     let mut child = closing.spawn().unwrap();
     let pid = child.id() as i32;
     let _cleanup = KillTreeOnDrop(pid);
     wait_until("gunicorn to answer through the launcher", LONG, || {
         ns.http_status("http://127.0.0.1:8001/") == Ok(200)
     });
-    for fd in [0, 1] {
+    for fd in [0, 1, 2] {
         let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
         assert_eq!(link, Path::new("/dev/null"), "fd {fd}");
     }

@@ -96,7 +96,8 @@ fn nft_tables() -> io::Result<Vec<Table>> {
     send(socket.as_raw_fd(), &request, MsgFlags::empty())?;
     // A dump datagram is no larger than the largest buffer offered to `recv` and never
     // below the kernel's page-sized minimum (`NLMSG_GOODSIZE`, under 8 KiB); MSG_TRUNC shows
-    // a cut-off. On the stack, where the socket table's dump has just paged the same in.
+    // a cut-off. On the stack: on `run`'s path the socket table's dump has just paged that
+    // depth in.
     let mut buffer = [0u8; 16 * 1024];
     let mut found = Vec::new();
     loop {

@@ -3,11 +3,11 @@
 //! again, at no cost). The reply of an IPv6 listener carries its `IPV6_V6ONLY` unasked;
 //! `docs/sockets-and-probes.md` says why.
 //!
-//! The dump walks every bucket of the kernel's listening hash table (65,536 on a host with
-//! a few GiB, cold in the cache after a sleep) whatever the filter, so it is asked once for
-//! both families: with the original `TCPDIAG_GETSOCK` request, which the kernel answers
+//! The dump walks every bucket of the kernel's listening hash table (one per 2 MiB of memory,
+//! up to 65,536; cold in the cache after a sleep) whatever the filter, so it is asked once
+//! for both families: with the original `TCPDIAG_GETSOCK` request, which the kernel answers
 //! for `AF_UNSPEC`, rather than `SOCK_DIAG_BY_FAMILY`'s one family per walk. A kernel that
-//! refused it would be asked per family.
+//! refused it before answering anything is asked per family.
 
 use super::{Listener, guessed_v6_only, invalid_data};
 use netlink_packet_core::{
@@ -91,8 +91,14 @@ fn dump(
     states: StateFlags,
     mut on_response: impl FnMut(&InetResponse),
 ) -> io::Result<()> {
-    match dump_walking(Walk::Once, sport, dport, states.clone(), &mut on_response) {
-        Err(e) if refused_request(&e) => {
+    let mut delivered = false;
+    let once = dump_walking(Walk::Once, sport, dport, states.clone(), |r| {
+        delivered = true;
+        on_response(r)
+    });
+    match once {
+        // Refused before any socket came: nothing would be delivered twice.
+        Err(e) if refused_request(&e) && !delivered => {
             dump_walking(Walk::PerFamily, sport, dport, states, &mut on_response)
         }
         other => other,
@@ -115,10 +121,11 @@ pub(super) fn dump_walking(
     Ok(())
 }
 
-/// A kernel without the original request type answers it with one of these.
+/// A kernel without the original request type answers it with EINVAL (an unknown type) or
+/// EOPNOTSUPP (its handler not registered); other errors would fail the other way too.
 pub(super) fn refused_request(e: &io::Error) -> bool {
-    use nix::libc::{EINVAL, ENOENT, EOPNOTSUPP};
-    matches!(e.raw_os_error(), Some(EINVAL | ENOENT | EOPNOTSUPP))
+    use nix::libc::{EINVAL, EOPNOTSUPP};
+    matches!(e.raw_os_error(), Some(EINVAL | EOPNOTSUPP))
 }
 
 /// The dump requests of `walk`, numbered from 1, as bytes.
@@ -168,7 +175,7 @@ fn both_families_request(sport: u16, dport: u16, states: StateFlags, sequence: u
     bytes.extend([0; 32 + 4]);
     bytes.extend([0xff; 8]);
     bytes.extend(states.bits().to_ne_bytes());
-    // idiag_dbs, unused.
+    // idiag_dbs: no bytecode filter follows.
     bytes.extend(0u32.to_ne_bytes());
     bytes
 }
