@@ -7,7 +7,9 @@
 //! What the launcher needs of that start is done in [`prepare`]; std's arguments are still
 //! set (glibc hands them to std's initialiser before `main`), and a stack overflow ends the
 //! launcher with a plain SIGSEGV instead of a message.
-#![no_main]
+// A test build keeps Rust's entry for libtest's harness (the binary has no tests of its own).
+#![cfg_attr(not(test), no_main)]
+#![cfg_attr(test, allow(dead_code))]
 
 use clap::Parser;
 use gunicorn_launcher::cli::{self, Cli, Cmd};
@@ -16,12 +18,15 @@ use gunicorn_launcher::{check, installer, log, output, run};
 use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::sys::stat::Mode;
-use std::ffi::{c_char, c_int};
 
 // SAFETY: the program's only `main`; glibc's start calls it once, with the C signature
 // given here, and nothing else in the program or its libraries defines the symbol.
+#[cfg(not(test))]
 #[unsafe(no_mangle)]
-extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
     prepare();
     let code = launch();
     // Flushes std's stdout as a return from Rust's `main` would, then exits.
