@@ -148,7 +148,8 @@ pub fn effective_uid(pid: i32) -> Option<u32> {
 }
 
 /// What `/proc/<pid>/status` says of a process, for the owner search
-/// ([`pending_signals`] reads the same file for the supervisor).
+/// ([`pending_signals`] and [`voluntary_sleeps`] read the same file for the
+/// supervisor).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     pub name: String,
@@ -214,6 +215,16 @@ pub fn pending_signals(pid: i32) -> Option<u64> {
         }
     }
     mask
+}
+
+/// How many times the process's main thread went to sleep of its own accord
+/// (`voluntary_ctxt_switches`): blocking in a system call counts, being
+/// preempted does not.
+pub fn voluntary_sleeps(pid: i32) -> Option<u64> {
+    let status = read_text(&format!("/proc/{pid}/status"))?;
+    status_fields(&status)
+        .find(|&(key, _)| key == "voluntary_ctxt_switches")
+        .and_then(|(_, count)| count.parse().ok())
 }
 
 /// The command line, words joined by spaces, on one line (control

@@ -29,8 +29,10 @@ pub use crate::exit::UNVERIFIED as EXIT_UNVERIFIED;
 /// hammering, and gunicorn itself (up to 23) keeps only five.
 pub const MAX_HELD: usize = 64;
 /// Held signals go out one at a time: Python runs one handler for any number of the same
-/// signal that arrive before it looks, so the next waits until the last one is no longer
-/// pending in the master, and then this long.
+/// signal that arrive before it looks. The kernel hands a signal over before Python looks,
+/// and a master preempted in between would merge the next one into it; Python looks before
+/// it blocks again (gunicorn's master has one thread), so the next waits until the last one is no longer pending in the master,
+/// the master has gone to sleep since it was sent, and this long has passed.
 const HELD_GAP: Duration = Duration::from_millis(10);
 /// How often to look whether the last held signal was taken, and for how long at most (a
 /// master that never takes it is stuck anyway).
@@ -170,6 +172,8 @@ pub trait World {
     fn successor(&self, old: Pid) -> Option<Pid>;
     /// `signal` is still pending in `pid`.
     fn pending(&self, pid: Pid, signal: Signal) -> bool;
+    /// How many times `pid` has gone to sleep of its own accord; `None` if unreadable.
+    fn sleeps(&self, pid: Pid) -> Option<u64>;
     /// What holds the port outside the launcher's tree, if anything: a summary.
     fn foreign_holder(&self) -> Option<String>;
     /// What the watched workers died of, if any died.
@@ -247,7 +251,16 @@ struct Upgrade {
 struct Outbox {
     queue: VecDeque<Signal>,
     next: Option<Instant>,
-    last: Option<(Signal, Instant)>,
+    last: Option<Sent>,
+}
+
+/// The last signal the outbox sent: when, and how often the master had slept before it
+/// (`None`: not sent to the master, or unreadable).
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    signal: Signal,
+    at: Instant,
+    sleeps: Option<u64>,
 }
 
 /// The supervisor's whole state.
@@ -555,9 +568,9 @@ impl Machine {
 
     /// The next held signal, once the last one has been taken.
     fn deliver_next_held(&mut self, now: Instant, world: &dyn World, out: &mut Out) {
-        if let Some((last, sent)) = self.outbox.last
-            && now < sent + HELD_PATIENCE
-            && world.pending(self.master, last)
+        if let Some(last) = self.outbox.last
+            && now < last.at + HELD_PATIENCE
+            && !self.taken(last, world)
         {
             self.outbox.next = Some(now + HELD_POLL);
             return;
@@ -565,9 +578,25 @@ impl Machine {
         let Some(sig) = self.outbox.queue.pop_front() else {
             return;
         };
+        let sleeps = world.sleeps(self.master);
         self.deliver(sig, world, out);
-        self.outbox.last = Some((sig, now));
+        let forwarded = out.contains(&Action::Forward(self.master, sig));
+        self.outbox.last = Some(Sent {
+            signal: sig,
+            at: now,
+            sleeps: sleeps.filter(|_| forwarded),
+        });
         self.outbox.next = Some(now + HELD_GAP);
+    }
+
+    /// The master has handled `last`: the kernel handed it over, and the master has blocked
+    /// again since (where it cannot be read, the first is all there is to go by).
+    fn taken(&self, last: Sent, world: &dyn World) -> bool {
+        let slept = match (last.sleeps, world.sleeps(self.master)) {
+            (Some(before), Some(now)) => now > before,
+            _ => true,
+        };
+        slept && !world.pending(self.master, last.signal)
     }
 
     // ---------------------------------------------------------------- stopping

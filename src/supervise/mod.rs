@@ -488,6 +488,10 @@ impl World for Here<'_> {
             .is_some_and(|mask| mask & (1 << (signal as i32 - 1)) != 0)
     }
 
+    fn sleeps(&self, pid: Pid) -> Option<u64> {
+        crate::process::procfs::voluntary_sleeps(pid.as_raw())
+    }
+
     /// Asked only when a master died during its start: one kernel query, and an owner
     /// search only if something listens.
     fn foreign_holder(&self) -> Option<String> {

@@ -93,6 +93,34 @@ fn children_and_pending_signals_of_real_processes() {
 }
 
 #[test]
+fn a_process_that_blocks_again_has_slept_once_more() {
+    use std::io::Write;
+    let mut cat = std::process::Command::new("cat")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = cat.id() as i32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "never {what}");
+            std::thread::yield_now();
+        }
+    };
+    // Blocked reading its stdin: it has slept at least once.
+    wait_for("blocked", &|| stat(pid).map(|s| s.state) == Some('S'));
+    let before = voluntary_sleeps(pid).unwrap();
+    assert!(before >= 1, "{before}");
+    // A line wakes it; reading the next, it blocks again.
+    cat.stdin.as_mut().unwrap().write_all(b"line\n").unwrap();
+    wait_for("blocked again", &|| voluntary_sleeps(pid).unwrap() > before);
+    cat.kill().unwrap();
+    cat.wait().unwrap();
+    assert_eq!(voluntary_sleeps(-5), None);
+}
+
+#[test]
 fn command_line_and_environment_of_a_real_process() {
     let me = std::process::id() as i32;
     assert!(command_line(me).is_some_and(|c| !c.is_empty()));

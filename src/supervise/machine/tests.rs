@@ -19,6 +19,7 @@ struct Fake {
     workers: Vec<Proc>,
     successor: Option<Pid>,
     pending: bool,
+    sleeps: Option<u64>,
     holder: Option<String>,
     report: Option<String>,
 }
@@ -50,6 +51,9 @@ impl World for Fake {
     }
     fn pending(&self, _pid: Pid, _signal: Signal) -> bool {
         self.pending
+    }
+    fn sleeps(&self, _pid: Pid) -> Option<u64> {
+        self.sleeps
     }
     fn foreign_holder(&self) -> Option<String> {
         self.holder.clone()
@@ -252,6 +256,51 @@ fn held_signals_go_out_one_at_a_time_once_the_last_was_taken() {
     assert!(forwarded(&r.at(500, Event::Time)).is_empty());
     assert_eq!(forwarded(&r.at(1_011, Event::Time)), [Signal::SIGHUP]);
     assert_eq!(forwarded(&r.at(2_012, Event::Time)), [Signal::SIGTTOU]);
+}
+
+#[test]
+fn a_held_signal_waits_until_the_master_has_slept_since_the_last_one() {
+    let mut r = Run::new(settings(None));
+    r.world.sleeps = Some(7);
+    for i in 0..4 {
+        r.signal(i, Signal::SIGTTIN);
+    }
+    r.at(10, Event::Ready);
+    assert_eq!(forwarded(&r.at(10, Event::Time)), [Signal::SIGTTIN]);
+    // Handed over (not pending) but not yet slept on: Python may not have looked.
+    assert!(forwarded(&r.at(30, Event::Time)).is_empty());
+    assert!(forwarded(&r.at(500, Event::Time)).is_empty());
+    r.world.sleeps = Some(8);
+    assert_eq!(forwarded(&r.at(505, Event::Time)), [Signal::SIGTTIN]);
+    // Slept, but still pending: not yet.
+    r.world.sleeps = Some(9);
+    r.world.pending = true;
+    assert!(forwarded(&r.at(600, Event::Time)).is_empty());
+    r.world.pending = false;
+    assert_eq!(forwarded(&r.at(605, Event::Time)), [Signal::SIGTTIN]);
+    // A master that never sleeps again is given a second at most.
+    assert!(forwarded(&r.at(1_600, Event::Time)).is_empty());
+    assert_eq!(forwarded(&r.at(1_605, Event::Time)), [Signal::SIGTTIN]);
+    // Where the count cannot be read, a signal no longer pending was taken.
+    let mut r = Run::new(settings(None));
+    r.signal(0, Signal::SIGTTIN);
+    r.signal(1, Signal::SIGTTIN);
+    r.at(10, Event::Ready);
+    r.at(10, Event::Time);
+    r.world.sleeps = Some(3);
+    assert_eq!(forwarded(&r.at(20, Event::Time)), [Signal::SIGTTIN]);
+}
+
+#[test]
+fn a_usr2_held_for_an_upgrade_on_a_held_socket_does_not_wait_for_the_master_to_sleep() {
+    let mut r = Run::new(settings(Some((3, Duration::from_secs(60)))));
+    r.world.sleeps = Some(7);
+    r.signal(0, Signal::SIGUSR2);
+    r.signal(1, Signal::SIGTTIN);
+    r.at(10, Event::Ready);
+    let out = r.at(10, Event::Time);
+    assert!(out.contains(&Action::SpawnUpgrade), "{out:?}");
+    assert_eq!(forwarded(&r.at(20, Event::Time)), [Signal::SIGTTIN]);
 }
 
 #[test]
