@@ -89,18 +89,27 @@ fn dump(
     sport: u16,
     dport: u16,
     states: StateFlags,
-    mut on_response: impl FnMut(&InetResponse),
+    on_response: impl FnMut(&InetResponse),
+) -> io::Result<()> {
+    once_or_per_family(
+        |walk, on| dump_walking(walk, sport, dport, states.clone(), on),
+        on_response,
+    )
+}
+
+/// `walk` once for both families; again per family only if the kernel refused the first
+/// before any socket came, so that no socket is handed over twice.
+pub(super) fn once_or_per_family<R>(
+    mut walk: impl FnMut(Walk, &mut dyn FnMut(&R)) -> io::Result<()>,
+    mut on_response: impl FnMut(&R),
 ) -> io::Result<()> {
     let mut delivered = false;
-    let once = dump_walking(Walk::Once, sport, dport, states.clone(), |r| {
+    let once = walk(Walk::Once, &mut |r| {
         delivered = true;
         on_response(r)
     });
     match once {
-        // Refused before any socket came: nothing would be delivered twice.
-        Err(e) if refused_request(&e) && !delivered => {
-            dump_walking(Walk::PerFamily, sport, dport, states, &mut on_response)
-        }
+        Err(e) if refused_request(&e) && !delivered => walk(Walk::PerFamily, &mut on_response),
         other => other,
     }
 }

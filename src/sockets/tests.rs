@@ -153,6 +153,50 @@ fn only_a_refused_request_is_asked_again_per_family() {
     )));
 }
 
+/// The per-family walk follows only a first walk the kernel refused, and only if no socket
+/// came before the refusal: a socket is never handed over twice, and any other error stands.
+#[test]
+fn only_a_walk_refused_before_any_socket_is_walked_again_per_family() {
+    use nix::libc::{EACCES, EINVAL, EOPNOTSUPP};
+    use sock_diag::Walk;
+    // The first walk hands over `first` and ends with `end`; a walk per family hands over 2, 3.
+    let run = |first: &[u32], end: Result<(), i32>| {
+        let mut walks = Vec::new();
+        let mut got = Vec::new();
+        let result = sock_diag::once_or_per_family(
+            |walk, on: &mut dyn FnMut(&u32)| {
+                walks.push(walk);
+                match walk {
+                    Walk::Once => {
+                        first.iter().for_each(&mut *on);
+                        end.map_err(std::io::Error::from_raw_os_error)
+                    }
+                    Walk::PerFamily => {
+                        [2, 3].iter().for_each(&mut *on);
+                        Ok(())
+                    }
+                }
+            },
+            |&n| got.push(n),
+        );
+        (walks, got, result.map_err(|e| e.raw_os_error()))
+    };
+    let again = vec![Walk::Once, Walk::PerFamily];
+    for refused in [EINVAL, EOPNOTSUPP] {
+        assert_eq!(run(&[], Err(refused)), (again.clone(), vec![2, 3], Ok(())));
+        assert_eq!(
+            run(&[1], Err(refused)),
+            (vec![Walk::Once], vec![1], Err(Some(refused))),
+            "a socket came before the refusal"
+        );
+    }
+    assert_eq!(
+        run(&[], Err(EACCES)),
+        (vec![Walk::Once], vec![], Err(Some(EACCES)))
+    );
+    assert_eq!(run(&[1], Ok(())), (vec![Walk::Once], vec![1], Ok(())));
+}
+
 /// A connection from `client` is found in both families: waiting in the queue (inode 0),
 /// then with the inode of the socket `accept` made; another client port is not.
 #[test]
