@@ -27,6 +27,8 @@ pub mod launch;
 pub mod log;
 /// Start-up's pages given back once idle.
 pub mod memory;
+/// Netlink sockets to the kernel.
+pub mod netlink;
 /// gunicorn's notify socket, and systemd's.
 pub mod notify;
 /// Every command's output, through one writer that a closed reader ends quietly.

@@ -3,13 +3,9 @@
 //! tables` sends), legacy iptables' from `/proc/net/ip{,6}_tables_names`. A host with no
 //! table has nothing to judge, and most hosts answer that in microseconds.
 
-use nix::sys::socket::{
-    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, send,
-    setsockopt, socket, sockopt,
-};
-use nix::sys::time::{TimeVal, TimeValLike};
+use crate::netlink::{self, HEADER_LEN as HEADER, RECEIVE_BUFFER};
+use nix::sys::socket::SockProtocol;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
 
 /// An nftables table: its family (`ip`, `inet`, ...) and name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,59 +73,26 @@ const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_DUMP: u16 = 0x300;
 const NFTA_TABLE_NAME: u16 = 1;
-const HEADER: usize = 16;
 /// nlmsghdr, then nfgenmsg (family, version, resource id).
 const GENMSG: usize = 4;
 
 fn nft_tables() -> io::Result<Vec<Table>> {
-    let socket = connect()?;
-    let mut request = Vec::with_capacity(HEADER + GENMSG);
-    request.extend(((HEADER + GENMSG) as u32).to_ne_bytes());
-    request.extend(((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE).to_ne_bytes());
-    request.extend((NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    request.extend(1u32.to_ne_bytes());
-    request.extend(0u32.to_ne_bytes());
+    let socket = netlink::connect(SockProtocol::NetlinkNetFilter)?;
+    let kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE;
+    let mut request = netlink::dump_header(HEADER + GENMSG, kind, 1);
+    // nfgenmsg: any family, version 0, resource 0.
     request.extend([0, 0, 0, 0]);
-    send(socket.as_raw_fd(), &request, MsgFlags::empty())?;
-    // A dump datagram is no larger than the largest buffer offered to `recv` and never
-    // below the kernel's page-sized minimum (`NLMSG_GOODSIZE`, under 8 KiB); MSG_TRUNC shows
-    // a cut-off. On the stack: on `run`'s path the socket table's dump has just paged that
-    // depth in.
-    let mut buffer = [0u8; 16 * 1024];
+    netlink::send_all(&socket, &request)?;
+    // On the stack: on `run`'s path the socket table's dump has just paged that depth in.
+    let mut buffer = [0u8; RECEIVE_BUFFER];
     let mut found = Vec::new();
     loop {
-        let n = loop {
-            match recv(socket.as_raw_fd(), &mut buffer, MsgFlags::MSG_TRUNC) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                other => break other?,
-            }
-        };
-        if n > buffer.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "nftables table list cut short",
-            ));
-        }
-        if parse_reply(&buffer[..n], &mut found)? {
+        let datagram = netlink::receive(&socket, &mut buffer, "nftables table list")?;
+        if parse_reply(datagram, &mut found)? {
             return Ok(found);
         }
     }
-}
-
-fn connect() -> io::Result<OwnedFd> {
-    let socket = socket(
-        AddressFamily::Netlink,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkNetFilter,
-    )?;
-    bind(socket.as_raw_fd(), &NetlinkAddr::new(0, 0))?;
-    nix::sys::socket::connect(socket.as_raw_fd(), &NetlinkAddr::new(0, 0))?;
-    setsockopt(&socket, sockopt::ReceiveTimeout, &TimeVal::seconds(5))?;
-    Ok(socket)
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {

@@ -10,6 +10,7 @@
 //! refused it before answering anything is asked per family.
 
 use super::{Listener, guessed_v6_only, invalid_data};
+use crate::netlink::{self, HEADER_LEN, RECEIVE_BUFFER};
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
@@ -20,23 +21,11 @@ use netlink_packet_sock_diag::inet::nlas::Nla;
 use netlink_packet_sock_diag::inet::{
     ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags,
 };
-use nix::sys::socket::{
-    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, send,
-    setsockopt, socket, sockopt,
-};
-use nix::sys::time::{TimeVal, TimeValLike};
+use nix::sys::socket::SockProtocol;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 
-/// A dump datagram is at most as large as the largest buffer this socket
-/// has offered to `recvmsg`, and never below the kernel's own page-sized
-/// minimum (`NLMSG_GOODSIZE`, under 8 KiB): a fixed buffer of this size
-/// is never cut short, and `MSG_TRUNC` would show it if it were.
-const RECEIVE_BUFFER: usize = 16 * 1024;
-/// A dump is answered at once; a silent kernel must not hang `check` or startup.
-const REPLY_TIMEOUT_SECONDS: i64 = 5;
-const NETLINK_HEADER_LEN: usize = 16;
 /// The original `inet_diag` request type for TCP (`<linux/inet_diag.h>`): its dump covers
 /// both families in one walk, and its replies are `SOCK_DIAG_BY_FAMILY`'s under this type.
 const TCPDIAG_GETSOCK: u16 = 18;
@@ -121,10 +110,10 @@ pub(super) fn dump_walking(
     states: StateFlags,
     mut on_response: impl FnMut(&InetResponse),
 ) -> io::Result<()> {
-    let socket = connect()?;
+    let socket = netlink::connect(SockProtocol::NetlinkSockDiag)?;
     let mut buffer = [0; RECEIVE_BUFFER];
     for (sequence, request) in (1..).zip(requests(walk, sport, dport, states)) {
-        send_all(&socket, &request)?;
+        netlink::send_all(&socket, &request)?;
         receive_dump(&socket, sequence, &mut buffer, &mut on_response)?;
     }
     Ok(())
@@ -167,13 +156,7 @@ pub(super) fn requests(walk: Walk, sport: u16, dport: u16, states: StateFlags) -
 /// A `TCPDIAG_GETSOCK` dump request (`struct inet_diag_req`): TCP sockets of both families.
 fn both_families_request(sport: u16, dport: u16, states: StateFlags, sequence: u32) -> Vec<u8> {
     const REQUEST_LEN: usize = 60;
-    let length = NETLINK_HEADER_LEN + REQUEST_LEN;
-    let mut bytes = Vec::with_capacity(length);
-    bytes.extend((length as u32).to_ne_bytes());
-    bytes.extend(TCPDIAG_GETSOCK.to_ne_bytes());
-    bytes.extend((NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    bytes.extend(sequence.to_ne_bytes());
-    bytes.extend(0u32.to_ne_bytes());
+    let mut bytes = netlink::dump_header(HEADER_LEN + REQUEST_LEN, TCPDIAG_GETSOCK, sequence);
     // idiag_family (the kernel dumps both, whatever it says), the two prefix lengths and
     // idiag_ext: no extension asked for.
     bytes.extend([AF_INET, 0, 0, 0]);
@@ -189,23 +172,6 @@ fn both_families_request(sport: u16, dport: u16, states: StateFlags, sequence: u
     bytes
 }
 
-fn connect() -> io::Result<OwnedFd> {
-    let socket = socket(
-        AddressFamily::Netlink,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkSockDiag,
-    )?;
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
-    // Port 0: the kernel picks this socket's address; connected to the
-    // kernel (port 0 too), it takes datagrams from nobody else.
-    bind(fd, &NetlinkAddr::new(0, 0))?;
-    nix::sys::socket::connect(fd, &NetlinkAddr::new(0, 0))?;
-    let timeout = TimeVal::seconds(REPLY_TIMEOUT_SECONDS);
-    setsockopt(&socket, sockopt::ReceiveTimeout, &timeout)?;
-    Ok(socket)
-}
-
 /// A dump request for `request`, as bytes.
 fn message(request: InetRequest, sequence: u32) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
@@ -218,21 +184,6 @@ fn message(request: InetRequest, sequence: u32) -> Vec<u8> {
     bytes
 }
 
-fn send_all(socket: &OwnedFd, request: &[u8]) -> io::Result<()> {
-    let sent = send(
-        std::os::fd::AsRawFd::as_raw_fd(socket),
-        request,
-        MsgFlags::empty(),
-    )?;
-    if sent != request.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::WriteZero,
-            "sock_diag request sent in part",
-        ));
-    }
-    Ok(())
-}
-
 /// Reads the multipart reply to request `sequence` until `NLMSG_DONE`, handing each
 /// socket to `on_response`. An `NLMSG_ERROR`, an error in `NLMSG_DONE` (the kernel's
 /// way to report a dump that failed halfway) or an overrun makes the whole table untrustworthy.
@@ -243,20 +194,7 @@ fn receive_dump(
     mut on_response: impl FnMut(&InetResponse),
 ) -> io::Result<()> {
     loop {
-        // MSG_TRUNC makes recv return the datagram's real size, so a cut-off is visible.
-        let fd = std::os::fd::AsRawFd::as_raw_fd(socket);
-        let received = loop {
-            match recv(fd, buffer, MsgFlags::MSG_TRUNC) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                other => break other?,
-            }
-        };
-        let datagram = buffer
-            .get(..received)
-            .ok_or_else(|| invalid_data("sock_diag reply larger than the receive buffer"))?;
-        if datagram.is_empty() {
-            return Err(invalid_data("empty sock_diag reply"));
-        }
+        let datagram = netlink::receive(socket, buffer, "sock_diag reply")?;
         for message in messages(datagram)? {
             if message.header.sequence_number != sequence {
                 continue;
@@ -288,7 +226,7 @@ pub(super) fn messages(mut datagram: &[u8]) -> io::Result<Vec<NetlinkMessage<Soc
             .map_err(|error| invalid_data(format!("sock_diag reply: {error}")))?;
         let length = message.header.length as usize;
         // A length below the header's own would never advance.
-        if length < NETLINK_HEADER_LEN {
+        if length < HEADER_LEN {
             return Err(invalid_data("sock_diag message shorter than its header"));
         }
         let aligned = length.saturating_add(3) & !3;
@@ -307,7 +245,7 @@ fn as_by_family(datagram: &[u8]) -> std::borrow::Cow<'_, [u8]> {
         return std::borrow::Cow::Borrowed(datagram);
     };
     let length = (u32::from_ne_bytes(length) as usize).min(datagram.len());
-    if u16::from_ne_bytes([kind[0], kind[1]]) != TCPDIAG_GETSOCK || length < NETLINK_HEADER_LEN {
+    if u16::from_ne_bytes([kind[0], kind[1]]) != TCPDIAG_GETSOCK || length < HEADER_LEN {
         return std::borrow::Cow::Borrowed(datagram);
     }
     let mut message = datagram[..length].to_vec();
