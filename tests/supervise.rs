@@ -143,6 +143,8 @@ fn signals_held_during_gunicorns_startup_each_arrive() {
         "{}",
         l.output()
     );
+    // Each was seen taken (handed over, and the master blocked since), none sent blind.
+    assert!(!l.output().contains("has not taken"), "{}", l.output());
 }
 
 /// After a HUP, READY=1 comes only once every worker of the previous

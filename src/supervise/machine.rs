@@ -568,16 +568,26 @@ impl Machine {
 
     /// The next held signal, once the last one has been taken.
     fn deliver_next_held(&mut self, now: Instant, world: &dyn World, out: &mut Out) {
-        if let Some(last) = self.outbox.last
-            && now < last.at + HELD_PATIENCE
-            && !self.taken(last, world)
-        {
-            self.outbox.next = Some(now + HELD_POLL);
-            return;
-        }
-        let Some(sig) = self.outbox.queue.pop_front() else {
+        let Some(&sig) = self.outbox.queue.front() else {
             return;
         };
+        if let Some(last) = self.outbox.last
+            && !self.taken(last, world)
+        {
+            if now < last.at + HELD_PATIENCE {
+                self.outbox.next = Some(now + HELD_POLL);
+                return;
+            }
+            log(
+                out,
+                Level::Warning,
+                format!(
+                    "gunicorn's master has not taken {} within a second; passing on {sig} anyway",
+                    last.signal
+                ),
+            );
+        }
+        self.outbox.queue.pop_front();
         let sleeps = world.sleeps(self.master);
         self.deliver(sig, world, out);
         let forwarded = out.contains(&Action::Forward(self.master, sig));

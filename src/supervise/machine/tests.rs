@@ -271,16 +271,23 @@ fn a_held_signal_waits_until_the_master_has_slept_since_the_last_one() {
     assert!(forwarded(&r.at(30, Event::Time)).is_empty());
     assert!(forwarded(&r.at(500, Event::Time)).is_empty());
     r.world.sleeps = Some(8);
-    assert_eq!(forwarded(&r.at(505, Event::Time)), [Signal::SIGTTIN]);
+    let out = r.at(505, Event::Time);
+    assert_eq!(forwarded(&out), [Signal::SIGTTIN]);
+    assert!(logged(&out).is_empty(), "taken in time: {out:?}");
     // Slept, but still pending: not yet.
     r.world.sleeps = Some(9);
     r.world.pending = true;
     assert!(forwarded(&r.at(600, Event::Time)).is_empty());
     r.world.pending = false;
     assert_eq!(forwarded(&r.at(605, Event::Time)), [Signal::SIGTTIN]);
-    // A master that never sleeps again is given a second at most.
+    // A master that never sleeps again is given a second at most, and that is said.
     assert!(forwarded(&r.at(1_600, Event::Time)).is_empty());
-    assert_eq!(forwarded(&r.at(1_605, Event::Time)), [Signal::SIGTTIN]);
+    let out = r.at(1_605, Event::Time);
+    assert_eq!(forwarded(&out), [Signal::SIGTTIN]);
+    assert!(
+        logged(&out).contains("has not taken SIGTTIN within a second"),
+        "{out:?}"
+    );
     // Where the count cannot be read, a signal no longer pending was taken.
     let mut r = Run::new(settings(None));
     r.signal(0, Signal::SIGTTIN);
