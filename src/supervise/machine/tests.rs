@@ -267,8 +267,10 @@ fn a_held_signal_waits_until_the_master_has_slept_since_the_last_one() {
     }
     r.at(10, Event::Ready);
     assert_eq!(forwarded(&r.at(10, Event::Time)), [Signal::SIGTTIN]);
-    // Handed over (not pending) but not yet slept on: Python may not have looked.
+    // Handed over (not pending) but not yet slept on: Python may not have looked. The loop
+    // looks again a poll later, not at once (that would spin).
     assert!(forwarded(&r.at(30, Event::Time)).is_empty());
+    assert_eq!(r.m.next_deadline(), Some(r.t0 + Duration::from_millis(35)));
     assert!(forwarded(&r.at(500, Event::Time)).is_empty());
     r.world.sleeps = Some(8);
     let out = r.at(505, Event::Time);
