@@ -63,8 +63,13 @@ fn the_part_of_this_binary_the_loader_relocated_is_found_to_be_a_copy() {
     );
 }
 
+/// Held by the tests that give this process's pages back: a release with nothing kept,
+/// running on another thread, would take the pages another test asked to keep.
+static RELEASING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn releasing_keeps_the_process_working() {
+    let _alone = RELEASING.lock().unwrap_or_else(|e| e.into_inner());
     let maps = std::fs::read("/proc/self/maps").unwrap();
     let clean: usize = unmodified(read_only_file_mappings(&maps), page_size())
         .iter()
@@ -185,6 +190,7 @@ fn the_pages_it_is_asked_to_keep_stay_mapped() {
     // Code that nothing here runs, far from what reading pagemap runs (which faults its
     // own pages back in, with their neighbours).
     let kept = nix::libc::getpwnam as *const () as usize;
+    let _alone = RELEASING.lock().unwrap_or_else(|e| e.into_inner());
     assert!(release_clean_pages(&[kept]) > 0);
     let (kept_present, next_present) = (present(kept), present(kept / 4096 * 4096 + 4096));
     assert!(kept_present && next_present);

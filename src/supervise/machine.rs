@@ -30,9 +30,10 @@ pub use crate::exit::UNVERIFIED as EXIT_UNVERIFIED;
 pub const MAX_HELD: usize = 64;
 /// Held signals go out one at a time: Python runs one handler for any number of the same
 /// signal that arrive before it looks. The kernel hands a signal over before Python looks,
-/// and a master preempted in between would merge the next one into it; Python looks before
-/// it blocks again (gunicorn's master has one thread), so the next waits until the last one is no longer pending in the master,
-/// the master has gone to sleep since it was sent, and this long has passed.
+/// and a master preempted in between would merge the next one into it; a master that has
+/// blocked since has almost always looked (left: a hand-over between Python's periodic check
+/// and a blocking call), so the next waits until the last one is no longer pending in the
+/// master, the master has gone to sleep since it was sent, and this long has passed.
 const HELD_GAP: Duration = Duration::from_millis(10);
 /// How often to look whether the last held signal was taken, and for how long at most (a
 /// master that never takes it is stuck anyway).
@@ -246,7 +247,8 @@ struct Upgrade {
     ours: bool,
 }
 
-/// Signals delivered one at a time (those held while gunicorn started, and any behind them).
+/// Signals delivered one at a time (those held while gunicorn started, and any that come
+/// before the last of them was taken).
 #[derive(Debug, Default)]
 struct Outbox {
     queue: VecDeque<Signal>,
@@ -254,11 +256,19 @@ struct Outbox {
     last: Option<Sent>,
 }
 
-/// The last signal the outbox sent: when, and how often the master had slept before it
-/// (`None`: not sent to the master, or unreadable).
+impl Outbox {
+    /// Signals wait to go, or the last one has not been seen taken yet.
+    fn busy(&self) -> bool {
+        !self.queue.is_empty() || self.last.is_some()
+    }
+}
+
+/// The last signal the outbox sent: to which master, when, and how often that master had
+/// slept before it (`None`: not sent to the master, or unreadable).
 #[derive(Debug, Clone, Copy)]
 struct Sent {
     signal: Signal,
+    master: Pid,
     at: Instant,
     sleeps: Option<u64>,
 }
@@ -425,7 +435,7 @@ impl Machine {
                 }
             }
         }
-        if !self.outbox.queue.is_empty()
+        if self.outbox.busy()
             && let Some(t) = self.outbox.next
         {
             consider(t);
@@ -468,18 +478,20 @@ impl Machine {
             .then_some(self.master)
     }
 
-    /// gunicorn has its handlers and no held signal is still waiting to go.
+    /// gunicorn has its handlers and no held signal is still waiting to go or to be taken
+    /// (a signal sent straight after the last one could merge into it).
     fn straight_through(&self) -> bool {
         matches!(
             self.state,
             State::Verifying { .. } | State::Serving { .. } | State::Reloading { .. }
-        ) && self.outbox.queue.is_empty()
+        ) && !self.outbox.busy()
     }
 
     /// A reload, upgrade or scaling signal: held, queued, delivered or refused by state.
     fn pass_on(&mut self, sig: Signal, world: &dyn World, out: &mut Out) {
         if self.straight_through() {
-            return self.deliver(sig, world, out);
+            self.deliver(sig, world, out);
+            return;
         }
         match &mut self.state {
             // Stopping: gunicorn would not act on it, and once Python has begun to exit its
@@ -530,8 +542,8 @@ impl Machine {
         self.outbox.next = Some(now);
     }
 
-    /// A signal to a gunicorn that can take it.
-    fn deliver(&mut self, sig: Signal, world: &dyn World, out: &mut Out) {
+    /// A signal to a gunicorn that can take it; true if it goes to the master itself.
+    fn deliver(&mut self, sig: Signal, world: &dyn World, out: &mut Out) -> bool {
         match sig {
             Signal::SIGHUP => {
                 // Read before the signal goes (after it, new workers appear); all the rest
@@ -539,6 +551,7 @@ impl Machine {
                 let children = world.children(self.master);
                 out.push(Action::Forward(self.master, sig));
                 out.push(Action::Replacing(children));
+                true
             }
             // gunicorn's own USR2 cannot pass on a socket it got with LISTEN_FDS: with a held
             // socket the launcher upgrades itself.
@@ -552,6 +565,7 @@ impl Machine {
                 } else {
                     out.push(Action::SpawnUpgrade);
                 }
+                false
             }
             Signal::SIGUSR2 => {
                 out.push(Action::Forward(self.master, sig));
@@ -561,16 +575,17 @@ impl Machine {
                     "forwarded USR2: gunicorn starts a new master; the old one is stopped once a new worker answers",
                 );
                 self.watch_forwarded_upgrade(out);
+                true
             }
-            _ => out.push(Action::Forward(self.master, sig)),
+            _ => {
+                out.push(Action::Forward(self.master, sig));
+                true
+            }
         }
     }
 
     /// The next held signal, once the last one has been taken.
     fn deliver_next_held(&mut self, now: Instant, world: &dyn World, out: &mut Out) {
-        let Some(&sig) = self.outbox.queue.front() else {
-            return;
-        };
         if let Some(last) = self.outbox.last
             && !self.taken(last, world)
         {
@@ -578,21 +593,29 @@ impl Machine {
                 self.outbox.next = Some(now + HELD_POLL);
                 return;
             }
+            let then = match self.outbox.queue.front() {
+                Some(next) => format!("passing on {next} anyway"),
+                None => "signals go straight to it again".into(),
+            };
             log(
                 out,
                 Level::Warning,
                 format!(
-                    "gunicorn's master has not taken {} within a second; passing on {sig} anyway",
+                    "gunicorn's master has not taken {} within a second; {then}",
                     last.signal
                 ),
             );
         }
-        self.outbox.queue.pop_front();
+        let Some(sig) = self.outbox.queue.pop_front() else {
+            // The last one was taken: what comes now goes straight through.
+            self.outbox = Outbox::default();
+            return;
+        };
         let sleeps = world.sleeps(self.master);
-        self.deliver(sig, world, out);
-        let forwarded = out.contains(&Action::Forward(self.master, sig));
+        let forwarded = self.deliver(sig, world, out);
         self.outbox.last = Some(Sent {
             signal: sig,
+            master: self.master,
             at: now,
             sleeps: sleeps.filter(|_| forwarded),
         });
@@ -600,8 +623,12 @@ impl Machine {
     }
 
     /// The master has handled `last`: the kernel handed it over, and the master has blocked
-    /// again since (where it cannot be read, the first is all there is to go by).
+    /// again since (where it cannot be read, the first is all there is to go by). A master
+    /// that is not the one it went to has nothing of it to take.
     fn taken(&self, last: Sent, world: &dyn World) -> bool {
+        if last.master != self.master {
+            return true;
+        }
         let slept = match (last.sleeps, world.sleeps(self.master)) {
             (Some(before), Some(now)) => now > before,
             _ => true,
@@ -703,7 +730,7 @@ impl Machine {
                 ),
             );
         }
-        self.outbox.queue.clear();
+        self.outbox = Outbox::default();
         self.forget_workers(out);
         self.drop_look(out);
     }
@@ -926,7 +953,7 @@ impl Machine {
         out.push(Action::Status(line));
         out.push(Action::SignalGunicorns(Signal::SIGTERM));
         out.push(Action::SignalGunicorns(Signal::SIGCONT));
-        self.outbox.queue.clear();
+        self.outbox = Outbox::default();
         self.forget_workers(out);
         self.drop_look(out);
         self.state = State::Restarting {
@@ -1402,7 +1429,7 @@ impl Machine {
         self.restart_if_due(now, world, out);
         self.ask_if_due(now, out);
         self.tick_if_due(now, out);
-        if !self.outbox.queue.is_empty() && self.outbox.next.is_some_and(|t| now >= t) {
+        if self.outbox.busy() && self.outbox.next.is_some_and(|t| now >= t) {
             self.deliver_next_held(now, world, out);
         }
     }

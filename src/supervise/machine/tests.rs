@@ -300,6 +300,87 @@ fn a_held_signal_waits_until_the_master_has_slept_since_the_last_one() {
     assert_eq!(forwarded(&r.at(20, Event::Time)), [Signal::SIGTTIN]);
 }
 
+/// A signal that comes while the last held one is not yet seen taken waits behind it, then
+/// goes as soon as it was; after that, signals go straight through again.
+#[test]
+fn a_signal_right_after_the_last_held_one_waits_until_that_one_was_taken() {
+    let mut r = Run::new(settings(None));
+    r.world.sleeps = Some(7);
+    r.signal(0, Signal::SIGTTIN);
+    r.at(10, Event::Ready);
+    assert_eq!(forwarded(&r.at(10, Event::Time)), [Signal::SIGTTIN]);
+    assert_eq!(r.m.direct(), None, "the last held one is not taken yet");
+    assert!(forwarded(&r.signal(12, Signal::SIGTTIN)).is_empty());
+    assert!(forwarded(&r.at(20, Event::Time)).is_empty());
+    r.world.sleeps = Some(8);
+    let out = r.at(25, Event::Time);
+    assert_eq!(forwarded(&out), [Signal::SIGTTIN]);
+    assert!(logged(&out).is_empty(), "{out:?}");
+    r.world.sleeps = Some(9);
+    assert!(r.at(35, Event::Time).is_empty());
+    assert_eq!(r.m.direct(), Some(pid(MASTER)), "straight through again");
+    assert_eq!(r.m.next_deadline(), None);
+    // A last one never seen taken is given a second, then said.
+    let mut r = Run::new(settings(None));
+    r.world.sleeps = Some(7);
+    r.signal(0, Signal::SIGTTIN);
+    r.at(10, Event::Ready);
+    r.at(10, Event::Time);
+    assert_eq!(r.m.direct(), None);
+    let out = r.at(1_010, Event::Time);
+    assert!(
+        logged(&out).contains("has not taken SIGTTIN within a second; signals go straight"),
+        "{out:?}"
+    );
+    assert_eq!(r.m.direct(), Some(pid(MASTER)));
+}
+
+/// A crash and restart, or an adopted successor, make a new master: what the last one was
+/// sent is not waited for in the new one.
+#[test]
+fn a_new_master_does_not_wait_for_what_the_old_one_was_sent() {
+    // Restarted on the held socket after a crash.
+    let mut r = Run::new(settings(Some((3, Duration::from_secs(60)))));
+    r.world.sleeps = Some(7);
+    r.signal(0, Signal::SIGTTIN);
+    r.at(10, Event::Ready);
+    let asked = r.at(10, Event::Time);
+    assert_eq!(forwarded(&asked), [Signal::SIGTTIN]);
+    r.world.sleeps = Some(8);
+    r.answer(20, &asked, Kind::Ok);
+    r.at(
+        30,
+        Event::MasterExited(WaitStatus::Signaled(pid(MASTER), Signal::SIGKILL, false)),
+    );
+    assert!(r.at(31, Event::Time).contains(&Action::Respawn));
+    r.at(31, Event::Respawned(Ok(pid(NEW))));
+    r.world.sleeps = Some(1);
+    r.signal(32, Signal::SIGTTIN);
+    r.at(40, Event::Ready);
+    let out = r.at(40, Event::Time);
+    assert_eq!(forwarded(&out), [Signal::SIGTTIN], "{out:?}");
+    assert!(logged(&out).is_empty(), "{out:?}");
+    // gunicorn's own USR2, held: its successor is adopted before the old master was seen
+    // to block; the next signal goes to the new master at once.
+    let mut r = Run::new(settings(None));
+    r.world.sleeps = Some(7);
+    r.signal(0, Signal::SIGUSR2);
+    r.at(10, Event::Ready);
+    assert_eq!(forwarded(&r.at(10, Event::Time)), [Signal::SIGUSR2]);
+    r.at(20, Event::UpgradeFound(pid(NEW)));
+    r.at(30, Event::UpgradeAnswered(pid(NEW)));
+    r.world.successor = Some(pid(NEW));
+    r.at(40, Event::MasterExited(WaitStatus::Exited(pid(MASTER), 0)));
+    assert_eq!(r.m.master(), pid(NEW));
+    r.signal(41, Signal::SIGTTIN);
+    let out = r.at(41, Event::Time);
+    assert!(
+        out.contains(&Action::Forward(pid(NEW), Signal::SIGTTIN)),
+        "{out:?}"
+    );
+    assert!(!logged(&out).contains("has not taken"), "{out:?}");
+}
+
 #[test]
 fn a_usr2_held_for_an_upgrade_on_a_held_socket_does_not_wait_for_the_master_to_sleep() {
     let mut r = Run::new(settings(Some((3, Duration::from_secs(60)))));
