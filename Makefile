@@ -83,7 +83,7 @@ fuzz:
 # here, on the stable toolchain, and run every input of the committed corpus and
 # seeds through each target's properties once (libFuzzer's -runs=0), so that
 # neither can rot between fuzzing runs. Linked dynamically: libFuzzer looks up
-# optional sanitizer hooks with dlsym, which a static PIE cannot answer.
+# optional sanitizer hooks with dlsym, which a static binary cannot answer.
 fuzz-check:
 	cd fuzz && RUSTFLAGS="-C target-feature=-crt-static" CARGO_TARGET_DIR=target/check \
 	  $(CARGO) build --locked --bins

@@ -174,19 +174,34 @@ pub fn read_only_file_mappings(maps: &[u8]) -> Vec<Range<usize>> {
 /// The `mappings` of this process none of whose pages is a private copy, by
 /// `/proc/self/pagemap`; none at all when it cannot be read.
 fn unmodified(mappings: Vec<Range<usize>>, page: usize) -> Vec<Range<usize>> {
-    use std::os::unix::fs::FileExt;
     let Ok(pagemap) = std::fs::File::open("/proc/self/pagemap") else {
         return Vec::new();
     };
-    let mut entries = Vec::new();
     mappings
         .into_iter()
-        .filter(|m| {
-            entries.resize((m.end - m.start) / page * 8, 0);
-            let offset = (m.start / page * 8) as u64;
-            pagemap.read_exact_at(&mut entries, offset).is_ok() && !holds_a_copy(&entries)
-        })
+        .filter(|m| unmodified_mapping(&pagemap, m, page))
         .collect()
+}
+
+/// Whether no page of `mapping` is a private copy (false if pagemap cannot say). Read
+/// 512 entries at a time into a buffer on the stack, within the margin the release
+/// keeps: one on the heap would grow the heap just after it was trimmed.
+fn unmodified_mapping(pagemap: &std::fs::File, mapping: &Range<usize>, page: usize) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut entries = [0u8; 4096];
+    let (mut from, end) = (
+        (mapping.start / page * 8) as u64,
+        (mapping.end / page * 8) as u64,
+    );
+    while from < end {
+        let len = usize::try_from(end - from).map_or(entries.len(), |l| l.min(entries.len()));
+        let chunk = &mut entries[..len];
+        if pagemap.read_exact_at(chunk, from).is_err() || holds_a_copy(chunk) {
+            return false;
+        }
+        from += len as u64;
+    }
+    true
 }
 
 /// Whether a run of pagemap entries (64 bits each, native order) holds a page

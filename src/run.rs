@@ -258,17 +258,14 @@ fn fits_exec(argv: &[String], origin_code: i32, env: &ChildEnv) -> Result<(), Fa
             ));
         }
     }
-    let vars: Vec<String> = env
-        .vars
-        .iter()
-        .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
-        .collect();
-    for kv in &vars {
-        if kv.len() + 1 > MAX_ARG_STRLEN {
-            let name = kv.split('=').next().unwrap_or_default();
+    // `KEY=VALUE` as execve receives it, measured in bytes (not formatted: the
+    // environment can be large, and this runs at every start).
+    let var_len = |(k, v): &(std::ffi::OsString, std::ffi::OsString)| k.len() + 1 + v.len();
+    for var in &env.vars {
+        if var_len(var) + 1 > MAX_ARG_STRLEN {
             return Err(Failure::config(too_long(
-                format!("the environment variable {name}"),
-                kv.len(),
+                format!("the environment variable {}", var.0.to_string_lossy()),
+                var_len(var),
             )));
         }
     }
@@ -276,8 +273,9 @@ fn fits_exec(argv: &[String], origin_code: i32, env: &ChildEnv) -> Result<(), Fa
     let pointer = std::mem::size_of::<usize>();
     let total: usize = argv
         .iter()
-        .chain(&vars)
-        .map(|w| w.len() + 1 + pointer)
+        .map(String::len)
+        .chain(env.vars.iter().map(var_len))
+        .map(|len| len + 1 + pointer)
         .sum::<usize>()
         + 128;
     let limit = nix::unistd::sysconf(nix::unistd::SysconfVar::ARG_MAX)

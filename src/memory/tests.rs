@@ -195,3 +195,76 @@ fn the_pages_it_is_asked_to_keep_stay_mapped() {
     let (kept_present, next_present) = (present(kept), present(kept / 4096 * 4096 + 4096));
     assert!(kept_present && next_present);
 }
+
+/// A read-only private mapping of a file of `pages` pages, the page `copied` (if any) made
+/// a private copy by a write; unmapped when dropped.
+struct Mapped {
+    at: std::ptr::NonNull<std::ffi::c_void>,
+    len: usize,
+}
+
+impl Mapped {
+    fn new(pages: usize, copied: Option<usize>) -> Mapped {
+        use nix::sys::mman::{MapFlags, ProtFlags, mmap, mprotect};
+        let page = page_size();
+        let file = tempfile::tempfile().unwrap();
+        file.set_len((pages * page) as u64).unwrap();
+        let len = std::num::NonZeroUsize::new(pages * page).unwrap();
+        // SAFETY: a fresh private mapping of a file only this test has; nothing else
+        // refers to its memory.
+        let at = unsafe {
+            mmap(
+                None,
+                len,
+                ProtFlags::PROT_READ,
+                MapFlags::MAP_PRIVATE,
+                &file,
+                0,
+            )
+        }
+        .unwrap();
+        for n in 0..pages {
+            // SAFETY: inside the mapping just made, readable.
+            unsafe { std::ptr::read_volatile((at.as_ptr() as *const u8).add(n * page)) };
+        }
+        if let Some(n) = copied {
+            // SAFETY: the page lies inside the mapping; it is made writable for the one
+            // write that makes it a private copy, then read-only again.
+            unsafe {
+                let p = at.byte_add(n * page);
+                mprotect(p, page, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE).unwrap();
+                std::ptr::write_volatile(p.as_ptr() as *mut u8, 1);
+                mprotect(p, page, ProtFlags::PROT_READ).unwrap();
+            }
+        }
+        Mapped { at, len: len.get() }
+    }
+
+    fn range(&self) -> Range<usize> {
+        let start = self.at.as_ptr() as usize;
+        start..start + self.len
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: the mapping `new` made, which nothing refers to any more.
+        let _ = unsafe { nix::sys::mman::munmap(self.at, self.len) };
+    }
+}
+
+/// pagemap is read a chunk at a time: a copy is found wherever it lies, the last entry
+/// of a chunk and the first of the next included.
+#[test]
+fn a_copy_is_found_in_any_chunk_of_a_long_mapping() {
+    let page = page_size();
+    let clean = Mapped::new(1100, None);
+    assert_eq!(unmodified(vec![clean.range()], page), vec![clean.range()]);
+    for copied in [0, 511, 512, 1023, 1024, 1099] {
+        let mapped = Mapped::new(1100, Some(copied));
+        assert!(
+            unmodified(vec![mapped.range()], page).is_empty(),
+            "the copy of page {copied} was not found"
+        );
+    }
+}

@@ -90,6 +90,20 @@ impl Probes {
         timeout: Duration,
         slots: usize,
     ) -> Probes {
+        let mut probes = Probes::queued(requests, path, timeout, slots, false);
+        probes.start_queued(Instant::now());
+        probes
+    }
+
+    /// The probes, none started; `hold` makes each wait for [`Probes::release`] once
+    /// connected.
+    fn queued(
+        requests: &[Request],
+        path: &str,
+        timeout: Duration,
+        slots: usize,
+        hold: bool,
+    ) -> Probes {
         let probes = requests
             .iter()
             .map(|request| Probe {
@@ -100,25 +114,23 @@ impl Probes {
                     Stage::Queued
                 },
                 deadline: None,
-                hold: false,
+                hold,
             })
             .collect();
-        let mut probes = Probes {
+        Probes {
             timeout: timeout.min(MAX_TIMEOUT),
             path: path.to_string(),
             slots: slots.max(1),
             probes,
-        };
-        probes.start_queued(Instant::now());
-        probes
+        }
     }
 
     /// One probe that connects and then waits for [`Probes::release`] before it sends its
     /// request (to learn first which process accepted the connection).
     pub fn start_held(request: Request, path: &str, timeout: Duration) -> Probes {
-        let mut probes = Probes::start_in(std::slice::from_ref(&request), path, timeout, 1);
+        let mut probes = Probes::queued(std::slice::from_ref(&request), path, timeout, 1, true);
+        probes.start_queued(Instant::now());
         if let Some(p) = probes.probes.first_mut() {
-            p.hold = true;
             // Connected at once: held before anything is sent.
             p.stage = match std::mem::replace(&mut p.stage, Stage::Queued) {
                 Stage::Sending {
@@ -163,7 +175,15 @@ impl Probes {
             if open >= self.slots {
                 break;
             }
-            p.stage = connect(&p.request, &self.path);
+            p.stage = match connect(&p.request, &self.path) {
+                // A connect to an address of this host is as a rule complete by the time
+                // `connect` returns, though a non-blocking one says EINPROGRESS: sending
+                // at once saves a trip round the caller's loop. EAGAIN (still connecting)
+                // leaves it waiting to be writable; a failed connect shows as the send's
+                // error, which is the connect's.
+                Stage::Connecting { socket, request } if !p.hold => send_more(socket, request, 0),
+                other => other,
+            };
             p.deadline = Some(now + self.timeout);
             open += usize::from(p.open());
         }

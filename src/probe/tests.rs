@@ -581,3 +581,61 @@ fn open_descriptors_are_counted_one_for_one() {
     }
     panic!("five more open files never showed as five more descriptors");
 }
+
+/// A probe of this host has as a rule connected by the time `connect` returns: its request
+/// goes out then, and the first thing it waits for is the answer, not a writable socket.
+/// (The kernel may finish a handshake later under load, so one start in twenty suffices.)
+#[test]
+fn a_probe_of_this_host_sends_as_it_connects() {
+    use crate::pollset::Pollable;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent_at_once = (0..20).any(|_| {
+        let probes = Probes::start(&[Request::to(addr)], "/", GENEROUS);
+        let waits_for = probes
+            .poll_fds()
+            .iter()
+            .map(|f| f.events())
+            .collect::<Vec<_>>();
+        let _ = listener.accept().unwrap();
+        waits_for == [nix::poll::PollFlags::POLLIN]
+    });
+    assert!(
+        sent_at_once,
+        "every probe waited to be writable before it sent"
+    );
+}
+
+/// A held probe connects and sends nothing until it is released; then its request goes.
+#[test]
+fn a_held_probe_sends_nothing_until_released() {
+    use crate::pollset::Pollable;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut probes = Probes::start_held(Request::to(addr), "/", GENEROUS);
+    let (mut stream, _) = listener.accept().unwrap();
+    // The handshake may still be under way: wait until the probe is held.
+    let deadline = Instant::now() + GENEROUS;
+    while probes.held().is_none() {
+        assert!(Instant::now() < deadline, "never held");
+        let mut fds = probes.poll_fds();
+        let _ = nix::poll::poll(&mut fds, crate::pollset::timeout(probes.deadline()));
+        let ready: Vec<_> = fds
+            .iter()
+            .map(|f| f.revents().unwrap_or(nix::poll::PollFlags::empty()))
+            .collect();
+        drop(fds);
+        probes.advance(&ready, Instant::now());
+    }
+    stream.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let early = io::Read::read(&mut stream, &mut byte);
+    assert_eq!(
+        early.map_err(|e| e.kind()).unwrap_err(),
+        io::ErrorKind::WouldBlock,
+        "the held probe sent before it was released"
+    );
+    probes.release();
+    stream.set_nonblocking(false).unwrap();
+    assert!(read_head(&mut stream).starts_with(b"GET / HTTP/1.1\r\n"));
+}
