@@ -560,6 +560,11 @@ def process_cpu_ms(pid):
     return time.clock_gettime_ns((~pid << 3) | 2) / 1e6
 
 
+def minor_faults(pid):
+    """The minor page faults of process `pid` so far (/proc/PID/stat's tenth field)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+
+
 def cpu_at_rest(pid, log_path, launcher, limit=5.0, period=0.02):
     """The process CPU clock of `pid` once it has settled: for a launcher, after its log says
     `verified:` (READY=1 follows at once, then the release of start-up's pages); then until two
@@ -641,6 +646,8 @@ def bench_startup(args):
     cpu = {k: [] for k in kinds}
     # The same once the supervisor is at rest: a launcher's whole verification and READY=1.
     settled = {k: [] for k in kinds}
+    # Its minor page faults by then (each a few µs; the bench's steps before exec included).
+    faults = {k: [] for k in kinds}
     port = 20000
     with tempfile.TemporaryDirectory(prefix="glbench-") as tmp, Netns("startup"):
         tmp = Path(tmp)
@@ -658,11 +665,13 @@ def bench_startup(args):
                         proc = subprocess.Popen(supervised(kind, port), cwd=EXAMPLES, env=env, stdout=logf, stderr=logf)
                         elapsed, own = first_200(port, t0, cpu_of=proc.pid)
                         rest = cpu_at_rest(proc.pid, log_path, kind.startswith("launcher"))
+                        faulted = minor_faults(proc.pid)
                     stop(proc)
                     if r >= 1:  # one warm-up round
                         times[kind].append(elapsed * 1000)
                         cpu[kind].append(own)
                         settled[kind].append(rest)
+                        faults[kind].append(faulted)
     # The launcher's own work before it could exec gunicorn (CLI, config, command assembly,
     # `which`): `print-command` does all of it and then prints instead of forking.
     front = {"print-command": [str(LAUNCHER), "print-command", "--", str(GUNICORN), *APP], "true": [which("true")]}
@@ -684,6 +693,7 @@ def bench_startup(args):
         "ms": {k: summary(v) for k, v in times.items()},
         "supervisor_cpu_ms": {k: summary(v) for k, v in cpu.items()},
         "supervisor_cpu_at_rest_ms": {k: summary(v) for k, v in settled.items()},
+        "supervisor_minor_faults_at_rest": {k: summary(v) for k, v in faults.items()},
         "ratio_to_bare": {k: statistics.median(v) / base for k, v in times.items()},
         "ratio_ci95": {k: ratio_ci(v, times["bare"]) for k, v in times.items()},
         "activity": act.report,

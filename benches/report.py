@@ -439,6 +439,11 @@ def startup(s):
         out.append(f"| {name} | {f(v['median'])} | {iqr} | {rng} | {f(s['ratio_to_bare'][k], 3)} | {ci} | {own} |")
     out += ["", "The 95 % interval is a bootstrap of this run's own samples (2,000 resamples of both "
             "columns): it shows how precisely this run pins the ratio down."]
+    faults = s.get("supervisor_minor_faults_at_rest")
+    if faults:
+        parts = ", ".join(f"{k} {f(v['median'], 0)} (IQR {spread(v, 0)[0]})" for k, v in faults.items())
+        out += ["", f"Minor page faults of the supervisor process by the time it is at rest (`/proc/PID/stat`, "
+                    f"medians; the bench's steps between fork and exec included, the same for every row): {parts}."]
     out += ["", *startup_findings(s)]
     if "front_ms" in s:
         fr = s["front_ms"]
