@@ -63,8 +63,10 @@ fn the_part_of_this_binary_the_loader_relocated_is_found_to_be_a_copy() {
     );
 }
 
-/// Held by the tests that give this process's pages back: a release with nothing kept,
-/// running on another thread, would take the pages another test asked to keep.
+/// Held by the tests that give this process's pages back, and by those that map and unmap
+/// files of their own: a release with nothing kept, running on another thread, would take
+/// the pages another test asked to keep, and a mapping gone between its count and its
+/// release would be counted and not released.
 static RELEASING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
@@ -257,6 +259,7 @@ impl Drop for Mapped {
 /// of a chunk and the first of the next included.
 #[test]
 fn a_copy_is_found_in_any_chunk_of_a_long_mapping() {
+    let _alone = RELEASING.lock().unwrap_or_else(|e| e.into_inner());
     let page = page_size();
     let clean = Mapped::new(1100, None);
     assert_eq!(unmodified(vec![clean.range()], page), vec![clean.range()]);
