@@ -263,6 +263,10 @@ fn a_copy_is_found_in_any_chunk_of_a_long_mapping() {
     let page = page_size();
     let clean = Mapped::new(1100, None);
     assert_eq!(unmodified(vec![clean.range()], page), vec![clean.range()]);
+    // What follows a range is not read as its own: here the page after it is a copy.
+    let longer = Mapped::new(1101, Some(1100));
+    let first = longer.range().start..longer.range().end - page;
+    assert_eq!(unmodified(vec![first.clone()], page), vec![first]);
     for copied in [0, 511, 512, 1023, 1024, 1099] {
         let mapped = Mapped::new(1100, Some(copied));
         assert!(
