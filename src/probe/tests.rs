@@ -417,15 +417,8 @@ fn probes_past_the_slots_wait_their_turn_and_all_answer() {
     let mut probes = Probes::start_in(&requests, "/", GENEROUS, 3);
     let mut most = 0;
     while !probes.done() {
-        let mut fds = probes.poll_fds();
-        most = most.max(fds.len());
-        let _ = nix::poll::poll(&mut fds, crate::pollset::timeout(probes.deadline()));
-        let ready: Vec<_> = fds
-            .iter()
-            .map(|f| f.revents().unwrap_or(nix::poll::PollFlags::empty()))
-            .collect();
-        drop(fds);
-        probes.advance(&ready, Instant::now());
+        most = most.max(probes.poll_fds().len());
+        poll_once(&mut probes);
     }
     assert_eq!(most, 3, "three slots, and all of them used");
     let results = probes.results();
@@ -609,7 +602,6 @@ fn a_probe_of_this_host_sends_as_it_connects() {
 /// A held probe connects and sends nothing until it is released; then its request goes.
 #[test]
 fn a_held_probe_sends_nothing_until_released() {
-    use crate::pollset::Pollable;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let mut probes = Probes::start_held(Request::to(addr), "/", GENEROUS);
@@ -618,14 +610,7 @@ fn a_held_probe_sends_nothing_until_released() {
     let deadline = Instant::now() + GENEROUS;
     while probes.held().is_none() {
         assert!(Instant::now() < deadline, "never held");
-        let mut fds = probes.poll_fds();
-        let _ = nix::poll::poll(&mut fds, crate::pollset::timeout(probes.deadline()));
-        let ready: Vec<_> = fds
-            .iter()
-            .map(|f| f.revents().unwrap_or(nix::poll::PollFlags::empty()))
-            .collect();
-        drop(fds);
-        probes.advance(&ready, Instant::now());
+        poll_once(&mut probes);
     }
     stream.set_nonblocking(true).unwrap();
     let mut byte = [0u8; 1];
@@ -638,4 +623,18 @@ fn a_held_probe_sends_nothing_until_released() {
     probes.release();
     stream.set_nonblocking(false).unwrap();
     assert!(read_head(&mut stream).starts_with(b"GET / HTTP/1.1\r\n"));
+}
+
+/// One round of what a caller's loop does: poll the probes' descriptors until one is ready
+/// or the nearest deadline, then hand back what they said.
+fn poll_once(probes: &mut Probes) {
+    use crate::pollset::Pollable;
+    let mut fds = probes.poll_fds();
+    let _ = nix::poll::poll(&mut fds, crate::pollset::timeout(probes.deadline()));
+    let ready: Vec<_> = fds
+        .iter()
+        .map(|f| f.revents().unwrap_or(nix::poll::PollFlags::empty()))
+        .collect();
+    drop(fds);
+    probes.advance(&ready, Instant::now());
 }
